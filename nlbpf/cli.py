@@ -1,0 +1,3 @@
+"""Placeholder until the CLI lands."""
+def main():
+    print("nlbpf")

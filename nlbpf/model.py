@@ -1,0 +1,109 @@
+"""The records that flow through nlbpf: kernel -> Message -> Transaction.
+
+A Message is one netlink message as one process sent or received it. It holds
+the raw bytes (header included, cut at the snap length) and who/where/when;
+decoding happens later and only when something wants it.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+# Netlink protocol numbers (include/uapi/linux/netlink.h) -> short names.
+PROTOCOLS = {
+    0: "route", 1: "unused", 2: "usersock", 3: "firewall", 4: "sock_diag",
+    5: "nflog", 6: "xfrm", 7: "selinux", 8: "iscsi", 9: "audit",
+    10: "fib_lookup", 11: "connector", 12: "netfilter", 13: "ip6_fw",
+    14: "dnrtmsg", 15: "kobject_uevent", 16: "generic", 18: "scsitransport",
+    19: "ecryptfs", 20: "rdma", 21: "crypto", 22: "smc",
+}
+PROTOCOL_NUMBERS = {name: num for num, name in PROTOCOLS.items()}
+
+REQUEST, REPLY, NOTIFY = "request", "reply", "notify"
+
+
+def protocol_name(proto):
+    return PROTOCOLS.get(proto, str(proto))
+
+
+@dataclass
+class Message:
+    """One netlink message seen in one send/recv syscall."""
+    ts_ns: int                 # CLOCK_MONOTONIC of the syscall's entry
+    pid: int                   # tgid of the sender/receiver
+    tid: int
+    comm: str
+    protocol: int              # NETLINK_ROUTE == 0, ...
+    direction: str             # REQUEST (sent), REPLY (unicast in), NOTIFY (multicast in)
+    data: bytes                # captured bytes, nlmsghdr included, at most snaplen
+    length: int                # nlmsg_len the header claims (may exceed len(data))
+    netns: int = 0             # inode of the socket's network namespace
+    cgroup: int = 0            # cgroup v2 id of the task
+    sock: int = 0              # socket identity (kernel sk address; 0 when unknown)
+    portid: int = 0            # the socket's own netlink port id
+    groups: int = 0            # multicast group mask from msg_name (0: unicast/unknown)
+    syscall: str = ""          # sendmsg, recvmsg, sendto, ...
+    ret: int = 0               # syscall return value
+    dur_ns: int = 0            # syscall duration
+    lock_wait_ns: int = 0      # time the thread waited on kernel locks in this syscall
+    lock_holder_pid: int = 0   # owner of the longest-waited mutex, if known
+    lock_holder_comm: str = ""
+    extack: Optional[str] = None   # netlink:netlink_extack text seen during the syscall
+    skipped_parts: int = 0     # dump parts the kernel counted but did not hand over
+    skipped_bytes: int = 0
+    skipped_intr: bool = False  # some skipped part carried NLM_F_DUMP_INTR
+    split: bool = False        # the message straddled iovecs; data may be partial
+
+    @property
+    def nl_type(self):
+        return int.from_bytes(self.data[4:6], "little") if len(self.data) >= 6 else None
+
+    @property
+    def nl_flags(self):
+        return int.from_bytes(self.data[6:8], "little") if len(self.data) >= 8 else 0
+
+    @property
+    def seq(self):
+        return int.from_bytes(self.data[8:12], "little") if len(self.data) >= 12 else 0
+
+    @property
+    def nl_pid(self):
+        return int.from_bytes(self.data[12:16], "little") if len(self.data) >= 16 else 0
+
+    @property
+    def truncated(self):
+        return len(self.data) < self.length
+
+
+@dataclass
+class SyscallError:
+    """A netlink socket call that failed as a whole (ENOBUFS overrun, EPERM, ...)."""
+    ts_ns: int
+    pid: int
+    tid: int
+    comm: str
+    protocol: int
+    syscall: str
+    errno: int
+    netns: int = 0
+    cgroup: int = 0
+    sock: int = 0
+    portid: int = 0
+
+
+@dataclass
+class Transaction:
+    """A request paired with its final reply (ACK, ERROR or the DONE of a dump)."""
+    request: Message
+    final: Optional[Message] = None      # None: the reply never came (expired)
+    parts: int = 0                       # dump parts / data replies before the final one
+    part_bytes: int = 0
+    dump_intr: bool = False              # some part carried NLM_F_DUMP_INTR
+    errno: Optional[int] = None          # positive errno, 0 for success
+    extack: Optional[str] = None
+    replies: list = field(default_factory=list)  # kept only when the consumer asks
+
+    @property
+    def latency_ns(self):
+        if self.final is None:
+            return None
+        end = self.final.ts_ns + self.final.dur_ns
+        return max(0, end - self.request.ts_ns)
