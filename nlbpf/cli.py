@@ -1,3 +1,129 @@
-"""Placeholder until the CLI lands."""
-def main():
-    print("nlbpf")
+"""nlbpf's command line: one click group, one module per command."""
+import functools
+import re
+import sys
+
+import click
+
+from . import __version__
+from .errors import NlbpfError
+from .filters import Filters
+
+UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+
+
+def parse_duration_ns(text, default_unit="ms"):
+    """'500ms' / '1.5s' / '200us' / '750' (default unit) -> ns."""
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zµ]*)\s*", str(text))
+    if not m or (m.group(2) and m.group(2) not in UNITS):
+        raise NlbpfError(f"bad duration {text!r}: use a number with ns, us, ms or s (e.g. 500ms)",
+                         exit_code=2)
+    return int(float(m.group(1)) * UNITS[m.group(2) or default_unit])
+
+
+def capture_options(f):
+    """Options every capturing command takes."""
+    options = [
+        click.option("--json", "as_json", is_flag=True, help="One JSON object per line."),
+        click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+                     metavar="SECONDS", help="Stop after this many seconds."),
+        click.option("-p", "--pid", type=click.IntRange(min=1), default=None,
+                     help="Only this process (tgid)."),
+        click.option("-c", "--comm", default=None, help="Only processes with this name."),
+        click.option("--proto", default=None,
+                     help="Only this netlink protocol (route, generic, netfilter, sock_diag, ... or a number)."),
+        click.option("--type", "type_", default=None,
+                     help="Only requests of this type (RTM_DELROUTE, or a number) and their replies."),
+        click.option("--netns", default=None,
+                     help="Only this network namespace (ip netns name, inode or pid)."),
+        click.option("--snaplen", type=click.IntRange(16, 4096), default=1024, show_default=True,
+                     help="Bytes of each message kept, header included."),
+        click.option("--buffer", type=click.Choice(["auto", "ring", "perf"]), default="auto",
+                     show_default=True, help="Kernel-to-user buffer: ring buffer, or perf buffer."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+
+    @functools.wraps(f)
+    def wrapper(**kw):
+        kw["filters"] = Filters.from_options(pid=kw.pop("pid"), comm=kw.pop("comm"),
+                                             proto=kw.pop("proto"), type_=kw.pop("type_"),
+                                             netns=kw.pop("netns"))
+        return f(**kw)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nlbpf")
+def cli():
+    """nlbpf: see every netlink request on this machine, who made it, and how it went."""
+
+
+@cli.command()
+@capture_options
+def trace(**kw):
+    """Every netlink message, one line each."""
+    from .commands.trace import run_trace
+    run_trace(**kw)
+
+
+@cli.command()
+@capture_options
+def errors(**kw):
+    """Failed requests (with errno, extack and the decoded request), interrupted dumps, overruns."""
+    from .commands.errors import run_errors
+    run_errors(**kw)
+
+
+@cli.command()
+@capture_options
+@click.option("--threshold", default="500ms", show_default=True,
+              help="Report requests slower than this (ns, us, ms, s).")
+def slow(threshold, **kw):
+    """Requests slower than a threshold, with lock wait vs work and who held the lock."""
+    from .commands.slow import run_slow
+    run_slow(threshold_ns=parse_duration_ns(threshold), **kw)
+
+
+@cli.command()
+@capture_options
+@click.option("-i", "--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+              help="Seconds between refreshes.")
+@click.option("-n", "--count", type=click.IntRange(min=1), default=None,
+              help="Stop after this many refreshes.")
+@click.option("--rows", type=click.IntRange(min=1), default=20, show_default=True,
+              help="Processes shown per refresh.")
+def top(**kw):
+    """Per-process netlink activity, counted in the kernel, refreshed like top."""
+    from .commands.top import run_top
+    run_top(**kw)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report.")
+def doctor(as_json):
+    """Which hooks load on this kernel, and why not where they don't."""
+    from .commands.doctor import run_doctor
+    sys.exit(run_doctor(as_json))
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="nlbpf", standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.ClickException as e:
+        # one line, not click's usage block
+        print(f"nlbpf: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except NlbpfError as e:
+        if e.exit_code:
+            print(f"nlbpf: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

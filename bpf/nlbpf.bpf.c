@@ -1,0 +1,879 @@
+// SPDX-License-Identifier: GPL-2.0
+/* nlbpf syscall-layer probes: netlink traffic as processes send and receive it.
+ *
+ * Compiled by bcc from this file. Everything variable comes in as -D defines:
+ *   MODE_TRACE | MODE_ERRORS | MODE_SLOW | MODE_TOP   what to hand over
+ *   USE_RINGBUF, RINGBUF_PAGES                        ring buffer, else perf buffer
+ *   SNAPLEN                                           bytes kept per message
+ *   FILTER_PID, FILTER_COMM, FILTER_PROTO, FILTER_TYPE, FILTER_NETNS, FILTER_CGROUP
+ *   SLOW_NS, SPAN_MIN_NS                              slow mode thresholds
+ *   OFF_*                                             struct offsets from the running kernel's BTF
+ *
+ * Struct fields are read at offsets from BTF, never through kernel headers,
+ * which may belong to another kernel version.
+ *
+ * Flow: sys_enter_* resolves fd -> netlink socket and remembers the call;
+ * sys_exit_* sets up a walk over the user buffers and tail-calls walk(),
+ * which handles WALK_CHUNK steps per run and re-enters itself.
+ */
+#include "nlbpf.h"
+
+#define AF_NETLINK 16
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define MSG_PEEK 2
+#define NLMSG_HDRLEN 16
+#define NLMSG_ERROR 2
+#define NLMSG_DONE 3
+#define NLM_F_REQUEST 0x1
+#define NLM_F_MULTI 0x2
+#define NLM_F_ACK 0x4
+#define NLM_F_DUMP 0x300
+#define NLM_F_DUMP_INTR 0x10
+#define EAGAIN 11
+#define EINTR 4
+#define LCB_F_MUTEX (1U << 5)
+
+#define MAX_IOV 64              /* iovecs walked per msghdr */
+#define MAX_MMSG 64             /* entries walked per sendmmsg/recvmmsg */
+/* steps per walk() run, re-entered by tail call; top's accounting makes each
+ * step costlier to verify, so it takes smaller chunks */
+#ifdef MODE_TOP
+#define WALK_CHUNK 16
+#else
+#define WALK_CHUNK 48
+#endif
+#define MAX_TAIL 31             /* tail calls per syscall (kernel allows 33) */
+
+#ifndef RINGBUF_PAGES
+#define RINGBUF_PAGES 4096
+#endif
+#ifndef SPAN_MIN_NS
+#define SPAN_MIN_NS 1000000
+#endif
+#ifndef PENDING_MAX
+#define PENDING_MAX 16384
+#endif
+
+/* ------------------------------------------------------------------ maps */
+
+#ifdef USE_RINGBUF
+BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+#else
+BPF_PERF_OUTPUT(events);
+#endif
+
+BPF_PERCPU_ARRAY(stats, u64, ST_NR);
+BPF_PERCPU_ARRAY(scratch, struct nl_event, 1);
+BPF_PROG_ARRAY(progs, 1);
+
+/* A netlink call in flight on one thread. */
+struct call {
+    u64 ts;
+    u64 sk;
+    u64 cgroup;
+    u64 arg_ptr;                /* msghdr, buffer or mmsghdr vector (user) */
+    u64 arg_len;                /* buffer length or vlen */
+    u64 addr_ptr;               /* recvfrom's src_addr */
+    u32 netns;
+    u32 pid;
+    u8 proto;
+    u8 syscall;
+    u8 dir;
+    u8 pad;
+    char comm[16];
+    /* lock contention seen while this call ran */
+    u64 lock_wait;
+    u64 lock_begin;
+    u64 lock_addr;
+    u64 lock_max;
+    u32 holder_pid;
+    u32 cur_holder_pid;
+    char holder_comm[16];
+    char cur_holder_comm[16];
+};
+BPF_HASH(calls, u32, struct call, 10240);
+
+/* Walk state of the syscall being processed on this CPU. */
+struct walk_state {
+    struct call c;
+    u64 now;
+    u64 remaining;              /* bytes left in this msghdr (recv: what the kernel wrote) */
+    u64 iov_ptr;
+    u64 iov_cnt;
+    u64 iov_idx;
+    u64 base;                   /* current segment */
+    u64 seg_len;
+    u64 off;
+    u64 skip;                   /* bytes of a straddling message still to skip */
+    u64 mmsg_ptr;
+    u32 mmsg_idx;
+    u32 mmsg_cnt;
+    u32 groups;
+    s32 ret;
+    u32 tail;
+    u8 lock_charged;            /* this recv's lock wait went to a request already */
+    u8 is_mmsg;
+    u8 flat;                    /* one buffer (sendto/recvfrom), no iovec array */
+    u8 pad;
+};
+BPF_PERCPU_ARRAY(walkst, struct walk_state, 1);
+
+/* Requests waiting for their final reply, keyed by socket and seq. */
+struct pend_key {
+    u64 sk;
+    u32 seq;
+    u32 pad;
+};
+struct pend_val {
+    u64 ts;
+    u64 parts;
+    u64 bytes;
+    u64 lock_wait;
+    u64 lock_max;
+    u32 holder_pid;
+    u16 flags;
+    u16 type;
+    u8 intr;
+    u8 pad[7];
+    char holder_comm[16];
+#ifdef KEEP_REQUEST
+    u32 req_size;               /* bytes of req that are valid */
+    u32 pad2;
+    struct nl_event req;        /* the request event, handed over only if it matters */
+#endif
+};
+BPF_TABLE("lru_hash", struct pend_key, struct pend_val, pending, PENDING_MAX);
+BPF_PERCPU_ARRAY(pend_scratch, struct pend_val, 1);
+
+#ifdef MODE_TOP
+BPF_HASH(top, u32, struct top_val, 10240);
+BPF_HASH(top_types, struct top_type_key, u64, 65536);
+BPF_PERCPU_ARRAY(top_zero, struct top_val, 1);
+#endif
+
+/* --------------------------------------------------------------- helpers */
+
+static __always_inline void stat_inc(u32 idx)
+{
+    u64 *v = stats.lookup(&idx);
+    if (v)
+        (*v)++;
+}
+
+static __always_inline u64 read_kptr(u64 addr)
+{
+    u64 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (void *)addr);
+    return v;
+}
+
+#ifdef FILTER_COMM
+static __always_inline int comm_matches(const char *comm)
+{
+    const char want[] = FILTER_COMM;
+#pragma unroll
+    for (int i = 0; i < 16 && i < sizeof(want); i++) {
+        if (comm[i] != want[i])
+            return 0;
+        if (want[i] == 0)
+            return 1;
+    }
+    return 1;
+}
+#endif
+
+/* fd -> struct sock of a netlink socket, or 0. Fills proto and netns. */
+static __always_inline u64 netlink_sock_of_fd(int fd, u8 *proto, u32 *netns)
+{
+    if (fd < 0)
+        return 0;
+    u64 task = (u64)bpf_get_current_task();
+    u64 files = read_kptr(task + OFF_TASK_FILES);
+    if (!files)
+        return 0;
+    u64 fdt = read_kptr(files + OFF_FILES_FDT);
+    if (!fdt)
+        return 0;
+    u32 max_fds = 0;
+    bpf_probe_read_kernel(&max_fds, sizeof(max_fds), (void *)(fdt + OFF_FDT_MAX_FDS));
+    if ((u32)fd >= max_fds)
+        return 0;
+    u64 fd_array = read_kptr(fdt + OFF_FDT_FD);
+    u64 file = read_kptr(fd_array + (u64)fd * 8);
+    if (!file)
+        return 0;
+    u64 inode = read_kptr(file + OFF_FILE_INODE);
+    u16 mode = 0;
+    bpf_probe_read_kernel(&mode, sizeof(mode), (void *)(inode + OFF_INODE_MODE));
+    if ((mode & S_IFMT) != S_IFSOCK)
+        return 0;
+    u64 socket = read_kptr(file + OFF_FILE_PRIVATE);
+    u64 sk = read_kptr(socket + OFF_SOCKET_SK);
+    if (!sk)
+        return 0;
+    u16 family = 0;
+    bpf_probe_read_kernel(&family, sizeof(family), (void *)(sk + OFF_SOCK_FAMILY));
+    if (family != AF_NETLINK)
+        return 0;
+    u16 protocol = 0;
+    bpf_probe_read_kernel(&protocol, sizeof(protocol), (void *)(sk + OFF_SOCK_PROTOCOL));
+    *proto = protocol;
+    u64 net = read_kptr(sk + OFF_SOCK_NET);
+    bpf_probe_read_kernel(netns, sizeof(*netns), (void *)(net + OFF_NET_INUM));
+    return sk;
+}
+
+/* Common entry: is this a netlink call we want? Remember it if so. */
+static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u64 arg_len,
+                                      u64 addr_ptr)
+{
+    u64 id = bpf_get_current_pid_tgid();
+    u32 pid = id >> 32, tid = (u32)id;
+#ifdef FILTER_PID
+    if (pid != FILTER_PID)
+        return 0;
+#endif
+#ifdef FILTER_CGROUP
+    if (bpf_get_current_cgroup_id() != FILTER_CGROUP)
+        return 0;
+#endif
+    struct call c = {};
+    c.sk = netlink_sock_of_fd(fd, &c.proto, &c.netns);
+    if (!c.sk)
+        return 0;
+#ifdef FILTER_PROTO
+    if (c.proto != FILTER_PROTO)
+        return 0;
+#endif
+#ifdef FILTER_NETNS
+    if (c.netns != FILTER_NETNS)
+        return 0;
+#endif
+    bpf_get_current_comm(&c.comm, sizeof(c.comm));
+#ifdef FILTER_COMM
+    if (!comm_matches(c.comm))
+        return 0;
+#endif
+    c.ts = bpf_ktime_get_ns();
+    c.pid = pid;
+    c.cgroup = bpf_get_current_cgroup_id();
+    c.syscall = syscall;
+    c.dir = dir;
+    c.arg_ptr = arg_ptr;
+    c.arg_len = arg_len;
+    c.addr_ptr = addr_ptr;
+    calls.update(&tid, &c);
+    return 0;
+}
+
+static __always_inline void fill_common(struct nl_event *e, struct walk_state *w, u8 kind)
+{
+    e->kind = kind;
+    e->ts_ns = w->c.ts;
+    e->dur_ns = w->now - w->c.ts;
+    e->sk = w->c.sk;
+    e->cgroup = w->c.cgroup;
+    e->pid = w->c.pid;
+    e->tid = (u32)bpf_get_current_pid_tgid();
+    e->netns = w->c.netns;
+    e->groups = w->groups;
+    e->ret = w->ret;
+    e->proto = w->c.proto;
+    e->syscall = w->c.syscall;
+    e->dir = w->c.dir;
+    e->lock_wait_ns = 0;
+    e->holder_pid = 0;
+    e->skipped_parts = 0;
+    e->skipped_bytes = 0;
+    e->flags = 0;
+    __builtin_memcpy(e->comm, w->c.comm, sizeof(e->comm));
+    u32 portid = 0;
+    bpf_probe_read_kernel(&portid, sizeof(portid), (void *)(w->c.sk + OFF_NLSK_PORTID));
+    e->portid = portid;
+}
+
+static __always_inline void emit(void *ctx, struct nl_event *e, u64 size)
+{
+    /* the verifier needs the bound re-proven after clang's arithmetic */
+    if (size > sizeof(struct nl_event))
+        size = sizeof(struct nl_event);
+    asm volatile("" : "+r"(size));
+    if (size > sizeof(struct nl_event))
+        size = sizeof(struct nl_event);
+    if (size < NL_EVENT_HDR)
+        size = NL_EVENT_HDR;
+#ifdef USE_RINGBUF
+    int err = events.ringbuf_output(e, size, 0);
+#else
+    int err = events.perf_submit(ctx, e, size);
+#endif
+    stat_inc(err ? ST_LOST : ST_EMITTED);
+}
+
+static __always_inline void emit_event(void *ctx, struct nl_event *e)
+{
+    emit(ctx, e, NL_EVENT_HDR + e->cap_len);
+}
+
+/* log2 bucket with one extra bit of precision, for the top histogram */
+static __always_inline u32 lat_bucket(u64 v)
+{
+    u32 lg = 0;
+    u64 x = v;
+    if (x >> 32) { x >>= 32; lg += 32; }
+    if (x >> 16) { x >>= 16; lg += 16; }
+    if (x >> 8) { x >>= 8; lg += 8; }
+    if (x >> 4) { x >>= 4; lg += 4; }
+    if (x >> 2) { x >>= 2; lg += 2; }
+    if (x >> 1) { lg += 1; }
+    u32 half = lg ? (u32)((v >> (lg - 1)) & 1) : 0;
+    u32 b = lg * 2 + half;
+    return b < LAT_BUCKETS ? b : LAT_BUCKETS - 1;
+}
+
+#ifdef MODE_TOP
+static __always_inline struct top_val *top_entry(struct walk_state *w)
+{
+    u32 pid = w->c.pid;
+    struct top_val *t = top.lookup(&pid);
+    if (t)
+        return t;
+    u32 zero = 0;
+    struct top_val *z = top_zero.lookup(&zero);
+    if (!z)
+        return 0;
+    __builtin_memcpy(z->comm, w->c.comm, sizeof(z->comm));
+    top.insert(&pid, z);
+    return top.lookup(&pid);
+}
+
+static __always_inline void top_count_type(struct walk_state *w, u16 type)
+{
+    struct top_type_key k = {.pid = w->c.pid, .type = type, .proto = w->c.proto};
+    u64 one = 1;
+    u64 *n = top_types.lookup(&k);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        top_types.insert(&k, &one);
+}
+#endif
+
+/* ------------------------------------------------------ per-message logic */
+
+static __always_inline void on_request(void *ctx, struct walk_state *w, struct nl_event *e,
+                                       struct top_val *t)
+{
+#ifdef FILTER_TYPE
+    if (e->nl_type != FILTER_TYPE)
+        return;
+#endif
+#ifdef MODE_TOP
+    if (t) {
+        __sync_fetch_and_add(&t->msgs_out, 1);
+        __sync_fetch_and_add(&t->bytes_out, e->nl_len);
+        if (e->nl_flags & NLM_F_REQUEST)
+            __sync_fetch_and_add(&t->requests, 1);
+        if ((e->nl_flags & NLM_F_DUMP) == NLM_F_DUMP)
+            __sync_fetch_and_add(&t->dumps, 1);
+    }
+    top_count_type(w, e->nl_type);
+#endif
+    /* Only requests to the kernel get replies worth waiting for. */
+    if (e->nl_flags & NLM_F_REQUEST) {
+        u32 zero = 0;
+        struct pend_key k = {.sk = w->c.sk, .seq = e->nl_seq};
+        /* built in per-CPU scratch: with the held request it is too big for the stack */
+        struct pend_val *v = pend_scratch.lookup(&zero);
+        if (v) {
+            v->ts = w->c.ts;
+            v->flags = e->nl_flags;
+            v->type = e->nl_type;
+            v->parts = 0;
+            v->bytes = 0;
+            v->intr = 0;
+            v->lock_wait = 0;
+            v->lock_max = 0;
+            v->holder_pid = 0;
+            /* the send call's own lock wait counts toward its (first) request */
+            if (!w->lock_charged) {
+                v->lock_wait = w->c.lock_wait;
+                v->lock_max = w->c.lock_max;
+                v->holder_pid = w->c.holder_pid;
+                __builtin_memcpy(v->holder_comm, w->c.holder_comm, sizeof(v->holder_comm));
+                w->lock_charged = 1;
+            }
+#ifdef KEEP_REQUEST
+            u64 sz = NL_EVENT_HDR + e->cap_len;
+            if (sz > sizeof(struct nl_event))
+                sz = sizeof(struct nl_event);
+            asm volatile("" : "+r"(sz));
+            if (sz > sizeof(struct nl_event))
+                sz = sizeof(struct nl_event);
+            bpf_probe_read_kernel(&v->req, sz, e);
+            v->req_size = sz;
+            v->req.flags |= EVF_HELD;
+#endif
+            if (pending.update(&k, v) != 0)
+                stat_inc(ST_PENDING_FULL);
+        }
+    }
+#ifdef MODE_TRACE
+    emit_event(ctx, e);
+#endif
+}
+
+static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_event *e,
+                                     struct top_val *t)
+{
+    if (w->groups) {
+        /* multicast notification: only trace shows them */
+#ifdef MODE_TOP
+        if (t) {
+            __sync_fetch_and_add(&t->msgs_in, 1);
+            __sync_fetch_and_add(&t->bytes_in, e->nl_len);
+        }
+#endif
+#if defined(MODE_TRACE)
+#ifdef FILTER_TYPE
+        if (e->nl_type != FILTER_TYPE)
+            return;
+#endif
+        emit_event(ctx, e);
+#endif
+        return;
+    }
+
+    struct pend_key k = {.sk = w->c.sk, .seq = e->nl_seq};
+    struct pend_val *p = pending.lookup(&k);
+#ifdef MODE_TOP
+    if (t) {
+        __sync_fetch_and_add(&t->msgs_in, 1);
+        __sync_fetch_and_add(&t->bytes_in, e->nl_len);
+    }
+#endif
+    if (!p) {
+        /* a reply to a request we did not see (or filtered out) */
+#if defined(MODE_TRACE) && !defined(FILTER_TYPE)
+        emit_event(ctx, e);
+#endif
+        return;
+    }
+    /* this recv call's lock wait counts toward the request once */
+    if (!w->lock_charged) {
+        p->lock_wait += w->c.lock_wait;
+        if (w->c.lock_max > p->lock_max) {
+            p->lock_max = w->c.lock_max;
+            p->holder_pid = w->c.holder_pid;
+            __builtin_memcpy(p->holder_comm, w->c.holder_comm, sizeof(p->holder_comm));
+        }
+        w->lock_charged = 1;
+    }
+
+    int final = e->nl_type == NLMSG_ERROR || e->nl_type == NLMSG_DONE ||
+                (!(e->nl_flags & NLM_F_MULTI) && !(p->flags & NLM_F_ACK));
+    if (!final) {
+        p->parts++;
+        p->bytes += e->nl_len;
+        if (e->nl_flags & NLM_F_DUMP_INTR)
+            p->intr = 1;
+#ifdef MODE_TRACE
+        emit_event(ctx, e);
+#endif
+        return;
+    }
+
+    /* the final reply: the request is answered */
+    s32 status = 0;
+    if ((e->nl_type == NLMSG_ERROR || e->nl_type == NLMSG_DONE) && e->cap_len >= 20)
+        bpf_probe_read_kernel(&status, sizeof(status), &e->data[16]);
+    u64 latency = w->now - p->ts;
+    u8 intr = p->intr || (e->nl_flags & NLM_F_DUMP_INTR);
+
+    e->flags |= EVF_FINAL;
+    e->lock_wait_ns = p->lock_wait;
+    e->holder_pid = p->holder_pid;
+    __builtin_memcpy(e->holder_comm, p->holder_comm, sizeof(e->holder_comm));
+
+#ifdef MODE_TOP
+    if (t) {
+        if (status)
+            __sync_fetch_and_add(&t->errors, 1);
+        if (intr)
+            __sync_fetch_and_add(&t->dump_intr, 1);
+        __sync_fetch_and_add(&t->lat_count, 1);
+        __sync_fetch_and_add(&t->lat_sum_ns, latency);
+        __sync_fetch_and_add(&t->lock_wait_ns, p->lock_wait);
+        if (latency > t->lat_max_ns)
+            t->lat_max_ns = latency;
+        u32 b = lat_bucket(latency);
+        if (b < LAT_BUCKETS)
+            __sync_fetch_and_add(&t->lat_hist[b], 1);
+    }
+#endif
+
+#if defined(MODE_ERRORS) || defined(MODE_SLOW)
+#ifdef MODE_ERRORS
+    int wanted = status != 0 || intr;
+#else
+    int wanted = latency >= SLOW_NS;
+#endif
+    if (wanted) {
+        e->skipped_parts = p->parts;
+        e->skipped_bytes = p->bytes;
+        if (p->intr)
+            e->flags |= EVF_SKIPPED_INTR;
+#ifdef KEEP_REQUEST
+        if (p->req_size)
+            emit(ctx, &p->req, p->req_size);
+#endif
+        emit_event(ctx, e);
+    }
+#endif
+#ifdef MODE_TRACE
+    emit_event(ctx, e);
+#endif
+    pending.delete(&k);
+}
+
+/* ------------------------------------------------------------- the walk */
+
+/* Move to the next iovec (or the next mmsghdr). 0 when there is none. */
+static __always_inline int next_segment(struct walk_state *w)
+{
+    if (w->flat)
+        return 0;
+    if (w->iov_idx < w->iov_cnt && w->iov_idx < MAX_IOV && w->remaining) {
+        u64 iov[2] = {};
+        bpf_probe_read_user(iov, sizeof(iov), (void *)(w->iov_ptr + w->iov_idx * 16));
+        w->iov_idx++;
+        w->base = iov[0];
+        w->seg_len = iov[1] < w->remaining ? iov[1] : w->remaining;
+        w->remaining -= w->seg_len;
+        w->off = 0;
+        return 1;
+    }
+    if (w->is_mmsg && w->mmsg_idx + 1 < w->mmsg_cnt && w->mmsg_idx + 1 < MAX_MMSG) {
+        /* struct mmsghdr { struct user_msghdr (56 bytes); u32 msg_len; } is 64 bytes */
+        w->mmsg_idx++;
+        u64 m = w->mmsg_ptr + (u64)w->mmsg_idx * 64;
+        u64 hdr[4] = {};
+        u32 len = 0;
+        bpf_probe_read_user(hdr, sizeof(hdr), (void *)m);
+        bpf_probe_read_user(&len, sizeof(len), (void *)(m + 56));
+        w->iov_ptr = hdr[2];
+        w->iov_cnt = hdr[3];
+        w->iov_idx = 0;
+        w->remaining = len;
+        w->seg_len = 0;
+        w->off = 0;
+        return 1;
+    }
+    return 0;
+}
+
+/* One step: skip, advance a segment, or handle the message at base+off. 0 to stop. */
+static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_event *e,
+                                     struct top_val *t)
+{
+    if (w->off >= w->seg_len)
+        return next_segment(w);
+    u64 avail = w->seg_len - w->off;
+    if (w->skip) {
+        u64 n = w->skip < avail ? w->skip : avail;
+        w->off += n;
+        w->skip -= n;
+        return 1;
+    }
+    u64 src = w->base + w->off;
+    u32 hdr[4] = {};
+    if (avail >= NLMSG_HDRLEN)
+        bpf_probe_read_user(hdr, sizeof(hdr), (void *)src);
+    e->nl_len = hdr[0];
+    e->nl_type = hdr[1] & 0xffff;
+    e->nl_flags = hdr[1] >> 16;
+    e->nl_seq = hdr[2];
+    e->flags = 0;
+    e->skipped_parts = 0;
+    e->skipped_bytes = 0;
+    e->lock_wait_ns = 0;
+    e->holder_pid = 0;
+
+    /* keep the message (or what there is of it), cut at SNAPLEN */
+    u64 msg_len = hdr[0];
+    u64 cap = msg_len;
+    if (avail < NLMSG_HDRLEN || msg_len < NLMSG_HDRLEN)
+        cap = avail;            /* malformed: keep the bytes, userspace says why */
+    if (cap > avail) {
+        cap = avail;
+        e->flags |= EVF_SPLIT;
+    }
+    if (cap > SNAPLEN)
+        cap = SNAPLEN;
+    asm volatile("" : "+r"(cap));
+    if (cap > SNAPLEN)
+        cap = SNAPLEN;
+    bpf_probe_read_user(e->data, cap, (void *)src);
+    e->cap_len = cap;
+
+    if (avail < NLMSG_HDRLEN || msg_len < NLMSG_HDRLEN) {
+        /* the kernel stops parsing a buffer here too */
+#ifdef MODE_TRACE
+        emit_event(ctx, e);
+#endif
+        w->off = w->seg_len;
+        return 1;
+    }
+    if (w->c.dir == DIR_SEND)
+        on_request(ctx, w, e, t);
+    else
+        on_reply(ctx, w, e, t);
+
+    u64 step = (msg_len + 3) & ~3ULL;
+    if (step > avail) {
+        w->skip = step - avail;
+        w->off = w->seg_len;
+    } else {
+        w->off += step;
+    }
+    return 1;
+}
+
+int walk(void *ctx)
+{
+    u32 zero = 0;
+    struct walk_state *w = walkst.lookup(&zero);
+    struct nl_event *e = scratch.lookup(&zero);
+    if (!w || !e)
+        return 0;
+    struct top_val *t = 0;
+#ifdef MODE_TOP
+    t = top_entry(w);
+#endif
+    int more = 1;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < WALK_CHUNK; i++) {
+        more = walk_step(ctx, w, e, t);
+        if (!more)
+            break;
+    }
+    if (more) {
+        if (w->tail < MAX_TAIL) {
+            w->tail++;
+            progs.call(ctx, 0);
+        }
+        /* still here: out of tail calls, the rest of this call goes unseen */
+        stat_inc(ST_TRUNC_WALK);
+    }
+    return 0;
+}
+
+/* Common exit: take the call, report failures, start the walk. */
+static __always_inline int exit_call(void *ctx, long ret)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct call *c = calls.lookup(&tid);
+    if (!c)
+        return 0;
+    u32 zero = 0;
+    struct walk_state *w = walkst.lookup(&zero);
+    struct nl_event *e = scratch.lookup(&zero);
+    if (!w || !e) {
+        calls.delete(&tid);
+        return 0;
+    }
+    __builtin_memcpy(&w->c, c, sizeof(struct call));
+    calls.delete(&tid);
+    w->now = bpf_ktime_get_ns();
+    w->ret = ret;
+    w->groups = 0;
+    w->tail = 0;
+    w->lock_charged = 0;
+    w->skip = 0;
+    w->off = 0;
+    w->seg_len = 0;
+    w->is_mmsg = 0;
+    w->flat = 0;
+    w->mmsg_idx = 0;
+    w->mmsg_cnt = 0;
+    w->iov_idx = 0;
+    w->iov_cnt = 0;
+    fill_common(e, w, EV_MSG);
+
+#ifdef MODE_SLOW
+    if (w->now - w->c.ts >= SPAN_MIN_NS) {
+        e->kind = EV_SPAN;
+        e->cap_len = 0;
+        e->lock_wait_ns = w->c.lock_wait;
+        e->holder_pid = w->c.holder_pid;
+        __builtin_memcpy(e->holder_comm, w->c.holder_comm, sizeof(e->holder_comm));
+        emit_event(ctx, e);
+        e->kind = EV_MSG;
+    }
+#endif
+    if (ret < 0) {
+        if (ret != -EAGAIN && ret != -EINTR) {
+#ifdef MODE_TOP
+            struct top_val *t = top_entry(w);
+            if (t)
+                __sync_fetch_and_add(&t->errors, 1);
+#else
+            e->kind = EV_SYSERR;
+            e->cap_len = 0;
+            emit_event(ctx, e);
+#endif
+        }
+        return 0;
+    }
+
+    u8 sc = w->c.syscall;
+    if (sc == SC_SENDTO || sc == SC_RECVFROM) {
+        w->flat = 1;
+        w->base = w->c.arg_ptr;
+        w->seg_len = (u64)ret < w->c.arg_len ? (u64)ret : w->c.arg_len;
+        w->remaining = 0;
+        if (sc == SC_RECVFROM && w->c.addr_ptr)
+            bpf_probe_read_user(&w->groups, sizeof(w->groups), (void *)(w->c.addr_ptr + 8));
+    } else if (sc == SC_SENDMSG || sc == SC_RECVMSG) {
+        u64 hdr[4] = {};        /* msg_name, msg_namelen, msg_iov, msg_iovlen */
+        bpf_probe_read_user(hdr, sizeof(hdr), (void *)w->c.arg_ptr);
+        w->iov_ptr = hdr[2];
+        w->iov_cnt = hdr[3];
+        w->remaining = ret;
+        if (sc == SC_RECVMSG && hdr[0] && (u32)hdr[1] >= 12)
+            bpf_probe_read_user(&w->groups, sizeof(w->groups), (void *)(hdr[0] + 8));
+    } else {
+        /* sendmmsg/recvmmsg: ret is the number of messages done */
+        w->is_mmsg = 1;
+        w->mmsg_ptr = w->c.arg_ptr;
+        w->mmsg_cnt = ret;
+        u64 hdr[4] = {};
+        u32 len = 0;
+        bpf_probe_read_user(hdr, sizeof(hdr), (void *)w->mmsg_ptr);
+        bpf_probe_read_user(&len, sizeof(len), (void *)(w->mmsg_ptr + 56));
+        w->iov_ptr = hdr[2];
+        w->iov_cnt = hdr[3];
+        w->remaining = ret > 0 ? len : 0;
+        if (sc == SC_RECVMMSG && hdr[0] && (u32)hdr[1] >= 12)
+            bpf_probe_read_user(&w->groups, sizeof(w->groups), (void *)(hdr[0] + 8));
+    }
+    progs.call(ctx, 0);
+    return 0;
+}
+
+/* ------------------------------------------------------- syscall hooks */
+
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
+{
+    return enter_call(args->fd, SC_SENDMSG, DIR_SEND, (u64)args->msg, 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return exit_call(args, args->ret); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
+{
+    return enter_call(args->fd, SC_SENDTO, DIR_SEND, (u64)args->buff, args->len, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return exit_call(args, args->ret); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg)
+{
+    return enter_call(args->fd, SC_SENDMMSG, DIR_SEND, (u64)args->mmsg, args->vlen, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg) { return exit_call(args, args->ret); }
+
+/* MSG_PEEK reads are skipped: the same messages come again on the real read. */
+TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg)
+{
+    if (args->flags & MSG_PEEK)
+        return 0;
+    return enter_call(args->fd, SC_RECVMSG, DIR_RECV, (u64)args->msg, 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return exit_call(args, args->ret); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_recvfrom)
+{
+    if (args->flags & MSG_PEEK)
+        return 0;
+    return enter_call(args->fd, SC_RECVFROM, DIR_RECV, (u64)args->ubuf, args->size,
+                      (u64)args->addr);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return exit_call(args, args->ret); }
+
+TRACEPOINT_PROBE(syscalls, sys_enter_recvmmsg)
+{
+    if (args->flags & MSG_PEEK)
+        return 0;
+    return enter_call(args->fd, SC_RECVMMSG, DIR_RECV, (u64)args->mmsg, args->vlen, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_call(args, args->ret); }
+
+/* ------------------------------------------------ extack and lock waits */
+
+#if !defined(MODE_TOP) && !defined(NO_EXTACK)
+/* The kernel's error text, even for sockets that did not ask for extended acks. */
+TRACEPOINT_PROBE(netlink, netlink_extack)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct call *c = calls.lookup(&tid);
+    if (!c)
+        return 0;
+    u32 zero = 0;
+    struct nl_event *e = scratch.lookup(&zero);
+    if (!e)
+        return 0;
+    e->kind = EV_EXTACK;
+    e->ts_ns = bpf_ktime_get_ns();
+    e->dur_ns = 0;
+    e->sk = c->sk;
+    e->pid = c->pid;
+    e->tid = tid;
+    e->proto = c->proto;
+    e->netns = c->netns;
+    e->flags = 0;
+    __builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
+    int n = bpf_probe_read_kernel_str(e->data, 256, (void *)args + (args->data_loc_msg & 0xffff));
+    e->cap_len = n > 0 ? n - 1 : 0;
+    emit_event(args, e);
+    return 0;
+}
+#endif
+
+#ifndef NO_LOCKS
+/* Time a netlink call spends waiting for kernel locks, and who held the mutex. */
+TRACEPOINT_PROBE(lock, contention_begin)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct call *c = calls.lookup(&tid);
+    if (!c || c->lock_begin)
+        return 0;               /* nested or repeated begin: keep the first */
+    c->lock_begin = bpf_ktime_get_ns();
+    c->lock_addr = (u64)args->lock_addr;
+    c->cur_holder_pid = 0;
+    if (args->flags & LCB_F_MUTEX) {
+        u64 owner = read_kptr((u64)args->lock_addr + OFF_MUTEX_OWNER) & ~0x07ULL;
+        if (owner) {
+            bpf_probe_read_kernel(&c->cur_holder_pid, sizeof(u32), (void *)(owner + OFF_TASK_TGID));
+            bpf_probe_read_kernel(c->cur_holder_comm, 16, (void *)(owner + OFF_TASK_COMM));
+        }
+    }
+    return 0;
+}
+
+TRACEPOINT_PROBE(lock, contention_end)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct call *c = calls.lookup(&tid);
+    if (!c || !c->lock_begin || c->lock_addr != (u64)args->lock_addr)
+        return 0;
+    u64 wait = bpf_ktime_get_ns() - c->lock_begin;
+    c->lock_wait += wait;
+    if (wait > c->lock_max && c->cur_holder_pid) {
+        c->lock_max = wait;
+        c->holder_pid = c->cur_holder_pid;
+        __builtin_memcpy(c->holder_comm, c->cur_holder_comm, 16);
+    }
+    c->lock_begin = 0;
+    return 0;
+}
+#endif

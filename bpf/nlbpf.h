@@ -1,0 +1,105 @@
+/* nlbpf event layout: the one place it is declared.
+ *
+ * The probes fill struct nl_event; Python gets the same layout from bcc's
+ * table.event(), which parses this declaration. Keep it flat (bcc cannot lay
+ * out nested structs for ring buffers) and keep `data` last: events are
+ * handed over cut to NL_EVENT_HDR + cap_len bytes.
+ */
+#ifndef NLBPF_H
+#define NLBPF_H
+
+#ifndef SNAPLEN
+#define SNAPLEN 1024            /* bytes of each message kept, header included */
+#endif
+
+/* event kinds */
+#define EV_MSG 1                /* one netlink message (data = the message) */
+#define EV_SYSERR 2             /* a netlink send/recv call failed (ret < 0) */
+#define EV_SPAN 3               /* a netlink call that lasted long (slow mode) */
+#define EV_EXTACK 4             /* netlink:netlink_extack text (data = text) */
+
+/* directions */
+#define DIR_SEND 0
+#define DIR_RECV 1
+
+/* syscalls */
+#define SC_SENDMSG 1
+#define SC_SENDTO 2
+#define SC_SENDMMSG 3
+#define SC_RECVMSG 4
+#define SC_RECVFROM 5
+#define SC_RECVMMSG 6
+
+/* event flags */
+#define EVF_SPLIT 1             /* message straddled iovecs: data is partial */
+#define EVF_FINAL 2             /* kernel saw this as the final reply of a request */
+#define EVF_SKIPPED_INTR 4      /* a part the kernel did not hand over had NLM_F_DUMP_INTR */
+#define EVF_HELD 8              /* request held in the kernel and handed over with its reply */
+
+struct nl_event {
+    u64 ts_ns;                  /* CLOCK_MONOTONIC at syscall entry */
+    u64 dur_ns;                 /* syscall duration */
+    u64 sk;                     /* kernel socket address: identity for pairing */
+    u64 cgroup;                 /* cgroup v2 id */
+    u64 lock_wait_ns;           /* final replies: lock wait over the whole request */
+    u64 skipped_bytes;          /* dump bytes the kernel counted but did not hand over */
+    u32 pid;
+    u32 tid;
+    u32 netns;                  /* inode of the socket's netns */
+    u32 portid;                 /* the socket's own port id */
+    u32 groups;                 /* nl_groups from msg_name: non-zero means multicast */
+    s32 ret;                    /* syscall return value */
+    u32 skipped_parts;
+    u32 holder_pid;             /* owner of the longest-waited mutex */
+    u32 nl_len;                 /* nlmsg_len as the header claims */
+    u32 nl_seq;
+    u16 nl_type;
+    u16 nl_flags;
+    u16 cap_len;                /* bytes in data[] */
+    u8 kind;
+    u8 dir;
+    u8 proto;
+    u8 syscall;
+    u8 flags;
+    u8 pad;
+    char comm[16];
+    char holder_comm[16];
+    u8 data[SNAPLEN];
+};
+
+#define NL_EVENT_HDR (sizeof(struct nl_event) - SNAPLEN)
+
+/* counters in the `stats` per-CPU array */
+#define ST_LOST 0               /* events the ring/perf buffer had no room for */
+#define ST_TRUNC_WALK 1         /* syscalls whose messages were not all walked */
+#define ST_EMITTED 2            /* events handed over */
+#define ST_PENDING_FULL 3       /* requests whose pairing entry could not be stored */
+#define ST_NR 4
+
+/* per-process aggregates kept in the kernel for `top` */
+#define LAT_BUCKETS 128         /* log2 of latency in ns, 2 sub-buckets each */
+struct top_val {
+    u64 requests;
+    u64 errors;
+    u64 dumps;
+    u64 dump_intr;
+    u64 msgs_in;
+    u64 msgs_out;
+    u64 bytes_in;
+    u64 bytes_out;
+    u64 lat_max_ns;
+    u64 lat_count;
+    u64 lat_sum_ns;
+    u64 lock_wait_ns;
+    char comm[16];
+    u32 lat_hist[LAT_BUCKETS];
+};
+
+struct top_type_key {
+    u32 pid;
+    u16 type;
+    u8 proto;
+    u8 pad;
+};
+
+#endif

@@ -1,0 +1,82 @@
+"""Raw probe events -> nlbpf's records (model.Message and friends).
+
+The ctypes layout comes from bcc (table.event()), which reads it from
+bpf/nlbpf.h; the constants below mirror the #defines there.
+"""
+import ctypes as ct
+from dataclasses import dataclass
+
+from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY
+
+EV_MSG, EV_SYSERR, EV_SPAN, EV_EXTACK = 1, 2, 3, 4
+DIR_SEND, DIR_RECV = 0, 1
+EVF_SPLIT, EVF_FINAL, EVF_SKIPPED_INTR, EVF_HELD = 1, 2, 4, 8
+SYSCALLS = {1: "sendmsg", 2: "sendto", 3: "sendmmsg", 4: "recvmsg", 5: "recvfrom", 6: "recvmmsg"}
+ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL = 0, 1, 2, 3
+
+
+@dataclass
+class Span:
+    """A netlink call that took at least SPAN_MIN_NS (slow mode's context)."""
+    ts_ns: int
+    dur_ns: int
+    pid: int
+    tid: int
+    comm: str
+    protocol: int
+    syscall: str
+    lock_wait_ns: int
+    holder_pid: int
+    holder_comm: str
+
+
+@dataclass
+class Extack:
+    """netlink:netlink_extack text, raised while `tid` was in a netlink call."""
+    ts_ns: int
+    pid: int
+    tid: int
+    sock: int
+    text: str
+
+
+def _str(chars):
+    return bytes(chars).split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def convert(ev):
+    """One bcc event (ctypes struct over the buffer) -> a record, copying what it keeps."""
+    kind = ev.kind
+    if kind == EV_MSG:
+        data = ct.string_at(ct.addressof(ev.data), ev.cap_len)
+        if ev.dir == DIR_SEND:
+            direction = REQUEST
+        else:
+            direction = NOTIFY if ev.groups else REPLY
+        return Message(
+            ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, comm=_str(ev.comm),
+            protocol=ev.proto, direction=direction, data=data, length=ev.nl_len,
+            netns=ev.netns, cgroup=ev.cgroup, sock=ev.sk, portid=ev.portid,
+            groups=ev.groups, syscall=SYSCALLS.get(ev.syscall, "?"), ret=ev.ret,
+            dur_ns=ev.dur_ns, lock_wait_ns=ev.lock_wait_ns,
+            lock_holder_pid=ev.holder_pid,
+            lock_holder_comm=_str(ev.holder_comm) if ev.holder_pid else "",
+            skipped_parts=ev.skipped_parts, skipped_bytes=ev.skipped_bytes,
+            skipped_intr=bool(ev.flags & EVF_SKIPPED_INTR),
+            split=bool(ev.flags & EVF_SPLIT),
+        )
+    if kind == EV_EXTACK:
+        text = ct.string_at(ct.addressof(ev.data), ev.cap_len).decode("utf-8", "replace")
+        return Extack(ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, sock=ev.sk, text=text)
+    if kind == EV_SYSERR:
+        return SyscallError(
+            ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, comm=_str(ev.comm), protocol=ev.proto,
+            syscall=SYSCALLS.get(ev.syscall, "?"), errno=-ev.ret, netns=ev.netns,
+            cgroup=ev.cgroup, sock=ev.sk, portid=ev.portid)
+    if kind == EV_SPAN:
+        return Span(ts_ns=ev.ts_ns, dur_ns=ev.dur_ns, pid=ev.pid, tid=ev.tid,
+                    comm=_str(ev.comm), protocol=ev.proto,
+                    syscall=SYSCALLS.get(ev.syscall, "?"), lock_wait_ns=ev.lock_wait_ns,
+                    holder_pid=ev.holder_pid,
+                    holder_comm=_str(ev.holder_comm) if ev.holder_pid else "")
+    return None

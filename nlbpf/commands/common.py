@@ -1,0 +1,98 @@
+"""What the record-printing commands (trace, errors, slow) share."""
+import json
+import sys
+
+from ..capture.records import Extack
+from ..correlate import Correlator
+from ..model import Message, SyscallError, protocol_name
+from ..decode import errno_name
+from ..output.records import Decoder, clock, wall_ts
+from ..session import run, wall_offset_ns, write_line
+
+
+def syscall_error_record(err, offset_ns):
+    rec = {
+        "ts": wall_ts(err.ts_ns, offset_ns),
+        "pid": err.pid, "tid": err.tid, "comm": err.comm,
+        "netns": err.netns, "cgroup": err.cgroup,
+        "protocol": protocol_name(err.protocol),
+        "direction": "syscall",
+        "type": None, "flags": [], "seq": None, "portid": err.portid,
+        "syscall": err.syscall,
+        "errno": err.errno, "error": errno_name(err.errno), "extack": None,
+        "latency_us": None, "request": None,
+    }
+    why = " (socket receive queue overrun: notifications or replies were lost)" \
+        if rec["error"] == "ENOBUFS" else ""
+    rec["summary"] = (f"{err.comm} {err.pid} {rec['protocol']} {err.syscall} → "
+                      f"{rec['error']}{why}")
+    return rec
+
+
+class Printer:
+    """Prints records as JSON lines or as text lines with a time prefix."""
+
+    def __init__(self, as_json):
+        self.as_json = as_json
+        self.count = 0
+
+    def __call__(self, rec, detail=()):
+        self.count += 1
+        if self.as_json:
+            write_line(json.dumps(rec, default=str, ensure_ascii=False))
+            return
+        write_line(f"{clock(rec['ts'])} {rec['summary']}")
+        for line in detail:
+            write_line(f"    {line}")
+
+
+class Pipeline:
+    """kernel -> records -> correlated -> rendered, for one command.
+
+    on_txn(txn) sees each completed (or expired) transaction; on_message(msg,
+    txn, completed) sees each message; on_syscall_error(err) each failed call.
+    """
+
+    def __init__(self, as_json, on_message=None, on_txn=None, on_syscall_error=None,
+                 on_other=None, keep_replies=False):
+        self.printer = Printer(as_json)
+        self.decoder = Decoder()
+        self.correlator = Correlator(keep_replies=keep_replies)
+        self.offset_ns = wall_offset_ns()
+        self.on_message = on_message
+        self.on_txn = on_txn
+        self.on_syscall_error = on_syscall_error
+        self.on_other = on_other
+
+    def feed(self, rec):
+        if isinstance(rec, Message):
+            txn, completed = self.correlator.feed(rec)
+            if self.on_message:
+                self.on_message(rec, txn, completed)
+            if completed and self.on_txn:
+                self.on_txn(txn)
+        elif isinstance(rec, Extack):
+            self.correlator.add_extack(rec)
+        elif isinstance(rec, SyscallError):
+            if self.on_syscall_error:
+                self.on_syscall_error(rec)
+        elif self.on_other:
+            self.on_other(rec)
+
+    def tick(self, stats):
+        self.correlator.expire()
+
+    def end(self, stats):
+        summary = (f"nlbpf: {self.printer.count} records, "
+                   f"{stats['emitted']} events from the kernel, {stats['lost']} lost")
+        if stats.get("walk_truncated"):
+            summary += f", {stats['walk_truncated']} calls only partly walked"
+        print(summary, file=sys.stderr, flush=True)
+
+    def run(self, capture_args, duration):
+        return run(capture_args, self.feed, duration=duration, on_tick=self.tick,
+                   on_end=self.end)
+
+
+def capture_args(mode, filters, snaplen, buffer, **extra):
+    return dict(mode=mode, filters=filters, snaplen=snaplen, buffer=buffer, **extra)

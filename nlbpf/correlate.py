@@ -1,0 +1,136 @@
+"""Pair each netlink request with its final reply.
+
+Requests are keyed by (socket, seq). The socket is the kernel's sk address when
+the probes give it; offline captures have no sk, so the key falls back to
+(pid or portid, protocol). pid + seq alone is not enough: `ip` reuses a seq on a
+second socket, and pyroute2 starts every socket at seq 255.
+
+The final reply is the NLMSG_ERROR (ack or error), the NLMSG_DONE of a dump, or
+a lone data reply to a request that did not ask for an ack. Dump parts before it
+are counted (including parts the kernel counted but did not hand over).
+"""
+from collections import OrderedDict, defaultdict, deque
+
+from .model import REQUEST, REPLY, NOTIFY, Message, Transaction
+
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP_INTR = 0x1, 0x2, 0x4, 0x10
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+# Requests whose answer never comes (fire-and-forget, or the reader died) are
+# dropped this long after they were sent, so memory stays flat on long runs.
+EXPIRE_NS = 30 * 1_000_000_000
+EXTACK_KEEP_NS = 10 * 1_000_000_000
+
+
+def final_status(msg):
+    """Positive errno carried by an NLMSG_ERROR/NLMSG_DONE (0 for success), else None."""
+    if msg.nl_type in (NLMSG_ERROR, NLMSG_DONE) and len(msg.data) >= 20:
+        return -int.from_bytes(msg.data[16:20], "little", signed=True)
+    if msg.nl_type in (NLMSG_ERROR, NLMSG_DONE):
+        return 0 if msg.nl_type == NLMSG_DONE else None
+    return None
+
+
+def socket_key(msg):
+    if msg.sock:
+        return ("sk", msg.sock)
+    # offline: the request's sender and the reply's receiver are the same socket
+    return ("port", msg.protocol, msg.portid or msg.pid)
+
+
+class Correlator:
+    """Feed records in order; get back, for each message, the transaction it
+    opened, advanced or completed.
+
+    feed(msg) -> (txn, completed): txn is the Transaction the message belongs to
+    (None for notifications and orphan replies); completed is True when msg was
+    its final reply.
+    """
+
+    def __init__(self, expire_ns=EXPIRE_NS, keep_replies=False):
+        self.expire_ns = expire_ns
+        self.keep_replies = keep_replies
+        self.pending = OrderedDict()          # (socket key, seq) -> Transaction, oldest first
+        self.extacks = defaultdict(deque)     # tid -> recent Extack records
+        self.expired = 0
+        self._now = 0
+
+    def add_extack(self, ext):
+        q = self.extacks[ext.tid]
+        q.append(ext)
+        while q and ext.ts_ns - q[0].ts_ns > EXTACK_KEEP_NS:
+            q.popleft()
+        while len(q) > 16:
+            q.popleft()
+
+    def _extack_for(self, request):
+        """Text the kernel raised while this request's send call ran."""
+        q = self.extacks.get(request.tid)
+        if not q:
+            return None
+        end = request.ts_ns + max(request.dur_ns, 1)
+        for ext in reversed(q):
+            if request.ts_ns <= ext.ts_ns <= end and (not ext.sock or not request.sock
+                                                       or ext.sock == request.sock):
+                return ext.text
+        return None
+
+    def feed(self, msg):
+        self._now = max(self._now, msg.ts_ns)
+        if msg.direction == REQUEST:
+            if not msg.nl_flags & NLM_F_REQUEST:
+                return None, False
+            txn = Transaction(request=msg)
+            key = (socket_key(msg), msg.seq)
+            self.pending.pop(key, None)
+            self.pending[key] = txn
+            return txn, False
+        if msg.direction == NOTIFY:
+            return None, False
+        key = (socket_key(msg), msg.seq)
+        txn = self.pending.get(key)
+        if txn is None:
+            return None, False
+        if self.keep_replies:
+            txn.replies.append(msg)
+        final = (msg.nl_type in (NLMSG_ERROR, NLMSG_DONE)
+                 or (not msg.nl_flags & NLM_F_MULTI and not txn.request.nl_flags & NLM_F_ACK))
+        if not final:
+            txn.parts += 1
+            txn.part_bytes += msg.length
+            txn.dump_intr |= bool(msg.nl_flags & NLM_F_DUMP_INTR)
+            return txn, False
+        del self.pending[key]
+        txn.final = msg
+        txn.parts += msg.skipped_parts
+        txn.part_bytes += msg.skipped_bytes
+        txn.dump_intr |= msg.skipped_intr or bool(msg.nl_flags & NLM_F_DUMP_INTR)
+        status = final_status(msg)
+        txn.errno = status if status is not None else 0
+        txn.extack = self._extack_for(txn.request)
+        return txn, True
+
+    def expire(self, now_ns=None):
+        """Drop and return requests older than expire_ns with no final reply."""
+        now = now_ns if now_ns is not None else self._now
+        out = []
+        while self.pending:
+            key, txn = next(iter(self.pending.items()))
+            if now - txn.request.ts_ns < self.expire_ns:
+                break
+            del self.pending[key]
+            out.append(txn)
+        self.expired += len(out)
+        for tid in [t for t, q in self.extacks.items() if not q or now - q[-1].ts_ns > EXTACK_KEEP_NS]:
+            del self.extacks[tid]
+        return out
+
+
+def classify_orphan(msg):
+    """Direction for an unpaired received message when msg_name was not available:
+    kernel notifications carry seq 0 or belong to another socket's request."""
+    if msg.direction == REPLY and msg.seq == 0 and msg.nl_type not in (NLMSG_ERROR, NLMSG_DONE):
+        return NOTIFY
+    return msg.direction
+
+
+__all__ = ["Correlator", "final_status", "classify_orphan", "Message", "Transaction"]

@@ -1,0 +1,134 @@
+"""The filters every command takes, resolved once, applied in the kernel where possible.
+
+`Filters.cflags()` turns them into -D defines for the probes; `Filters.match()`
+applies the same test to records in userspace (offline reads, and the parts of a
+filter the kernel cannot check).
+"""
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+from .errors import NlbpfError
+from .model import PROTOCOL_NUMBERS, protocol_name
+
+
+def _type_constants():
+    """{name: number} of well-known netlink message types, from pyroute2's tables."""
+    names = {"NLMSG_NOOP": 1, "NLMSG_ERROR": 2, "NLMSG_DONE": 3, "NLMSG_OVERRUN": 4}
+    try:
+        from pyroute2.netlink import rtnl
+        names.update({k: v for k, v in vars(rtnl).items()
+                      if k.startswith("RTM_") and isinstance(v, int)})
+    except ImportError:
+        pass
+    return names
+
+
+def parse_protocol(text):
+    if text is None:
+        return None
+    if text.isdigit():
+        return int(text)
+    key = text.lower().removeprefix("netlink_")
+    aliases = {"rtnetlink": "route", "rtnl": "route", "genl": "generic", "nfnetlink": "netfilter",
+               "inet_diag": "sock_diag", "diag": "sock_diag"}
+    key = aliases.get(key, key)
+    if key not in PROTOCOL_NUMBERS:
+        raise NlbpfError(f"unknown netlink protocol {text!r} (try route, generic, netfilter, "
+                         f"sock_diag, xfrm, audit or a number)", exit_code=2)
+    return PROTOCOL_NUMBERS[key]
+
+
+def parse_type(text):
+    if text is None:
+        return None
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    number = _type_constants().get(text.upper())
+    if number is None:
+        raise NlbpfError(f"unknown message type {text!r} (use a name like RTM_DELROUTE or a number)",
+                         exit_code=2)
+    return number
+
+
+def parse_netns(text):
+    """--netns NAME|INODE|PID -> namespace inode."""
+    if text is None:
+        return None
+    candidates = [f"/run/netns/{text}", f"/var/run/netns/{text}"]
+    if text.isdigit():
+        if int(text) > 4026531000:          # namespace inodes live up here
+            return int(text)
+        candidates.insert(0, f"/proc/{text}/ns/net")
+    for path in candidates:
+        try:
+            return os.stat(path).st_ino
+        except OSError:
+            continue
+    raise NlbpfError(f"no network namespace {text!r} (give an `ip netns` name, an inode or a pid)",
+                     exit_code=2)
+
+
+@dataclass
+class Filters:
+    pid: Optional[int] = None
+    comm: Optional[str] = None
+    protocol: Optional[int] = None
+    type: Optional[int] = None
+    netns: Optional[int] = None
+
+    @classmethod
+    def from_options(cls, pid=None, comm=None, proto=None, type_=None, netns=None):
+        if comm is not None and not (0 < len(comm.encode()) <= 15):
+            raise NlbpfError("--comm takes a process name of 1 to 15 bytes", exit_code=2)
+        if comm is not None and '"' in comm or comm is not None and "\\" in comm:
+            raise NlbpfError("--comm cannot contain quotes or backslashes", exit_code=2)
+        return cls(pid=pid, comm=comm, protocol=parse_protocol(proto), type=parse_type(type_),
+                   netns=parse_netns(netns))
+
+    def cflags(self):
+        out = []
+        if self.pid is not None:
+            out.append(f"-DFILTER_PID={self.pid}")
+        if self.comm is not None:
+            out.append(f'-DFILTER_COMM="{self.comm}"')
+        if self.protocol is not None:
+            out.append(f"-DFILTER_PROTO={self.protocol}")
+        if self.type is not None:
+            out.append(f"-DFILTER_TYPE={self.type}")
+        if self.netns is not None:
+            out.append(f"-DFILTER_NETNS={self.netns}U")
+        return out
+
+    def match(self, rec, request_type=None):
+        """Userspace version of the kernel's test; request_type is the type of the
+        request a reply answers (replies pass a type filter through it)."""
+        if self.pid is not None and rec.pid != self.pid:
+            return False
+        if self.comm is not None and getattr(rec, "comm", None) != self.comm:
+            return False
+        if self.protocol is not None and rec.protocol != self.protocol:
+            return False
+        if self.netns is not None and getattr(rec, "netns", None) != self.netns:
+            return False
+        if self.type is not None:
+            own = getattr(rec, "nl_type", None)
+            if own != self.type and request_type != self.type:
+                return False
+        return True
+
+    def describe(self):
+        parts = []
+        if self.pid is not None:
+            parts.append(f"pid {self.pid}")
+        if self.comm is not None:
+            parts.append(f"comm {self.comm}")
+        if self.protocol is not None:
+            parts.append(f"protocol {protocol_name(self.protocol)}")
+        if self.type is not None:
+            parts.append(f"type {self.type}")
+        if self.netns is not None:
+            parts.append(f"netns {self.netns}")
+        return ", ".join(parts)

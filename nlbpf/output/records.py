@@ -1,0 +1,214 @@
+"""Decoded, correlated records -> the dicts nlbpf prints (JSON keys) and their text lines.
+
+One function builds each record; the JSON and the text views both start from
+it, so the two never disagree.
+"""
+import os
+import time
+
+from ..decode import GenlFamilies, decode, errno_name
+from ..model import REQUEST, REPLY, NOTIFY, protocol_name
+
+ARROWS = {REQUEST: "→", REPLY: "←", NOTIFY: "⇐"}
+NLMSG_ERROR = 2
+
+
+class Decoder:
+    """Decodes each message once, resolving generic netlink families live."""
+
+    def __init__(self, families=None, live_families=True):
+        self._families = families
+        self._live = live_families
+
+    @property
+    def families(self):
+        if self._families is None:
+            self._families = GenlFamilies.live() if self._live else GenlFamilies()
+        return self._families
+
+    def __call__(self, msg):
+        d = getattr(msg, "_decoded", None)
+        if d is None:
+            d = decode(msg.protocol, msg.data, self.families)
+            if msg.protocol == 16:
+                self.families.feed(d)
+            msg._decoded = d
+        return d
+
+
+def short_flags(names):
+    """NLM_F_REQUEST -> req, ...; NLM_F_DUMP_INTR stays loud."""
+    out = []
+    for n in names:
+        if n == "NLM_F_DUMP_INTR":
+            out.append("DUMP_INTR")
+        elif n.startswith("NLM_F_"):
+            out.append({"REQUEST": "req"}.get(n[6:], n[6:].lower()))
+        else:
+            out.append(n)
+    return ",".join(out)
+
+
+def wall_ts(ts_ns, offset_ns):
+    return round((ts_ns + offset_ns) / 1e9, 6)
+
+
+def clock(ts):
+    t = time.localtime(ts)
+    return time.strftime("%H:%M:%S", t) + f".{int((ts % 1) * 1e6):06d}"
+
+
+def fmt_us(us):
+    if us is None:
+        return "-"
+    if us >= 1_000_000:
+        return f"{us / 1e6:.2f}s"
+    if us >= 1000:
+        return f"{us / 1000:.2f}ms"
+    return f"{us:.0f}us"
+
+
+def strerror(n):
+    return os.strerror(n) if n else None
+
+
+def _latency_us(txn):
+    ns = txn.latency_ns if txn else None
+    return round(ns / 1000, 1) if ns is not None else None
+
+
+def _extack(txn, decoder):
+    if txn is None or txn.final is None:
+        return None
+    final = decoder(txn.final)
+    return getattr(final, "extack", None) or txn.extack
+
+
+def message_record(msg, txn, completed, decoder, offset_ns):
+    """The JSON record of one message (nlbpf trace)."""
+    d = decoder(msg)
+    req = decoder(txn.request) if txn is not None else None
+    rec = {
+        "ts": wall_ts(msg.ts_ns, offset_ns),
+        "pid": msg.pid, "tid": msg.tid, "comm": msg.comm,
+        "netns": msg.netns, "cgroup": msg.cgroup,
+        "protocol": protocol_name(msg.protocol),
+        "direction": msg.direction,
+        "type": d.type_name,
+        "flags": list(d.flag_names),
+        "seq": msg.seq, "portid": msg.portid,
+        "errno": None, "error": None, "extack": None, "latency_us": None,
+        "request": req.to_json() if req is not None else None,
+        "message": d.to_json(),
+        "truncated": msg.truncated or bool(getattr(d, "truncated", False)),
+        "malformed": getattr(d, "malformed", None),
+    }
+    if msg.nl_type == NLMSG_ERROR and d.errno is not None:
+        rec["errno"] = d.errno or None
+        rec["error"] = errno_name(d.errno) if d.errno else None
+        rec["extack"] = d.extack
+    if completed:
+        rec["latency_us"] = _latency_us(txn)
+        rec["errno"] = txn.errno or None
+        rec["error"] = errno_name(txn.errno) if txn.errno else None
+        rec["extack"] = _extack(txn, decoder)
+        if txn.parts or txn.dump_intr:
+            rec["dump"] = {"parts": txn.parts, "bytes": txn.part_bytes, "intr": txn.dump_intr}
+        if txn.final.lock_wait_ns:
+            rec["lock_wait_us"] = round(txn.final.lock_wait_ns / 1000, 1)
+    rec["summary"] = message_line(msg, d, txn, completed, rec)
+    return rec
+
+
+def message_line(msg, d, txn, completed, rec):
+    """`ip 4242 route → RTM_DELROUTE req,ack seq=17 dst 10.0.0.0/24 ...`"""
+    head = (f"{msg.comm} {msg.pid} {protocol_name(msg.protocol)} {ARROWS[msg.direction]} "
+            f"{d.type_name}")
+    flags = short_flags(d.flag_names)
+    if flags:
+        head += f" {flags}"
+    head += f" seq={msg.seq}"
+    body = d.summary()
+    if body:
+        head += f" {body}"
+    if completed:
+        if rec["errno"]:
+            head += f" → {rec['error']} ({strerror(rec['errno'])})"
+        extra = [fmt_us(rec["latency_us"])]
+        if txn.parts:
+            extra.append(f"{txn.parts} parts {txn.part_bytes}B")
+        if txn.dump_intr:
+            extra.append("DUMP_INTR")
+        if rec.get("extack") and rec["extack"] not in head:
+            extra.append(f'"{rec["extack"]}"')
+        head += " [" + ", ".join(extra) + "]"
+    if msg.truncated:
+        head += f" (truncated: {len(msg.data)} of {msg.length} bytes)"
+    return head
+
+
+def transaction_record(txn, decoder, offset_ns):
+    """The JSON record of one completed request (nlbpf errors / slow)."""
+    req = txn.request
+    d = decoder(req)
+    final = decoder(txn.final) if txn.final is not None else None
+    errno = txn.errno or None
+    rec = {
+        "ts": wall_ts(req.ts_ns, offset_ns),
+        "pid": req.pid, "tid": req.tid, "comm": req.comm,
+        "netns": req.netns, "cgroup": req.cgroup,
+        "protocol": protocol_name(req.protocol),
+        "direction": REQUEST,
+        "type": d.type_name,
+        "flags": list(d.flag_names),
+        "seq": req.seq, "portid": req.portid,
+        "errno": errno,
+        "error": errno_name(errno) if errno else None,
+        "strerror": strerror(errno),
+        "extack": _extack(txn, decoder),
+        "latency_us": _latency_us(txn),
+        "request": d.to_json(),
+        "reply": final.to_json() if final is not None else None,
+        "truncated": req.truncated,
+    }
+    if txn.parts or txn.dump_intr or (final is not None and final.type_name == "NLMSG_DONE"):
+        rec["dump"] = {"parts": txn.parts, "bytes": txn.part_bytes, "intr": txn.dump_intr}
+    rec["summary"] = transaction_line(txn, d, rec)
+    return rec
+
+
+def transaction_line(txn, d, rec):
+    req = txn.request
+    line = f"{req.comm} {req.pid} {protocol_name(req.protocol)} {d.type_name}"
+    flags = short_flags(d.flag_names)
+    if flags:
+        line += f" {flags}"
+    line += f" seq={req.seq}"
+    body = d.summary()
+    if body:
+        line += f" {body}"
+    if rec["errno"]:
+        line += f" → {rec['error']} ({rec['strerror']})"
+    elif txn.final is not None:
+        line += " → ok"
+    if rec.get("extack"):
+        line += f' "{rec["extack"]}"'
+    if rec.get("dump"):
+        dump = rec["dump"]
+        line += f" [{dump['parts']} parts, {dump['bytes']}B{', DUMP_INTR' if dump['intr'] else ''}]"
+    line += f" {fmt_us(rec['latency_us'])}"
+    return line
+
+
+def attrs_text(attrs, prefix=""):
+    """RTA_DST=198.51.100.0 RTA_OIF=0 ... with nested attributes flattened."""
+    parts = []
+    for name, value in (attrs or {}).items():
+        if isinstance(value, dict):
+            inner = attrs_text(value, prefix=f"{prefix}{name}.")
+            parts.append(inner if inner else f"{prefix}{name}={{}}")
+        elif isinstance(value, list):
+            parts.append(f"{prefix}{name}=[{', '.join(map(str, value))}]")
+        else:
+            parts.append(f"{prefix}{name}={value}")
+    return " ".join(p for p in parts if p)

@@ -1,0 +1,108 @@
+"""The live run loop every capturing command shares.
+
+Start the probes, say so on stderr, poll until --duration, SIGINT or SIGTERM,
+hand each record to the command, and keep the user told about lost events.
+"""
+import os
+import signal
+import sys
+import time
+
+from .capture.loader import Capture
+from .errors import NlbpfError
+
+TRACING_LINE = "Tracing netlink... Hit Ctrl-C to end."
+
+
+class Stopper:
+    """SIGINT/SIGTERM end the run cleanly instead of raising in the middle of a poll."""
+
+    def __init__(self):
+        self.stop = False
+        self._old = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.stop = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+def wall_offset_ns():
+    """Add to CLOCK_MONOTONIC (the probes' clock) to get wall-clock ns."""
+    return time.time_ns() - time.monotonic_ns()
+
+
+class LostReporter:
+    """Prints a warning on stderr each time the kernel reports new lost events."""
+
+    def __init__(self, capture):
+        self.capture = capture
+        self.reported = {"lost": 0, "walk_truncated": 0, "pending_full": 0}
+
+    def check(self):
+        stats = self.capture.stats()
+        lost = stats["lost"] - self.reported["lost"]
+        if lost > 0:
+            print(f"WARNING: {lost} events lost (buffer full), {stats['lost']} in total",
+                  file=sys.stderr, flush=True)
+        cut = stats["walk_truncated"] - self.reported["walk_truncated"]
+        if cut > 0:
+            print(f"WARNING: {cut} calls had more messages than the probe walks; "
+                  f"the rest of them went unseen", file=sys.stderr, flush=True)
+        self.reported.update({k: stats[k] for k in self.reported})
+        return stats
+
+
+def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end=None):
+    """Run a capture until done; returns the kernel's final stats.
+
+    capture_args: kwargs for Capture. on_record(rec) gets every record.
+    on_tick(stats) runs every tick_s seconds (top's refresh; expiry of old requests).
+    """
+    capture = Capture(**capture_args)
+    try:
+        capture.start()
+        print(TRACING_LINE, file=sys.stderr, flush=True)
+        lost = LostReporter(capture)
+        deadline = time.monotonic() + duration if duration else None
+        next_tick = time.monotonic() + tick_s
+        with Stopper() as stopper:
+            while not stopper.stop:
+                for rec in capture.poll(100):
+                    on_record(rec)
+                now = time.monotonic()
+                if now >= next_tick:
+                    stats = lost.check()
+                    if on_tick:
+                        on_tick(stats)
+                    next_tick = now + tick_s
+                if deadline and now >= deadline:
+                    break
+            for rec in capture.drain():
+                on_record(rec)
+        stats = lost.check()
+        if on_end:
+            on_end(stats)
+        return stats
+    finally:
+        capture.close()
+
+
+def write_line(text):
+    """print() that turns a closed pipe (`nlbpf trace | head`) into a clean exit."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # stdout is gone: point it at /dev/null so the interpreter's final
+        # flush does not raise again, and stop the run.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise NlbpfError("output closed", exit_code=0) from None

@@ -1,0 +1,112 @@
+"""A minimal raw netlink client for tests and benchmarks: exact, countable traffic.
+
+    python nlclient.py getlink COUNT        COUNT RTM_GETLINK(lo) requests with ACK
+    python nlclient.py dumplinks SECONDS    dump links in a loop; prints dumps and DUMP_INTR parts
+    python nlclient.py dumproutes COUNT     COUNT route dumps
+    python nlclient.py raw HEX              send these bytes as they are (hostile input)
+
+Prints one JSON line with what it did, so a test can compare with what nlbpf saw.
+"""
+import json
+import os
+import socket
+import struct
+import sys
+import time
+
+NETLINK_ROUTE = 0
+RTM_GETLINK, RTM_GETROUTE = 18, 26
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR = 1, 2, 4, 0x300, 0x10
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+
+
+def message(type_, flags, seq, payload):
+    return struct.pack("=IHHII", 16 + len(payload), type_, flags, seq, 0) + payload
+
+
+def ifinfomsg(index=0):
+    return struct.pack("=BxHiII", 0, 0, index, 0, 0)
+
+
+def rtmsg(family=socket.AF_INET):
+    return struct.pack("=BBBBBBBBI", family, 0, 0, 0, 0, 0, 0, 0, 0)
+
+
+def messages(buf):
+    off = 0
+    while off + 16 <= len(buf):
+        length, type_, flags, seq, pid = struct.unpack_from("=IHHII", buf, off)
+        if length < 16:
+            break
+        yield type_, flags, seq, buf[off + 16:off + length]
+        off += (length + 3) & ~3
+
+
+def open_socket():
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    s.bind((0, 0))
+    return s
+
+
+def request(s, msg, seq):
+    """Send one request and read until its final reply; returns (parts, intr, errno)."""
+    s.send(msg)
+    parts, intr = 0, 0
+    while True:
+        data = s.recv(1 << 16)
+        for type_, flags, rseq, payload in messages(data):
+            if rseq != seq:
+                continue
+            if flags & NLM_F_DUMP_INTR:
+                intr += 1
+            if type_ == NLMSG_ERROR:
+                return parts, intr, -struct.unpack_from("=i", payload)[0]
+            if type_ == NLMSG_DONE:
+                return parts, intr, 0
+            parts += 1
+
+
+def main(argv):
+    what = argv[1]
+    out = {"pid": os.getpid(), "what": what}
+    if what == "raw":
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        s.bind((0, 0))
+        s.send(bytes.fromhex(argv[2]))
+        out["sent"] = len(argv[2]) // 2
+        print(json.dumps(out), flush=True)
+        return 0
+    s = open_socket()
+    if what == "getlink":
+        count = int(argv[2])
+        errors = 0
+        for seq in range(1, count + 1):
+            _, _, err = request(s, message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, ifinfomsg(1)), seq)
+            errors += bool(err)
+        out.update(requests=count, errors=errors)
+    elif what == "dumplinks":
+        deadline = time.monotonic() + float(argv[2])
+        seq = dumps = intr = 0
+        while time.monotonic() < deadline:
+            seq += 1
+            _, i, _ = request(s, message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, ifinfomsg()), seq)
+            dumps += 1
+            intr += bool(i)
+        out.update(dumps=dumps, interrupted_dumps=intr)
+    elif what == "dumproutes":
+        count = int(argv[2])
+        parts = []
+        for seq in range(1, count + 1):
+            p, _, _ = request(s, message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, rtmsg()), seq)
+            parts.append(p)
+        out.update(dumps=count, parts=parts)
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

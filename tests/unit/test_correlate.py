@@ -1,0 +1,112 @@
+"""Request/reply pairing, from hand-built messages (no kernel needed)."""
+import struct
+
+from nlbpf.capture.records import Extack
+from nlbpf.correlate import Correlator
+from nlbpf.model import Message, REQUEST, REPLY, NOTIFY
+
+RTM_NEWROUTE, RTM_GETROUTE, RTM_GETLINK, RTM_NEWLINK = 24, 26, 18, 16
+REQ, MULTI, ACK, DUMP, INTR = 0x1, 0x2, 0x4, 0x300, 0x10
+
+
+def raw(type_, flags, seq, payload=b"", pid=0):
+    return struct.pack("<IHHII", 16 + len(payload), type_, flags, seq, pid) + payload
+
+
+def msg(direction, type_, flags, seq, ts, sock=0xffff1, payload=b"", **kw):
+    data = raw(type_, flags, seq, payload)
+    defaults = dict(pid=100, tid=100, comm="ip", protocol=0, netns=1, sock=sock, portid=100)
+    defaults.update(kw)
+    return Message(ts_ns=ts, direction=direction, data=data, length=len(data), **defaults)
+
+
+def err(errno_):
+    return struct.pack("<i", -errno_) + raw(RTM_NEWROUTE, REQ | ACK, 7)
+
+
+def test_ack_completes_request_with_latency_and_errno_zero():
+    c = Correlator()
+    req = msg(REQUEST, RTM_NEWROUTE, REQ | ACK, 7, ts=1000, dur_ns=50)
+    assert c.feed(req) == (c.pending[(("sk", 0xffff1), 7)], False)
+    ack = msg(REPLY, 2, 0x100, 7, ts=2000, dur_ns=10, payload=err(0))
+    txn, done = c.feed(ack)
+    assert done and txn.request is req and txn.final is ack
+    assert txn.errno == 0 and txn.latency_ns == 1010
+    assert not c.pending
+
+
+def test_error_reply_gives_positive_errno_and_tracepoint_extack():
+    c = Correlator()
+    req = msg(REQUEST, RTM_NEWROUTE, REQ | ACK, 7, ts=1000, dur_ns=500)
+    c.add_extack(Extack(ts_ns=1200, pid=100, tid=100, sock=0xffff1, text="Invalid prefix"))
+    c.feed(req)
+    txn, done = c.feed(msg(REPLY, 2, 0, 7, ts=3000, payload=err(22)))
+    assert done and txn.errno == 22 and txn.extack == "Invalid prefix"
+
+
+def test_extack_outside_the_send_window_is_not_attached():
+    c = Correlator()
+    c.add_extack(Extack(ts_ns=5000, pid=100, tid=100, sock=0xffff1, text="other"))
+    c.feed(msg(REQUEST, RTM_NEWROUTE, REQ | ACK, 7, ts=1000, dur_ns=500))
+    txn, _ = c.feed(msg(REPLY, 2, 0, 7, ts=9000, payload=err(22)))
+    assert txn.extack is None
+
+
+def test_dump_counts_parts_bytes_and_intr_including_kernel_skipped_ones():
+    c = Correlator()
+    c.feed(msg(REQUEST, RTM_GETLINK, REQ | DUMP, 9, ts=0))
+    for i in range(3):
+        txn, done = c.feed(msg(REPLY, RTM_NEWLINK, MULTI | (INTR if i == 1 else 0), 9, ts=10 + i,
+                               payload=b"x" * 100))
+        assert not done
+    done_msg = msg(REPLY, 3, MULTI, 9, ts=20, payload=struct.pack("<i", 0),
+                   skipped_parts=5, skipped_bytes=500)
+    txn, done = c.feed(done_msg)
+    assert done
+    assert txn.parts == 8 and txn.part_bytes == 3 * 116 + 500
+    assert txn.dump_intr and txn.errno == 0
+
+
+def test_same_seq_on_two_sockets_of_one_process_does_not_mix():
+    c = Correlator()
+    a = msg(REQUEST, RTM_NEWROUTE, REQ | ACK, 5, ts=0, sock=1)
+    b = msg(REQUEST, RTM_GETROUTE, REQ, 5, ts=1, sock=2)
+    c.feed(a)
+    c.feed(b)
+    txn, done = c.feed(msg(REPLY, RTM_NEWROUTE, 0, 5, ts=2, sock=2))
+    assert done and txn.request is b          # lone data reply, no ACK asked: final
+    txn, done = c.feed(msg(REPLY, 2, 0x100, 5, ts=3, sock=1, payload=err(0)))
+    assert done and txn.request is a
+
+
+def test_data_reply_is_not_final_when_an_ack_was_asked():
+    c = Correlator()
+    c.feed(msg(REQUEST, RTM_GETLINK, REQ | ACK, 3, ts=0))
+    txn, done = c.feed(msg(REPLY, RTM_NEWLINK, 0, 3, ts=1))
+    assert not done and txn.parts == 1
+    txn, done = c.feed(msg(REPLY, 2, 0x100, 3, ts=2, payload=err(0)))
+    assert done
+
+
+def test_notifications_and_orphans_do_not_pair():
+    c = Correlator()
+    c.feed(msg(REQUEST, RTM_NEWROUTE, REQ | ACK, 7, ts=0))
+    assert c.feed(msg(NOTIFY, RTM_NEWROUTE, 0, 7, ts=1, groups=0x40)) == (None, False)
+    assert c.feed(msg(REPLY, 2, 0, 99, ts=2, payload=err(0))) == (None, False)
+    assert len(c.pending) == 1
+
+
+def test_unanswered_requests_expire():
+    c = Correlator(expire_ns=100)
+    c.feed(msg(REQUEST, RTM_NEWROUTE, REQ, 1, ts=0))
+    c.feed(msg(REQUEST, RTM_NEWROUTE, REQ, 2, ts=150))
+    gone = c.expire(now_ns=160)
+    assert [t.request.seq for t in gone] == [1] and c.expired == 1
+    assert len(c.pending) == 1
+
+
+def test_offline_messages_pair_by_port_when_there_is_no_socket():
+    c = Correlator()
+    c.feed(msg(REQUEST, RTM_NEWROUTE, REQ | ACK, 4, ts=0, sock=0, portid=4242))
+    txn, done = c.feed(msg(REPLY, 2, 0, 4, ts=5, sock=0, portid=4242, payload=err(3)))
+    assert done and txn.errno == 3
