@@ -1,0 +1,390 @@
+"""Declarative tables: protocol -> message type -> (name, kind, class).
+
+``kind`` is what the NLM_F_* high bits mean for that type, as strace and the
+kernel read them: "get" (ROOT/MATCH/ATOMIC, DUMP), "new" (REPLACE/EXCL/
+CREATE/APPEND), "del" (NONREC/BULK) or None (left as hex).
+
+Classes are pyroute2's (or the fixes in classes.py); this module imports
+pyroute2 and is loaded on first use by core.py.
+"""
+from pyroute2.netlink import genlmsg
+from pyroute2.netlink.nfnetlink import nfgen_msg
+from pyroute2.netlink.nfnetlink import nftsocket
+from pyroute2.netlink.nfnetlink.ipset import ipset_msg
+from pyroute2.netlink.nfnetlink.nfctsocket import (nfct_msg, nfct_stats,
+                                                   nfct_stats_cpu)
+from pyroute2.netlink.rtnl.br_vlan import br_vlan_msg
+from pyroute2.netlink.rtnl.ndtmsg import ndtmsg
+from pyroute2.netlink.rtnl.nsidmsg import nsidmsg
+from pyroute2.netlink.rtnl.ifstatsmsg import ifstatsmsg
+from pyroute2.netlink.connector import cn_msg
+from pyroute2.netlink.connector import cn_proc
+
+from . import classes as C
+from . import names as N
+from .engine import mute_pyroute2_logs
+
+mute_pyroute2_logs()
+
+# -- NETLINK_ROUTE (include/uapi/linux/rtnetlink.h) -------------------------
+RTM_NAMES = {
+    16: "RTM_NEWLINK", 17: "RTM_DELLINK", 18: "RTM_GETLINK",
+    19: "RTM_SETLINK", 20: "RTM_NEWADDR", 21: "RTM_DELADDR",
+    22: "RTM_GETADDR", 24: "RTM_NEWROUTE", 25: "RTM_DELROUTE",
+    26: "RTM_GETROUTE", 28: "RTM_NEWNEIGH", 29: "RTM_DELNEIGH",
+    30: "RTM_GETNEIGH", 32: "RTM_NEWRULE", 33: "RTM_DELRULE",
+    34: "RTM_GETRULE", 36: "RTM_NEWQDISC", 37: "RTM_DELQDISC",
+    38: "RTM_GETQDISC", 40: "RTM_NEWTCLASS", 41: "RTM_DELTCLASS",
+    42: "RTM_GETTCLASS", 44: "RTM_NEWTFILTER", 45: "RTM_DELTFILTER",
+    46: "RTM_GETTFILTER", 48: "RTM_NEWACTION", 49: "RTM_DELACTION",
+    50: "RTM_GETACTION", 52: "RTM_NEWPREFIX", 56: "RTM_NEWMULTICAST",
+    57: "RTM_DELMULTICAST", 58: "RTM_GETMULTICAST", 60: "RTM_NEWANYCAST",
+    61: "RTM_DELANYCAST", 62: "RTM_GETANYCAST", 64: "RTM_NEWNEIGHTBL",
+    66: "RTM_GETNEIGHTBL", 67: "RTM_SETNEIGHTBL", 68: "RTM_NEWNDUSEROPT",
+    72: "RTM_NEWADDRLABEL", 73: "RTM_DELADDRLABEL", 74: "RTM_GETADDRLABEL",
+    78: "RTM_GETDCB", 79: "RTM_SETDCB", 80: "RTM_NEWNETCONF",
+    81: "RTM_DELNETCONF", 82: "RTM_GETNETCONF", 84: "RTM_NEWMDB",
+    85: "RTM_DELMDB", 86: "RTM_GETMDB", 88: "RTM_NEWNSID",
+    89: "RTM_DELNSID", 90: "RTM_GETNSID", 92: "RTM_NEWSTATS",
+    94: "RTM_GETSTATS", 95: "RTM_SETSTATS", 96: "RTM_NEWCACHEREPORT",
+    100: "RTM_NEWCHAIN", 101: "RTM_DELCHAIN", 102: "RTM_GETCHAIN",
+    104: "RTM_NEWNEXTHOP", 105: "RTM_DELNEXTHOP", 106: "RTM_GETNEXTHOP",
+    108: "RTM_NEWLINKPROP", 109: "RTM_DELLINKPROP", 110: "RTM_GETLINKPROP",
+    112: "RTM_NEWVLAN", 113: "RTM_DELVLAN", 114: "RTM_GETVLAN",
+    116: "RTM_NEWNEXTHOPBUCKET", 117: "RTM_DELNEXTHOPBUCKET",
+    118: "RTM_GETNEXTHOPBUCKET", 120: "RTM_NEWTUNNEL", 121: "RTM_DELTUNNEL",
+    122: "RTM_GETTUNNEL",
+}
+
+
+def _route_classes():
+    table = {}
+
+    def put(cls, *types):
+        for t in types:
+            table[t] = cls
+    put(C.ifinfmsg_x, 16, 17, 18, 19, 108, 109, 110)
+    put(C.ifaddrmsg_x, 20, 21, 22, 56, 57, 58, 60, 61, 62)
+    put(C.rtmsg_x, 24, 25, 26)
+    put(C.ndmsg_x, 28, 29, 30)
+    put(C.fibmsg_x, 32, 33, 34)
+    put(C.tcmsg_x, 36, 37, 38, 40, 41, 42, 44, 45, 46, 100, 101, 102)
+    put(C.tcamsg, 48, 49, 50)
+    put(C.prefixmsg, 52)
+    put(ndtmsg, 64, 66, 67)
+    put(C.ifaddrlblmsg, 72, 73, 74)
+    put(C.netconfmsg, 80, 81, 82)
+    put(C.br_port_msg, 84, 85, 86)
+    put(nsidmsg, 88, 89, 90)
+    put(ifstatsmsg, 92, 94, 95)
+    put(C.nhmsg, 104, 105, 106, 116, 117, 118)
+    put(br_vlan_msg, 112, 113, 114)
+    return table
+
+
+ROUTE_CLASSES = _route_classes()
+# GET requests may carry only struct rtgenmsg (one family byte, padded)
+ROUTE_GET_SHORT_OK = True
+
+
+def route_kind(t):
+    if t == 49:                 # RTM_DELACTION takes the GET modifiers
+        return "get"
+    return ("new", "del", "get", None)[t & 3]
+
+
+# -- NETLINK_SOCK_DIAG -------------------------------------------------------
+SOCK_DIAG_NAMES = {18: "TCPDIAG_GETSOCK", 19: "DCCPDIAG_GETSOCK",
+                   20: "SOCK_DIAG_BY_FAMILY", 21: "SOCK_DESTROY"}
+DIAG_REQ_CLASSES = {2: C.inet_diag_req_x, 10: C.inet_diag_req_x,
+                    1: C.unix_diag_req_x, 16: C.netlink_diag_req,
+                    17: C.packet_diag_req}
+DIAG_MSG_CLASSES = {2: C.inet_diag_msg_x, 10: C.inet_diag_msg_x,
+                    1: C.unix_diag_msg_x, 16: C.netlink_diag_msg,
+                    17: C.packet_diag_msg}
+
+
+def sock_diag_class(t, payload, flags):
+    fam = payload[0] if payload else None
+    if t in (18, 19):
+        return C.inet_diag_msg_x if not flags & 1 else C.diag_msg_family_only
+    if flags & 1:   # NLM_F_REQUEST
+        return DIAG_REQ_CLASSES.get(fam, C.sock_diag_family_only)
+    return DIAG_MSG_CLASSES.get(fam, C.diag_msg_family_only)
+
+
+# -- NETLINK_NETFILTER ----------------------------------------------------------
+NFNL_SUBSYS = {
+    1: ("IPCTNL_MSG_CT_", ("NEW", "GET", "DELETE", "GET_CTRZERO",
+                           "GET_STATS_CPU", "GET_STATS", "GET_DYING",
+                           "GET_UNCONFIRMED")),
+    2: ("IPCTNL_MSG_EXP_", ("NEW", "GET", "DELETE", "GET_STATS_CPU")),
+    3: ("NFQNL_MSG_", ("PACKET", "VERDICT", "CONFIG", "VERDICT_BATCH")),
+    4: ("NFULNL_MSG_", ("PACKET", "CONFIG")),
+    5: ("OSF_MSG_", ("ADD", "REMOVE")),
+    6: ("IPSET_CMD_", ("NONE", "PROTOCOL", "CREATE", "DESTROY", "FLUSH",
+                       "RENAME", "SWAP", "LIST", "SAVE", "ADD", "DEL", "TEST",
+                       "HEADER", "TYPE", "GET_BYNAME", "GET_BYINDEX")),
+    7: ("NFNL_MSG_ACCT_", ("NEW", "GET", "GET_CTRZERO", "DEL", "OVERQUOTA")),
+    8: ("IPCTNL_MSG_TIMEOUT_", ("NEW", "GET", "DELETE", "DEFAULT_SET",
+                                "DEFAULT_GET")),
+    9: ("NFNL_MSG_CTHELPER_", ("NEW", "GET", "DEL")),
+    10: ("NFT_MSG_", (
+        "NEWTABLE", "GETTABLE", "DELTABLE", "NEWCHAIN", "GETCHAIN",
+        "DELCHAIN", "NEWRULE", "GETRULE", "DELRULE", "NEWSET", "GETSET",
+        "DELSET", "NEWSETELEM", "GETSETELEM", "DELSETELEM", "NEWGEN",
+        "GETGEN", "TRACE", "NEWOBJ", "GETOBJ", "DELOBJ", "GETOBJ_RESET",
+        "NEWFLOWTABLE", "GETFLOWTABLE", "DELFLOWTABLE", "GETRULE_RESET",
+        "DESTROYTABLE", "DESTROYCHAIN", "DESTROYRULE", "DESTROYSET",
+        "DESTROYSETELEM", "DESTROYOBJ", "DESTROYFLOWTABLE",
+        "GETSETELEM_RESET")),
+    11: ("NFNL_MSG_COMPAT_", ("GET",)),
+    12: ("NFNL_MSG_HOOK_", ("GET",)),
+}
+NFNL_SUBSYS_NAMES = {
+    0: "NFNL_SUBSYS_NONE", 1: "NFNL_SUBSYS_CTNETLINK",
+    2: "NFNL_SUBSYS_CTNETLINK_EXP", 3: "NFNL_SUBSYS_QUEUE",
+    4: "NFNL_SUBSYS_ULOG", 5: "NFNL_SUBSYS_OSF", 6: "NFNL_SUBSYS_IPSET",
+    7: "NFNL_SUBSYS_ACCT", 8: "NFNL_SUBSYS_CTNETLINK_TIMEOUT",
+    9: "NFNL_SUBSYS_CTHELPER", 10: "NFNL_SUBSYS_NFTABLES",
+    11: "NFNL_SUBSYS_NFT_COMPAT", 12: "NFNL_SUBSYS_HOOK",
+}
+NFT_CLASSES = dict(nftsocket.AsyncNFTSocket.policy)
+CT_CLASSES = {0: nfct_msg, 1: nfct_msg, 2: nfct_msg, 3: nfct_msg,
+              4: nfct_stats_cpu, 5: nfct_stats, 6: nfct_msg, 7: nfct_msg}
+
+
+def nf_type_name(t):
+    if t == 0x10:
+        return "NFNL_MSG_BATCH_BEGIN"
+    if t == 0x11:
+        return "NFNL_MSG_BATCH_END"
+    sub, msg = t >> 8, t & 0xFF
+    spec = NFNL_SUBSYS.get(sub)
+    if spec and msg < len(spec[1]):
+        return spec[0] + spec[1][msg]
+    return None
+
+
+def nf_class(t):
+    sub, msg = t >> 8, t & 0xFF
+    if sub == 10:
+        return NFT_CLASSES.get(msg, nfgen_msg)
+    if sub == 1:
+        return CT_CLASSES.get(msg, nfgen_msg)
+    if sub == 6:
+        return ipset_msg
+    return nfgen_msg
+
+
+# -- NETLINK_XFRM (include/uapi/linux/xfrm.h) -----------------------------------
+XFRM_NAMES = {
+    0x10: "XFRM_MSG_NEWSA", 0x11: "XFRM_MSG_DELSA", 0x12: "XFRM_MSG_GETSA",
+    0x13: "XFRM_MSG_NEWPOLICY", 0x14: "XFRM_MSG_DELPOLICY",
+    0x15: "XFRM_MSG_GETPOLICY", 0x16: "XFRM_MSG_ALLOCSPI",
+    0x17: "XFRM_MSG_ACQUIRE", 0x18: "XFRM_MSG_EXPIRE",
+    0x19: "XFRM_MSG_UPDPOLICY", 0x1a: "XFRM_MSG_UPDSA",
+    0x1b: "XFRM_MSG_POLEXPIRE", 0x1c: "XFRM_MSG_FLUSHSA",
+    0x1d: "XFRM_MSG_FLUSHPOLICY", 0x1e: "XFRM_MSG_NEWAE",
+    0x1f: "XFRM_MSG_GETAE", 0x20: "XFRM_MSG_REPORT",
+    0x21: "XFRM_MSG_MIGRATE", 0x22: "XFRM_MSG_NEWSADINFO",
+    0x23: "XFRM_MSG_GETSADINFO", 0x24: "XFRM_MSG_NEWSPDINFO",
+    0x25: "XFRM_MSG_GETSPDINFO", 0x26: "XFRM_MSG_MAPPING",
+    0x27: "XFRM_MSG_SETDEFAULT", 0x28: "XFRM_MSG_GETDEFAULT",
+}
+XFRM_KIND = {0x10: "new", 0x13: "new", 0x1e: "new", 0x22: "new",
+             0x24: "new", 0x12: "get", 0x15: "get", 0x1f: "get",
+             0x23: "get", 0x25: "get", 0x11: "del", 0x14: "del"}
+
+# -- NETLINK_AUDIT (include/uapi/linux/audit.h), the common ones ---------------
+AUDIT_NAMES = {
+    1000: "AUDIT_GET", 1001: "AUDIT_SET", 1002: "AUDIT_LIST",
+    1003: "AUDIT_ADD", 1004: "AUDIT_DEL", 1005: "AUDIT_USER",
+    1006: "AUDIT_LOGIN", 1007: "AUDIT_WATCH_INS", 1008: "AUDIT_WATCH_REM",
+    1009: "AUDIT_WATCH_LIST", 1010: "AUDIT_SIGNAL_INFO",
+    1011: "AUDIT_ADD_RULE", 1012: "AUDIT_DEL_RULE", 1013: "AUDIT_LIST_RULES",
+    1014: "AUDIT_TRIM", 1015: "AUDIT_MAKE_EQUIV", 1016: "AUDIT_TTY_GET",
+    1017: "AUDIT_TTY_SET", 1018: "AUDIT_SET_FEATURE",
+    1019: "AUDIT_GET_FEATURE", 1100: "AUDIT_USER_AUTH",
+    1101: "AUDIT_USER_ACCT", 1102: "AUDIT_USER_MGMT",
+    1103: "AUDIT_CRED_ACQ", 1104: "AUDIT_CRED_DISP",
+    1105: "AUDIT_USER_START", 1106: "AUDIT_USER_END",
+    1107: "AUDIT_USER_AVC", 1108: "AUDIT_USER_CHAUTHTOK",
+    1109: "AUDIT_USER_ERR", 1110: "AUDIT_CRED_REFR",
+    1111: "AUDIT_USYS_CONFIG", 1112: "AUDIT_USER_LOGIN",
+    1113: "AUDIT_USER_LOGOUT", 1114: "AUDIT_ADD_USER",
+    1115: "AUDIT_DEL_USER", 1116: "AUDIT_ADD_GROUP",
+    1117: "AUDIT_DEL_GROUP", 1118: "AUDIT_DAC_CHECK",
+    1119: "AUDIT_CHGRP_ID", 1120: "AUDIT_TEST", 1121: "AUDIT_TRUSTED_APP",
+    1122: "AUDIT_USER_SELINUX_ERR", 1123: "AUDIT_USER_CMD",
+    1124: "AUDIT_USER_TTY", 1125: "AUDIT_CHUSER_ID",
+    1126: "AUDIT_GRP_AUTH", 1127: "AUDIT_SYSTEM_BOOT",
+    1128: "AUDIT_SYSTEM_SHUTDOWN", 1129: "AUDIT_SYSTEM_RUNLEVEL",
+    1130: "AUDIT_SERVICE_START", 1131: "AUDIT_SERVICE_STOP",
+    1300: "AUDIT_SYSCALL", 1302: "AUDIT_PATH", 1303: "AUDIT_IPC",
+    1304: "AUDIT_SOCKETCALL", 1305: "AUDIT_CONFIG_CHANGE",
+    1306: "AUDIT_SOCKADDR", 1307: "AUDIT_CWD", 1309: "AUDIT_EXECVE",
+    1311: "AUDIT_IPC_SET_PERM", 1312: "AUDIT_MQ_OPEN",
+    1313: "AUDIT_MQ_SENDRECV", 1314: "AUDIT_MQ_NOTIFY",
+    1315: "AUDIT_MQ_GETSETATTR", 1316: "AUDIT_KERNEL_OTHER",
+    1317: "AUDIT_FD_PAIR", 1318: "AUDIT_OBJ_PID", 1319: "AUDIT_TTY",
+    1320: "AUDIT_EOE", 1321: "AUDIT_BPRM_FCAPS", 1322: "AUDIT_CAPSET",
+    1323: "AUDIT_MMAP", 1324: "AUDIT_NETFILTER_PKT",
+    1325: "AUDIT_NETFILTER_CFG", 1326: "AUDIT_SECCOMP",
+    1327: "AUDIT_PROCTITLE", 1328: "AUDIT_FEATURE_CHANGE",
+    1329: "AUDIT_REPLACE", 1330: "AUDIT_KERN_MODULE",
+    1331: "AUDIT_FANOTIFY", 1332: "AUDIT_TIME_INJOFFSET",
+    1333: "AUDIT_TIME_ADJNTPVAL", 1334: "AUDIT_BPF",
+    1335: "AUDIT_EVENT_LISTENER", 1336: "AUDIT_URINGOP",
+    1337: "AUDIT_OPENAT2", 1338: "AUDIT_DM_CTRL", 1339: "AUDIT_DM_EVENT",
+    1400: "AUDIT_AVC", 1401: "AUDIT_SELINUX_ERR", 1402: "AUDIT_AVC_PATH",
+    1403: "AUDIT_MAC_POLICY_LOAD", 1404: "AUDIT_MAC_STATUS",
+    1405: "AUDIT_MAC_CONFIG_CHANGE", 1700: "AUDIT_ANOM_PROMISCUOUS",
+    1701: "AUDIT_ANOM_ABEND", 1702: "AUDIT_ANOM_LINK",
+    1703: "AUDIT_ANOM_CREAT",
+}
+
+SELINUX_NAMES = {0x10: "SELNL_MSG_SETENFORCE", 0x11: "SELNL_MSG_POLICYLOAD"}
+
+# -- NETLINK_CONNECTOR ------------------------------------------------------------
+PROC_EVENT_CLASSES = dict(cn_proc.ProcEventMarshal.msg_map)
+CN_MSG = cn_msg
+
+
+# -- naming of fixed header fields ------------------------------------------------
+def _rtmsg(f):
+    _af(f, "family", N.RTNL_FAMILY_NAMES)
+    _nm(f, "table", N.RT_TABLE_NAMES)
+    _nm(f, "proto", N.RT_PROTO_NAMES)
+    _nm(f, "scope", N.RT_SCOPE_NAMES)
+    _nm(f, "type", N.RTN_NAMES)
+    _bits(f, "flags", N.RTM_F_FLAGS)
+
+
+def _ifinfmsg(f):
+    _af(f, "family")
+    _nm(f, "ifi_type", N.ARPHRD_NAMES)
+    _bits(f, "flags", N.IFF_FLAGS)
+    f.pop("state", None)    # pyroute2's own up/down guess
+
+
+def _ifaddrmsg(f):
+    _af(f, "family")
+    _bits(f, "flags", N.IFA_F_FLAGS)
+    _nm(f, "scope", N.RT_SCOPE_NAMES)
+
+
+def _ndmsg(f):
+    _af(f, "family")
+    _bits(f, "state", N.NUD_FLAGS)
+    _bits(f, "flags", N.NTF_FLAGS)
+    _nm(f, "ndm_type", N.RTN_NAMES)
+
+
+def _fibmsg(f):
+    _af(f, "family")
+    _nm(f, "table", N.RT_TABLE_NAMES)
+    _nm(f, "action", N.FR_ACT_NAMES)
+    _bits(f, "flags", N.FIB_RULE_FLAGS)
+
+
+def _family_only(f):
+    _af(f, "family")
+    _af(f, "rtgen_family")
+
+
+def _nhmsg(f):
+    _af(f, "family")
+    _nm(f, "scope", N.RT_SCOPE_NAMES)
+    _nm(f, "protocol", N.RT_PROTO_NAMES)
+    _bits(f, "flags", N.NH_F_FLAGS)
+
+
+def _nfgen(f):
+    _nm(f, "nfgen_family", N.NFPROTO_NAMES)
+
+
+def _diag_req(f):
+    _af(f, "sdiag_family")
+    fam = f.get("sdiag_family")
+    if fam in ("AF_INET", "AF_INET6"):
+        _nm(f, "sdiag_protocol", N.IPPROTO_NAMES)
+        _bits(f, "idiag_ext", N.INET_DIAG_EXT_FLAGS)
+        _states(f, "idiag_states")
+    elif fam == "AF_UNIX":
+        _states(f, "udiag_states")
+        _bits(f, "udiag_show", N.UDIAG_SHOW_FLAGS)
+    elif fam == "AF_NETLINK":
+        _nm(f, "sdiag_protocol", N.NETLINK_PROTO_NAMES)
+        _bits(f, "ndiag_show", N.NDIAG_SHOW_FLAGS)
+    elif fam == "AF_PACKET":
+        _bits(f, "pdiag_show", N.PACKET_SHOW_FLAGS)
+
+
+def _diag_msg(f):
+    for k in ("idiag_family", "udiag_family", "ndiag_family",
+              "pdiag_family", "family"):
+        _af(f, k)
+    _nm(f, "idiag_state", N.TCP_STATE_NAMES)
+    _nm(f, "udiag_state", N.TCP_STATE_NAMES)
+    _nm(f, "udiag_type", N.SOCK_TYPE_NAMES)
+    _nm(f, "ndiag_type", N.SOCK_TYPE_NAMES)
+    _nm(f, "ndiag_protocol", N.NETLINK_PROTO_NAMES)
+    _nm(f, "ndiag_state", {0: "NETLINK_UNCONNECTED", 1: "NETLINK_CONNECTED"})
+    _nm(f, "pdiag_type", N.SOCK_TYPE_NAMES)
+
+
+def _af(f, key, table=N.AF_NAMES):
+    v = f.get(key)
+    if isinstance(v, int):
+        f[key] = table.get(v, v)
+
+
+def _nm(f, key, table):
+    v = f.get(key)
+    if isinstance(v, int):
+        f[key] = table.get(v, v)
+
+
+def _bits(f, key, table):
+    v = f.get(key)
+    if isinstance(v, int):
+        f[key] = N.bits(v, table)
+
+
+def _states(f, key):
+    v = f.get(key)
+    if isinstance(v, int):
+        f[key] = N.state_bits(v)
+
+
+FIELD_NAMERS = {
+    C.rtmsg_x: _rtmsg, C.ifinfmsg_x: _ifinfmsg, C.ifaddrmsg_x: _ifaddrmsg,
+    C.ndmsg_x: _ndmsg, C.fibmsg_x: _fibmsg, C.tcmsg_x: _family_only,
+    C.tcamsg: _family_only, C.prefixmsg: _family_only, ndtmsg: _family_only,
+    C.ifaddrlblmsg: _family_only, C.netconfmsg: _family_only,
+    C.br_port_msg: _family_only, nsidmsg: _family_only,
+    ifstatsmsg: _family_only, C.nhmsg: _nhmsg, br_vlan_msg: _family_only,
+    C.inet_diag_req_x: _diag_req, C.unix_diag_req_x: _diag_req,
+    C.netlink_diag_req: _diag_req, C.packet_diag_req: _diag_req,
+    C.sock_diag_family_only: _diag_req, C.inet_diag_msg_x: _diag_msg,
+    C.unix_diag_msg_x: _diag_msg, C.netlink_diag_msg: _diag_msg,
+    C.packet_diag_msg: _diag_msg, C.diag_msg_family_only: _diag_msg,
+}
+for _cls in set(NFT_CLASSES.values()) | set(CT_CLASSES.values()) | {
+        ipset_msg, nfgen_msg}:
+    FIELD_NAMERS[_cls] = _nfgen
+del _cls
+
+
+def name_fields(cls, fields):
+    namer = FIELD_NAMERS.get(cls)
+    if namer is not None:
+        try:
+            namer(fields)
+        except Exception:
+            pass
+    return fields
+
+
+GENLMSG = genlmsg
