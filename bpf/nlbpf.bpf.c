@@ -5,7 +5,7 @@
  *   MODE_TRACE | MODE_ERRORS | MODE_SLOW | MODE_TOP   what to hand over
  *   USE_RINGBUF, RINGBUF_PAGES                        ring buffer, else perf buffer
  *   SNAPLEN                                           bytes kept per message
- *   FILTER_PID, FILTER_COMM, FILTER_PROTO, FILTER_TYPE, FILTER_NETNS, FILTER_CGROUP
+ *   SELF_PID, FILTER_PID, FILTER_COMM, FILTER_PROTO, FILTER_TYPE, FILTER_NETNS, FILTER_CGROUP
  *   SLOW_NS, SPAN_MIN_NS                              slow mode thresholds
  *   OFF_*                                             struct offsets from the running kernel's BTF
  *
@@ -230,6 +230,10 @@ static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u
 {
     u64 id = bpf_get_current_pid_tgid();
     u32 pid = id >> 32, tid = (u32)id;
+#ifdef SELF_PID
+    if (pid == SELF_PID)        /* nlbpf's own lookups (genl families) are not news */
+        return 0;
+#endif
 #ifdef FILTER_PID
     if (pid != FILTER_PID)
         return 0;

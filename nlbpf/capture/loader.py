@@ -50,7 +50,7 @@ class Capture:
     # ------------------------------------------------------------------ set-up
     def cflags(self, offsets, ringbuf, have_extack, have_locks):
         flags = [f"-I{BPF_DIR}", f"-DMODE_{self.mode.upper()}", f"-DSNAPLEN={self.snaplen}",
-                 "-Wno-macro-redefined"]
+                 f"-DSELF_PID={os.getpid()}", "-Wno-macro-redefined"]
         flags += [f"-D{name}={value}" for name, value in offsets.items()]
         if ringbuf:
             flags += ["-DUSE_RINGBUF", f"-DRINGBUF_PAGES={self.buffer_pages}"]

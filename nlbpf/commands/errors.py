@@ -14,9 +14,7 @@ def error_details(rec):
     if rec.get("extack"):
         lines.append(f'extack: "{rec["extack"]}"')
     req = rec.get("request") or {}
-    fields = {k: v for k, v in req.items()
-              if k not in ("attrs", "length", "type", "type_name", "flags", "flag_names",
-                           "seq", "portid", "truncated", "malformed", "echoed")}
+    fields = req.get("fields") or {}
     if fields:
         lines.append("header: " + " ".join(f"{k}={v}" for k, v in fields.items()))
     attrs = attrs_text(req.get("attrs"))

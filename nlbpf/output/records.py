@@ -129,10 +129,14 @@ def message_line(msg, d, txn, completed, rec):
         head += f" {flags}"
     head += f" seq={msg.seq}"
     body = d.summary()
+    if msg.truncated:
+        cut = f"truncated: {len(msg.data)} of {msg.length} bytes"
+        body = body.replace("[truncated]", f"[{cut}]") if "[truncated]" in body else f"{body} [{cut}]"
     if body:
         head += f" {body}"
     if completed:
-        if rec["errno"]:
+        # an NLMSG_ERROR's own summary names the errno; a DONE's may not
+        if rec["errno"] and rec["error"] not in body:
             head += f" → {rec['error']} ({strerror(rec['errno'])})"
         extra = [fmt_us(rec["latency_us"])]
         if txn.parts:
@@ -142,8 +146,6 @@ def message_line(msg, d, txn, completed, rec):
         if rec.get("extack") and rec["extack"] not in head:
             extra.append(f'"{rec["extack"]}"')
         head += " [" + ", ".join(extra) + "]"
-    if msg.truncated:
-        head += f" (truncated: {len(msg.data)} of {msg.length} bytes)"
     return head
 
 
