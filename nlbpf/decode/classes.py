@@ -16,7 +16,7 @@ pyroute2 in the same process are unaffected.  The additions are:
 """
 import struct
 
-from pyroute2.netlink import (ctrlmsg, nla, nla_string, nlmsg, NotInitialized)
+from pyroute2.netlink import ctrlmsg, nla, nla_string, nlmsg
 from pyroute2.netlink.diag import (inet_diag_msg, inet_diag_req,
                                    unix_diag_msg, unix_diag_req)
 from pyroute2.netlink.rtnl.fibmsg import fibmsg
@@ -26,7 +26,7 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import nh, rtmsg
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
-from .engine import partial_fields
+from .engine import ATTR_OVERRIDES, partial_fields
 
 
 def _explicit(nla_map):
@@ -455,3 +455,64 @@ class sock_diag_family_only(nlmsg):
 
 class diag_msg_family_only(nlmsg):
     fields = (("family", "B"),)
+
+
+# -- attributes whose pyroute2 class is wrong, fixed by name -------------------
+_XDP_ATTACHED = {0: "XDP_ATTACHED_NONE", 1: "XDP_ATTACHED_DRV",
+                 2: "XDP_ATTACHED_SKB", 3: "XDP_ATTACHED_HW",
+                 4: "XDP_ATTACHED_MULTI"}
+
+
+def _xdp_attached(raw):
+    return _XDP_ATTACHED.get(raw[0], raw[0])
+
+
+def _bridge_id(raw):
+    """struct ifla_bridge_id {__u8 prio[2]; __u8 addr[6];} as ip prints it:
+    "8000.d6:d5:eb:ff:a1:d6" (pyroute2 reads prio in host order)."""
+    if len(raw) < 8:
+        return raw.hex()
+    return "%02x%02x.%s" % (raw[0], raw[1],
+                            ":".join("%02x" % b for b in raw[2:8]))
+
+
+def _be32_bits(table):
+    def fix(raw):
+        from .names import bits
+        return bits(int.from_bytes(raw[:4], "big"), table)
+    return fix
+
+
+def _addr(raw):
+    from .engine import addr_text
+    return addr_text(bytes(raw))
+
+
+def _b64(raw):
+    import base64
+    return base64.b64encode(bytes(raw)).decode("ascii")
+
+
+def _secret(raw):
+    # never copy a private or preshared key into traces and logs
+    return "<redacted %d bytes>" % len(raw)
+
+
+ATTR_OVERRIDES.update({
+    "WGDEVICE_A_PRIVATE_KEY": _secret,
+    "WGDEVICE_A_PUBLIC_KEY": _b64,
+    "WGPEER_A_PUBLIC_KEY": _b64,
+    "WGPEER_A_PRESHARED_KEY": _secret,
+    "WGALLOWEDIP_A_IPADDR": _addr,
+    "IFLA_XDP_ATTACHED": _xdp_attached,
+    "IFLA_BRPORT_ROOT_ID": _bridge_id,
+    "IFLA_BRPORT_BRIDGE_ID": _bridge_id,
+    "IFLA_BR_ROOT_ID": _bridge_id,
+    "IFLA_BR_BRIDGE_ID": _bridge_id,
+    # enum nft_chain_flags starts at NFT_CHAIN_BASE = 1 << 0
+    "NFTA_CHAIN_FLAGS": _be32_bits(((1, "NFT_CHAIN_BASE"),
+                                    (2, "NFT_CHAIN_HW_OFFLOAD"),
+                                    (4, "NFT_CHAIN_BINDING"))),
+    "NFTA_SET_ELEM_FLAGS": _be32_bits(((1, "NFT_SET_ELEM_INTERVAL_END"),
+                                       (2, "NFT_SET_ELEM_CATCHALL"))),
+})

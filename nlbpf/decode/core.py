@@ -406,6 +406,14 @@ def _decode_class(cls, d, buf, clamped, ctx):
     d.fields = t.name_fields(cls, fields) if t else fields
     d.attrs = attrs
     fsize = fields_size(cls)
+    if t and cls in t.TLV_ONLY and fsize is not None and \
+            len(work) > 16 + fsize:
+        # a family/subsystem pyroute2 has no class for: the attributes are
+        # still attributes
+        from .engine import align4, generic_chain
+        with quiet():
+            d.attrs = generic_chain(work, align4(16 + fsize), len(work), 1,
+                                    ctx, clamped)
     plen = len(buf) - 16
     if fsize is not None and plen < fsize and not clamped:
         return plen, fsize

@@ -211,7 +211,9 @@ def plain(v, depth=0):
     if isinstance(v, dict):
         return {str(k): plain(x, depth + 1) for k, x in v.items()
                 if k != "header"}
-    if isinstance(v, (list, tuple, set)):
+    if isinstance(v, (set, frozenset)):
+        return sorted((plain(x, depth + 1) for x in v), key=str)
+    if isinstance(v, (list, tuple)):
         return [plain(x, depth + 1) for x in v]
     return str(v)
 
@@ -391,15 +393,32 @@ def decode_chain(owner, slots, entries, ebuf, problem, pbuf, chain_end,
     return attrs
 
 
+# attribute name -> function(payload bytes) -> value, for the few places
+# where pyroute2's class for an attribute is wrong (filled by classes.py)
+ATTR_OVERRIDES = {}
+NLA_F_NESTED = 0x8000
+
+
 def convert(owner, child, name, depth, ctx, clamped):
     """Decode one attribute instance into a plain value."""
     cls = type(child)
+    fix = ATTR_OVERRIDES.get(name)
+    if fix is not None:
+        try:
+            return fix(raw_payload(child))
+        except Exception:
+            return raw_payload(child).hex()
+    if cls is nla_base:     # no class for this type: walk nests generically
+        return generic_value(child.data, child.offset, depth, ctx, clamped)
     if child._nla_array:
         return convert_array(owner, child, name, depth, ctx, clamped)
     if cls.nla_map:
         return convert_nest(owner, child, name, depth, ctx, clamped)
     try:
-        child.decode()
+        # a custom decode() of the parent may have decoded it already, and
+        # pyroute2 cannot decode an attribute twice
+        if not child.decoded:
+            child.decode()
         return leaf_value(child)
     except Exception:
         return leaf_fallback(child, name, ctx, clamped)
@@ -439,7 +458,8 @@ def convert_nest(owner, child, name, depth, ctx, clamped):
     fsize = fields_size(cls)
     if fsize is None:
         try:
-            child.decode()
+            if not child.decoded:
+                child.decode()
             return struct_value(child)
         except Exception:
             return raw_payload(child).hex()
@@ -462,7 +482,8 @@ def convert_nest(owner, child, name, depth, ctx, clamped):
             return raw_payload(child).hex()
         entries = [(e[0] - off, e[1], e[2]) for e in entries]
     try:
-        inst.decode()
+        if not inst.decoded:
+            inst.decode()
         slots = dict.get(inst, "attrs")
         if not isinstance(slots, list):
             slots = None
@@ -523,7 +544,8 @@ def convert_array(owner, child, name, depth, ctx, clamped):
         except Exception:
             return raw_payload(child).hex()
     try:
-        inst.decode()
+        if not inst.decoded:
+            inst.decode()
     except Exception:
         return raw_payload(child).hex()
     cells = inst.value if isinstance(inst.value, list) else []
@@ -614,3 +636,51 @@ def decode_top(cls, buf, ctx, clamped):
     attrs = decode_chain(inst, slots, entries, buf, problem, buf, total, 1,
                          ctx, clamped)
     return fields, attrs, inst
+
+
+def generic_value(buf, off, depth, ctx, clamped):
+    """An attribute nobody has a class for: a nest (NLA_F_NESTED set and a
+    clean chain inside) becomes a dict of UNKNOWN_<type> entries, anything
+    else hex."""
+    try:
+        hlen, rtype = _HH.unpack_from(buf, off)
+    except struct.error:
+        return None
+    end = min(off + hlen, len(buf))
+    if rtype & NLA_F_NESTED and hlen > 4 and depth < MAX_DEPTH:
+        entries, problem = scan_chain(buf, off + 4, end)
+        if problem is None and entries:
+            return generic_chain(buf, off + 4, end, depth + 1, ctx, clamped)
+    return bytes(buf[off + 4:end]).hex()
+
+
+def generic_chain(buf, start, end, depth, ctx, clamped):
+    """Attributes of a payload no pyroute2 class describes."""
+    attrs = AttrDict()
+    entries, problem = scan_chain(buf, start, end)
+    for off, hlen, rtype in entries:
+        ctx.nodes += 1
+        if ctx.nodes > MAX_NODES:
+            ctx.bad("too many attributes")
+            return attrs
+        attrs.add(unknown_name(rtype),
+                  generic_value(buf, off, depth, ctx, False))
+    if problem is not None:
+        off, hlen, kind = problem
+        if clamped and kind in ("overrun", "trailing"):
+            ctx.truncated_attrs += 1
+            if kind == "overrun":
+                attrs.add(unknown_name(_HH.unpack_from(buf, off)[1]),
+                          bytes(buf[off + 4:end]).hex())
+        elif kind == "short":
+            ctx.bad("attribute length %d < 4 at offset %d" % (hlen, off))
+        elif kind == "overrun":
+            ctx.bad("attribute %s length %d overruns its container "
+                    "(%d bytes left)" % (
+                        unknown_name(_HH.unpack_from(buf, off)[1]), hlen,
+                        end - off))
+            attrs.add(unknown_name(_HH.unpack_from(buf, off)[1]),
+                      bytes(buf[off + 4:end]).hex())
+        else:
+            ctx.bad("%d stray bytes after the attributes" % hlen)
+    return attrs

@@ -409,7 +409,9 @@ def _genl(d):
                 if isinstance(g, dict)))
         return " ".join(parts)
     fam = d.family or ("0x%x" % d.type if d.type is not None else "?")
-    line = "family %s cmd %s" % (fam, _cmd(d))
+    cmd = _cmd(d)
+    line = "family %s %s" % (fam, cmd if cmd.startswith("cmd ") else
+                             "cmd " + cmd)
     extra = []
     for k, v in (a or {}).items():
         if _scalar(v) and not (isinstance(v, str) and len(v) > 40):

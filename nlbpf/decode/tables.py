@@ -286,11 +286,17 @@ def _fibmsg(f):
     _nm(f, "table", N.RT_TABLE_NAMES)
     _nm(f, "action", N.FR_ACT_NAMES)
     _bits(f, "flags", N.FIB_RULE_FLAGS)
+    for pad in ("res1", "res2"):
+        if f.get(pad) == 0:
+            del f[pad]
 
 
 def _family_only(f):
     _af(f, "family")
     _af(f, "rtgen_family")
+    for pad in ("pad1", "pad2"):
+        if f.get(pad) == 0:
+            del f[pad]
 
 
 def _nhmsg(f):
@@ -330,7 +336,10 @@ def _diag_msg(f):
     _nm(f, "udiag_type", N.SOCK_TYPE_NAMES)
     _nm(f, "ndiag_type", N.SOCK_TYPE_NAMES)
     _nm(f, "ndiag_protocol", N.NETLINK_PROTO_NAMES)
-    _nm(f, "ndiag_state", {0: "NETLINK_UNCONNECTED", 1: "NETLINK_CONNECTED"})
+    # netlink sockets start in TCP_CLOSE (sock_init_data); connect() sets
+    # NETLINK_CONNECTED
+    _nm(f, "ndiag_state", {0: "NETLINK_UNCONNECTED", 1: "NETLINK_CONNECTED",
+                           7: "TCP_CLOSE"})
     _nm(f, "pdiag_type", N.SOCK_TYPE_NAMES)
 
 
@@ -388,3 +397,5 @@ def name_fields(cls, fields):
 
 
 GENLMSG = genlmsg
+# classes that are only a 4-byte header: what follows is a plain TLV chain
+TLV_ONLY = frozenset((genlmsg, nfgen_msg))
