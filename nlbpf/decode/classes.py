@@ -26,7 +26,7 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import nh, rtmsg
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
-from .engine import ATTR_OVERRIDES, partial_fields
+from .engine import ATTR_OVERRIDES, EXTRA_NAMES, partial_fields
 
 
 def _explicit(nla_map):
@@ -516,3 +516,70 @@ ATTR_OVERRIDES.update({
     "NFTA_SET_ELEM_FLAGS": _be32_bits(((1, "NFT_SET_ELEM_INTERVAL_END"),
                                        (2, "NFT_SET_ELEM_CATCHALL"))),
 })
+
+
+def _u32(raw):
+    return int.from_bytes(raw[:4], "little")
+
+
+def _boolopt(raw):
+    """struct br_boolopt_multi {__u32 optval; __u32 optmask;}"""
+    return {"optval": _u32(raw[:4]), "optmask": _u32(raw[4:8])}
+
+
+_bridge_data = ifinfmsg.ifinfo.data_map.get("bridge")
+if _bridge_data is not None:
+    EXTRA_NAMES[_bridge_data] = {
+        46: "IFLA_BR_MULTI_BOOLOPT",
+        47: "IFLA_BR_MCAST_QUERIER_STATE",
+        48: "IFLA_BR_FDB_N_LEARNED",
+        49: "IFLA_BR_FDB_MAX_LEARNED",
+    }
+    ATTR_OVERRIDES.update({
+        "IFLA_BR_MULTI_BOOLOPT": _boolopt,
+        "IFLA_BR_FDB_N_LEARNED": _u32,
+        "IFLA_BR_FDB_MAX_LEARNED": _u32,
+    })
+
+
+# -- nftables objects and traces (pyroute2 has no class for them) -------------
+from pyroute2.netlink.nfnetlink import nfgen_msg  # noqa: E402
+
+
+class nft_obj_msg(nfgen_msg):
+    prefix = "NFTA_OBJ_"
+    nla_map = (
+        (0, "NFTA_OBJ_UNSPEC", "none"),
+        (1, "NFTA_OBJ_TABLE", "asciiz"),
+        (2, "NFTA_OBJ_NAME", "asciiz"),
+        (3, "NFTA_OBJ_TYPE", "be32"),
+        (4, "NFTA_OBJ_DATA", "hex"),
+        (5, "NFTA_OBJ_USE", "be32"),
+        (6, "NFTA_OBJ_HANDLE", "be64"),
+        (7, "NFTA_OBJ_PAD", "hex"),
+        (8, "NFTA_OBJ_USERDATA", "hex"),
+    )
+
+
+class nft_trace_msg(nfgen_msg):
+    prefix = "NFTA_TRACE_"
+    nla_map = (
+        (0, "NFTA_TRACE_UNSPEC", "none"),
+        (1, "NFTA_TRACE_TABLE", "asciiz"),
+        (2, "NFTA_TRACE_CHAIN", "asciiz"),
+        (3, "NFTA_TRACE_RULE_HANDLE", "be64"),
+        (4, "NFTA_TRACE_TYPE", "be32"),
+        (5, "NFTA_TRACE_VERDICT", "hex"),
+        (6, "NFTA_TRACE_ID", "be32"),
+        (7, "NFTA_TRACE_LL_HEADER", "hex"),
+        (8, "NFTA_TRACE_NETWORK_HEADER", "hex"),
+        (9, "NFTA_TRACE_TRANSPORT_HEADER", "hex"),
+        (10, "NFTA_TRACE_IIF", "be32"),
+        (11, "NFTA_TRACE_IIFTYPE", "be16"),
+        (12, "NFTA_TRACE_OIF", "be32"),
+        (13, "NFTA_TRACE_OIFTYPE", "be16"),
+        (14, "NFTA_TRACE_MARK", "be32"),
+        (15, "NFTA_TRACE_NFPROTO", "be32"),
+        (16, "NFTA_TRACE_POLICY", "be32"),
+        (17, "NFTA_TRACE_PAD", "hex"),
+    )

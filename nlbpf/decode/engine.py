@@ -302,6 +302,20 @@ def unknown_name(rtype):
     return "UNKNOWN_%d" % (rtype & 0x3FFF)
 
 
+# container class -> {type: NAME}: attribute types newer than a pyroute2
+# class nested too deep to subclass cleanly (decoders go in ATTR_OVERRIDES)
+EXTRA_NAMES = {}
+
+
+def extra_name(owner, rtype):
+    names = EXTRA_NAMES.get(type(owner))
+    if names:
+        name = names.get(rtype & 0x3FFF)
+        if name:
+            return name
+    return unknown_name(rtype)
+
+
 def make_child(owner, table, buf, off, length, rtype):
     """Instantiate the pyroute2 class for one attribute, like decode_nlas."""
     t = rtype & 0x3FFF
@@ -313,7 +327,8 @@ def make_child(owner, table, buf, off, length, rtype):
         except Exception:
             prime = None
     if prime is None:
-        return unknown_name(rtype), nla_base(data=buf, offset=off, length=length)
+        return (extra_name(owner, rtype),
+                nla_base(data=buf, offset=off, length=length))
     name = prime["name"]
     cls = prime["class"]
     try:
@@ -350,7 +365,7 @@ def decode_chain(owner, slots, entries, ebuf, problem, pbuf, chain_end,
                 pairs = None
                 break
             if name == "UNKNOWN":
-                name = unknown_name(entry[2])
+                name = extra_name(owner, entry[2])
             pairs.append((name, child))
     if pairs is None:
         table = nla_table(type(owner), owner)

@@ -150,6 +150,15 @@ NFNL_SUBSYS_NAMES = {
     11: "NFNL_SUBSYS_NFT_COMPAT", 12: "NFNL_SUBSYS_HOOK",
 }
 NFT_CLASSES = dict(nftsocket.AsyncNFTSocket.policy)
+NFT_CLASSES.update({17: C.nft_trace_msg, 18: C.nft_obj_msg, 19: C.nft_obj_msg,
+                    20: C.nft_obj_msg, 21: C.nft_obj_msg, 31: C.nft_obj_msg})
+# the DESTROY* variants carry what their DEL* counterparts do
+for _new, _old in ((26, 2), (27, 5), (28, 8), (29, 11), (30, 14), (32, 24)):
+    if _old in NFT_CLASSES:
+        NFT_CLASSES[_new] = NFT_CLASSES[_old]
+for _new, _old in ((25, 7), (33, 13)):     # GETRULE_RESET, GETSETELEM_RESET
+    if _old in NFT_CLASSES:
+        NFT_CLASSES[_new] = NFT_CLASSES[_old]
 CT_CLASSES = {0: nfct_msg, 1: nfct_msg, 2: nfct_msg, 3: nfct_msg,
               4: nfct_stats_cpu, 5: nfct_stats, 6: nfct_msg, 7: nfct_msg}
 
