@@ -1,0 +1,135 @@
+#!/bin/bash
+# PID 1 of the test VM, exec'd by the image's /sbin/nlbpf-vm-init after it
+# unpacked the payload disk (/dev/vdb) into /opt: the checkout in /opt/nlbpf
+# and the run settings in /opt/vmrun.env (written by vm/run-tests.sh).
+#
+# Runs each layer, reports `VMTEST:` lines on the serial console, writes all
+# results as a tar onto /dev/vdc and powers off. No `set -e`: PID 1 must always
+# reach the power-off, whatever fails.
+set -uo pipefail
+
+export PATH=/opt/nlbpf-venv/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8 TERM=dumb TMPDIR=/tmp NLBPF_VM=1
+src=/opt/nlbpf
+venv=/opt/nlbpf-venv
+out=/tmp/vmout
+
+say() { echo "VMTEST: $*"; }
+
+poweroff_now() {
+    sync
+    echo o >/proc/sysrq-trigger
+    sleep 60
+}
+
+# --- the system a normal boot would give -----------------------------------
+mount -o remount,rw / 2>/dev/null
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+ln -sfn /proc/self/fd /dev/fd
+ln -sfn /proc/self/fd/0 /dev/stdin
+ln -sfn /proc/self/fd/1 /dev/stdout
+ln -sfn /proc/self/fd/2 /dev/stderr
+mount -t tmpfs -o mode=755 tmpfs /run
+mkdir -p /run/netns /run/lock   # ip netns add needs /run/netns
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tracefs tracefs /sys/kernel/tracing
+mount -t debugfs debugfs /sys/kernel/debug
+mount -t bpf bpf /sys/fs/bpf
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+hostname nlbpf-vm
+ip link set lo up
+ulimit -l unlimited
+mkdir -p "$out"
+
+LAYERS="smoke fentry kprobe syscall"
+LAYER_TIMEOUT=420
+VERBOSE=0
+PYTEST_ARGS=()
+# shellcheck source=/dev/null
+[ -r /opt/vmrun.env ] && . /opt/vmrun.env
+
+say "boot ok kernel=$(uname -r) uptime=$(cut -d' ' -f1 /proc/uptime)s layers=${LAYERS// /,}"
+
+# --- the checkout ----------------------------------------------------------
+# The image's venv has every dependency and an editable install of nlbpf
+# pointing at $src, made from the pyproject.toml it recorded. Reinstall
+# (offline, ~20 s under emulation) only if this checkout's pyproject differs:
+# new console scripts or packages then get registered.
+if [ "$(sha256sum <"$src/pyproject.toml")" != "$(cat "$venv/.nlbpf-pyproject.sha256" 2>/dev/null)" ]; then
+    t=$(date +%s)
+    if pip install -q --no-deps --no-build-isolation --no-index -e "$src" >"$out/install.log" 2>&1; then
+        say "reinstalled nlbpf (pyproject.toml changed) $(($(date +%s) - t))s"
+    else
+        say "ERROR pip install -e $src failed (install.log)"
+    fi
+fi
+
+# --- layers ----------------------------------------------------------------
+has_tests=0
+if find "$src/tests/integration" \( -name 'test_*.py' -o -name '*_test.py' \) 2>/dev/null | grep -q .; then
+    has_tests=1
+fi
+
+run_pytest() {   # $1 = result dir; env decides the hook layer
+    cd "$src" || return 1
+    local cmd=(timeout -k 10 "$LAYER_TIMEOUT" python -m pytest -m root tests/integration
+               -p no:cacheprovider -rfEs --junitxml="$1/junit.xml"
+               -o junit_suite_name="nlbpf-$(basename "$1")" "${PYTEST_ARGS[@]}")
+    echo "+ ${cmd[*]@Q}" >"$1/pytest.log"
+    if [ "$VERBOSE" = 1 ]; then
+        "${cmd[@]}" 2>&1 | tee -a "$1/pytest.log"
+    else
+        "${cmd[@]}" >>"$1/pytest.log" 2>&1
+    fi
+}
+
+: >"$out/summary.txt"
+for layer in $LAYERS; do
+    d=$out/$layer
+    mkdir -p "$d"
+    t=$(date +%s)
+    say "layer=$layer start"
+    log=$d/pytest.log
+    case $layer in
+        smoke)
+            log=$d/smoke.log
+            timeout -k 10 "$LAYER_TIMEOUT" python "$src/vm/guest-smoke.py" >"$log" 2>&1 ;;
+        fentry)
+            NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=fentry run_pytest "$d" ;;
+        kprobe)
+            NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=kprobe run_pytest "$d" ;;
+        syscall)
+            NLBPF_TEST_HOOKS=syscall run_pytest "$d" ;;
+        *)
+            log=$d/error.log
+            echo "unknown layer $layer" >"$log"; false ;;
+    esac
+    rc=$?
+    case $rc in
+        0) status=PASS ;;
+        5) if [ $has_tests = 1 ]; then status=FAIL; else status=NOTESTS; fi ;;
+        124|137) status=TIMEOUT ;;
+        *) status=FAIL ;;
+    esac
+    secs=$(($(date +%s) - t))
+    # The log's last line: pytest's closing line, or the smoke check's result.
+    last=$(tail -n 1 "$log" 2>/dev/null | sed 's/^[= ]*//; s/[= ]*$//')
+    echo "$layer $status $rc $secs" >>"$out/summary.txt"
+    say "layer=$layer status=$status rc=$rc time=${secs}s $last"
+done
+
+# --- results out -------------------------------------------------------------
+dmesg >"$out/dmesg.txt" 2>&1
+uname -a >"$out/uname.txt"
+size=$(blockdev --getsize64 /dev/vdc 2>/dev/null || echo 0)
+tar -C "$out" -cf /tmp/results.tar .
+if [ "$(stat -c %s /tmp/results.tar)" -gt "$size" ]; then
+    say "ERROR results ($(stat -c %s /tmp/results.tar) bytes) do not fit /dev/vdc ($size bytes)"
+elif dd if=/tmp/results.tar of=/dev/vdc bs=1M conv=fsync status=none; then
+    say "done"
+else
+    say "ERROR could not write results to /dev/vdc"
+fi
+poweroff_now
