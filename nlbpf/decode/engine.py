@@ -26,7 +26,8 @@ import struct
 import threading
 import types
 
-from pyroute2.netlink import NotInitialized, nla_base, nlmsg_atoms, nlmsg_base
+from pyroute2.netlink import (NotInitialized, nla_base, nla_base_string,
+                              nlmsg_atoms, nlmsg_base)
 
 MAX_DEPTH = 16          # nesting levels below the message
 MAX_NODES = 20000       # attributes converted per message
@@ -429,6 +430,14 @@ def convert(owner, child, name, depth, ctx, clamped):
         return convert_array(owner, child, name, depth, ctx, clamped)
     if cls.nla_map:
         return convert_nest(owner, child, name, depth, ctx, clamped)
+    if not child.decoded and not isinstance(child, nla_base_string):
+        # pyroute2 unpacks fixed-size values with the buffer as the only
+        # bound: a short attribute would read its padding and neighbours
+        need = fields_size(cls)
+        if need:
+            have = len(raw_payload(child))
+            if have < need:
+                return leaf_fallback(child, name, ctx, clamped)
     try:
         # a custom decode() of the parent may have decoded it already, and
         # pyroute2 cannot decode an attribute twice
@@ -662,10 +671,14 @@ def generic_value(buf, off, depth, ctx, clamped):
     except struct.error:
         return None
     end = min(off + hlen, len(buf))
-    if rtype & NLA_F_NESTED and hlen > 4 and depth < MAX_DEPTH:
+    if rtype & NLA_F_NESTED and hlen > 4:
         entries, problem = scan_chain(buf, off + 4, end)
         if problem is None and entries:
-            return generic_chain(buf, off + 4, end, depth + 1, ctx, clamped)
+            if depth >= MAX_DEPTH:
+                ctx.bad("nesting too deep (> %d levels)" % MAX_DEPTH)
+            else:
+                return generic_chain(buf, off + 4, end, depth + 1, ctx,
+                                     clamped)
     return bytes(buf[off + 4:end]).hex()
 
 
