@@ -6,6 +6,7 @@ learn it from the CTRL_CMD_GETFAMILY replies in the capture itself
 (``feed()``).  Command names and payload classes come from pyroute2 where it
 has the family.
 """
+import enum
 import importlib
 import struct
 import threading
@@ -107,10 +108,9 @@ def _commands(family):
             items = list(vars(mod).items())
             for obj in list(vars(mod).values()):
                 # thermal keeps its commands in an Enum
-                members = getattr(obj, "__members__", None)
-                if isinstance(members, dict):
-                    items.extend((k, getattr(v, "value", v))
-                                 for k, v in members.items())
+                if isinstance(obj, enum.EnumMeta):
+                    items.extend((k, v.value)
+                                 for k, v in obj.__members__.items())
             for name, value in items:
                 if name.startswith(prefix) and isinstance(value, int) \
                         and not isinstance(value, bool) \
