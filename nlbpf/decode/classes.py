@@ -583,3 +583,276 @@ class nft_trace_msg(nfgen_msg):
         (16, "NFTA_TRACE_POLICY", "be32"),
         (17, "NFTA_TRACE_PAD", "hex"),
     )
+
+
+# -- xfrm (include/uapi/linux/xfrm.h); pyroute2 has none ----------------------
+def _xaddr(raw, family):
+    import socket as _s
+    raw = bytes(raw)
+    if family == 2:
+        return _s.inet_ntop(_s.AF_INET, raw[:4])
+    if family == 10:
+        return _s.inet_ntop(_s.AF_INET6, raw[:16])
+    return raw.hex()
+
+
+_SEL = (("sel_daddr", "16s"), ("sel_saddr", "16s"), ("sel_dport", ">H"),
+        ("sel_dport_mask", ">H"), ("sel_sport", ">H"),
+        ("sel_sport_mask", ">H"), ("sel_family", "H"),
+        ("sel_prefixlen_d", "B"), ("sel_prefixlen_s", "B"),
+        ("sel_proto", "B"), ("__sel_pad", "3x"), ("sel_ifindex", "i"),
+        ("sel_user", "I"))                                           # 56
+_ID = (("id_daddr", "16s"), ("id_spi", ">I"), ("id_proto", "B"),
+       ("__id_pad", "3x"))                                           # 24
+_LFT = tuple(("lft_" + n, "Q") for n in (
+    "soft_byte_limit", "hard_byte_limit", "soft_packet_limit",
+    "hard_packet_limit", "soft_add_expires_seconds",
+    "hard_add_expires_seconds", "soft_use_expires_seconds",
+    "hard_use_expires_seconds"))                                     # 64
+_CUR = tuple(("curlft_" + n, "Q") for n in (
+    "bytes", "packets", "add_time", "use_time"))                     # 32
+_SA_INFO = _SEL + _ID + (("saddr", "16s"),) + _LFT + _CUR + (
+    ("stats_replay_window", "I"), ("stats_replay", "I"),
+    ("stats_integrity_failed", "I"), ("seq", "I"), ("reqid", "I"),
+    ("family", "H"), ("mode", "B"), ("replay_window", "B"), ("flags", "B"),
+    ("__pad", "7x"))                                                 # 224
+_POL_INFO = _SEL + _LFT + _CUR + (
+    ("priority", "I"), ("index", "I"), ("dir", "B"), ("action", "B"),
+    ("flags", "B"), ("share", "B"), ("__pad", "4x"))                 # 168
+_SA_ID = (("daddr", "16s"), ("spi", ">I"), ("family", "H"), ("proto", "B"),
+          ("__pad", "x"))                                            # 24
+
+
+class _xfrm_algo(nla_string):
+    """struct xfrm_algo*: the name and key length; the key is redacted."""
+    extra = ()          # fields between alg_key_len and the key
+
+    def decode(self):
+        nla_string.decode(self)
+        raw = bytes(self["value"])
+        out = {"alg_name": raw[:64].split(b"\0", 1)[0].decode("ascii", "replace")}
+        off = 64
+        for name in ("alg_key_len",) + self.extra:
+            if off + 4 <= len(raw):
+                out[name] = struct.unpack_from("=I", raw, off)[0]
+            off += 4
+        out["alg_key"] = "<redacted %d bytes>" % max(0, len(raw) - off)
+        self.value = out
+
+
+class _xfrm_algo_aead(_xfrm_algo):
+    extra = ("alg_icv_len",)
+
+
+class _xfrm_algo_auth(_xfrm_algo):
+    extra = ("alg_trunc_len",)
+
+
+_XFRM_MODE_NAMES = {0: "XFRM_MODE_TRANSPORT", 1: "XFRM_MODE_TUNNEL",
+                    2: "XFRM_MODE_ROUTEOPTIMIZATION", 3: "XFRM_MODE_IN_TRIGGER",
+                    4: "XFRM_MODE_BEET", 5: "XFRM_MODE_IPTFS"}
+
+
+class _xfrm_tmpl(nla_string):
+    """XFRMA_TMPL: an array of struct xfrm_user_tmpl (64 bytes each)."""
+
+    def decode(self):
+        nla_string.decode(self)
+        raw = bytes(self["value"])
+        out = []
+        for i in range(len(raw) // 64):
+            r = raw[i * 64:(i + 1) * 64]
+            family = struct.unpack_from("=H", r, 24)[0]
+            spi, proto = struct.unpack_from(">IB", r, 16)
+            reqid, mode, share, optional = struct.unpack_from("=IBBB", r, 44)
+            aalgos, ealgos, calgos = struct.unpack_from("=III", r, 52)
+            from .names import AF_NAMES, IPPROTO_NAMES
+            out.append({"daddr": _xaddr(r[0:16], family), "spi": spi,
+                        "proto": IPPROTO_NAMES.get(proto, proto),
+                        "family": AF_NAMES.get(family, family),
+                        "saddr": _xaddr(r[28:44], family), "reqid": reqid,
+                        "mode": _XFRM_MODE_NAMES.get(mode, mode),
+                        "share": share, "optional": optional,
+                        "aalgos": aalgos, "ealgos": ealgos,
+                        "calgos": calgos})
+        self.value = out
+
+
+class _xfrm_addr(nla_string):
+    def decode(self):
+        nla_string.decode(self)
+        raw = bytes(self["value"])
+        family = None
+        try:
+            family = self.parent.get("family") or self.parent.get("sel_family")
+        except Exception:
+            pass
+        if family not in (2, 10):
+            family = 2 if raw[4:16] == bytes(12) else 10
+        self.value = _xaddr(raw, family)
+
+
+class _xfrm_encap(pstruct):
+    fields = (("encap_type", "H"), ("encap_sport", ">H"),
+              ("encap_dport", ">H"), ("__pad", "2x"), ("encap_oa", "16s"))
+
+
+class _xfrm_replay(pstruct):
+    fields = (("oseq", "I"), ("seq", "I"), ("bitmap", "I"))
+
+
+class _xfrm_mark(pstruct):
+    fields = (("v", "I"), ("m", "I"))
+
+
+class _xfrm_ptype(pstruct):
+    fields = (("type", "B"),)
+
+
+class _xfrm_lifetime_cur(pstruct):
+    fields = tuple((n[len("curlft_"):], f) for n, f in _CUR)
+
+
+class xfrm_msg(nlmsg):
+    """Base of the xfrm messages: XFRMA_* attributes, addresses as text."""
+    prefix = "XFRMA_"
+    nla_map = (
+        (0, "XFRMA_UNSPEC", "none"),
+        (1, "XFRMA_ALG_AUTH", "algo"),
+        (2, "XFRMA_ALG_CRYPT", "algo"),
+        (3, "XFRMA_ALG_COMP", "algo"),
+        (4, "XFRMA_ENCAP", "encap"),
+        (5, "XFRMA_TMPL", "tmpl"),
+        (6, "XFRMA_SA", "hex"),
+        (7, "XFRMA_POLICY", "hex"),
+        (8, "XFRMA_SEC_CTX", "hex"),
+        (9, "XFRMA_LTIME_VAL", "lifetime_cur"),
+        (10, "XFRMA_REPLAY_VAL", "replay"),
+        (11, "XFRMA_REPLAY_THRESH", "uint32"),
+        (12, "XFRMA_ETIMER_THRESH", "uint32"),
+        (13, "XFRMA_SRCADDR", "xaddr"),
+        (14, "XFRMA_COADDR", "xaddr"),
+        (15, "XFRMA_LASTUSED", "uint64"),
+        (16, "XFRMA_POLICY_TYPE", "ptype"),
+        (17, "XFRMA_MIGRATE", "hex"),
+        (18, "XFRMA_ALG_AEAD", "algo_aead"),
+        (19, "XFRMA_KMADDRESS", "hex"),
+        (20, "XFRMA_ALG_AUTH_TRUNC", "algo_auth"),
+        (21, "XFRMA_MARK", "mark"),
+        (22, "XFRMA_TFCPAD", "uint32"),
+        (23, "XFRMA_REPLAY_ESN_VAL", "hex"),
+        (24, "XFRMA_SA_EXTRA_FLAGS", "uint32"),
+        (25, "XFRMA_PROTO", "uint8"),
+        (26, "XFRMA_ADDRESS_FILTER", "hex"),
+        (27, "XFRMA_PAD", "hex"),
+        (28, "XFRMA_OFFLOAD_DEV", "hex"),
+        (29, "XFRMA_SET_MARK", "uint32"),
+        (30, "XFRMA_SET_MARK_MASK", "uint32"),
+        (31, "XFRMA_IF_ID", "uint32"),
+        (32, "XFRMA_MTIMER_THRESH", "uint32"),
+        (33, "XFRMA_SA_DIR", "uint8"),
+        (34, "XFRMA_NAT_KEEPALIVE_INTERVAL", "uint32"),
+        (35, "XFRMA_SA_PCPU", "uint32"),
+    )
+    fields = ()
+    algo = _xfrm_algo
+    algo_aead = _xfrm_algo_aead
+    algo_auth = _xfrm_algo_auth
+    tmpl = _xfrm_tmpl
+    xaddr = _xfrm_addr
+    encap = _xfrm_encap
+    replay = _xfrm_replay
+    mark = _xfrm_mark
+    ptype = _xfrm_ptype
+    lifetime_cur = _xfrm_lifetime_cur
+    # (address field, family field)
+    addresses = ()
+
+    def decode(self):
+        nlmsg.decode(self)
+        for field, fam in self.addresses:
+            if dict.__contains__(self, field):
+                family = self.get(fam)
+                if family not in (2, 10):
+                    # an SA's selector may leave its family to the SA's
+                    family = self.get("family")
+                self[field] = _xaddr(self[field], family)
+
+
+def _xfrm_class(name, fields, addresses):
+    return type(name, (xfrm_msg,), {
+        "fields": fields, "addresses": addresses,
+        "_nlmsg_base__compiled_nla": False, "_nlmsg_base__t_nla_map": None,
+        "_nlmsg_base__r_nla_map": None, "__module__": __name__})
+
+
+_SEL_ADDRS = (("sel_daddr", "sel_family"), ("sel_saddr", "sel_family"))
+xfrm_usersa_info = _xfrm_class("xfrm_usersa_info", _SA_INFO, _SEL_ADDRS + (
+    ("id_daddr", "family"), ("saddr", "family")))
+xfrm_usersa_id = _xfrm_class("xfrm_usersa_id", _SA_ID, (("daddr", "family"),))
+xfrm_userpolicy_info = _xfrm_class("xfrm_userpolicy_info", _POL_INFO,
+                                   _SEL_ADDRS)
+xfrm_userpolicy_id = _xfrm_class("xfrm_userpolicy_id", _SEL + (
+    ("index", "I"), ("dir", "B"), ("__pad", "3x")), _SEL_ADDRS)
+xfrm_user_expire = _xfrm_class("xfrm_user_expire", _SA_INFO + (
+    ("hard", "B"), ("__pad2", "7x")), _SEL_ADDRS + (
+    ("id_daddr", "family"), ("saddr", "family")))
+xfrm_user_polexpire = _xfrm_class("xfrm_user_polexpire", _POL_INFO + (
+    ("hard", "B"), ("__pad2", "7x")), _SEL_ADDRS)
+xfrm_userspi_info = _xfrm_class("xfrm_userspi_info", _SA_INFO + (
+    ("min", "I"), ("max", "I")), _SEL_ADDRS + (
+    ("id_daddr", "family"), ("saddr", "family")))
+xfrm_usersa_flush = _xfrm_class("xfrm_usersa_flush", (("proto", "B"),), ())
+xfrm_aevent_id = _xfrm_class("xfrm_aevent_id", _SA_ID + (
+    ("saddr", "16s"), ("ae_flags", "I"), ("reqid", "I")),
+    (("daddr", "family"), ("saddr", "family")))
+xfrm_attrs_only = _xfrm_class("xfrm_attrs_only", (), ())
+_POL_IN_ACQ = tuple(("__pol" + n if n.startswith("__") else "pol_" + n, f)
+                    for n, f in _POL_INFO)
+xfrm_user_acquire = _xfrm_class("xfrm_user_acquire", _ID + (
+    ("saddr", "16s"),) + _SEL + _POL_IN_ACQ + (
+    ("aalgos", "I"), ("ealgos", "I"), ("calgos", "I"), ("seq", "I")),
+    _SEL_ADDRS + (("pol_sel_daddr", "pol_sel_family"),
+                  ("pol_sel_saddr", "pol_sel_family")))
+
+
+class xfrm_sadinfo(nlmsg):
+    prefix = "XFRMA_SAD_"
+    fields = (("flags", "I"),)
+    nla_map = ((0, "XFRMA_SAD_UNSPEC", "none"), (1, "XFRMA_SAD_CNT", "uint32"),
+               (2, "XFRMA_SAD_HINFO", "hinfo"))
+
+    class hinfo(pstruct):
+        fields = (("sadhcnt", "I"), ("sadhmcnt", "I"))
+
+
+class xfrm_spdinfo(nlmsg):
+    prefix = "XFRMA_SPD_"
+    fields = (("flags", "I"),)
+    nla_map = ((0, "XFRMA_SPD_UNSPEC", "none"), (1, "XFRMA_SPD_INFO", "info"),
+               (2, "XFRMA_SPD_HINFO", "hinfo"),
+               (3, "XFRMA_SPD_IPV4_HTHRESH", "hthresh"),
+               (4, "XFRMA_SPD_IPV6_HTHRESH", "hthresh"))
+
+    class info(pstruct):
+        fields = tuple((n, "I") for n in (
+            "incnt", "outcnt", "fwdcnt", "inscnt", "outscnt", "fwdscnt"))
+
+    class hinfo(pstruct):
+        fields = (("spdhcnt", "I"), ("spdhmcnt", "I"))
+
+    class hthresh(pstruct):
+        fields = (("lbits", "B"), ("rbits", "B"))
+
+XFRM_CLASSES = {
+    0x10: xfrm_usersa_info, 0x1a: xfrm_usersa_info,       # NEWSA, UPDSA
+    0x11: xfrm_usersa_id, 0x12: xfrm_usersa_id,           # DELSA, GETSA
+    0x13: xfrm_userpolicy_info, 0x19: xfrm_userpolicy_info,
+    0x14: xfrm_userpolicy_id, 0x15: xfrm_userpolicy_id,
+    0x16: xfrm_userspi_info, 0x17: xfrm_user_acquire,
+    0x18: xfrm_user_expire, 0x1b: xfrm_user_polexpire,
+    0x1c: xfrm_usersa_flush, 0x1d: xfrm_attrs_only,
+    0x1e: xfrm_aevent_id, 0x1f: xfrm_aevent_id,
+    0x22: xfrm_sadinfo, 0x23: xfrm_sadinfo,
+    0x24: xfrm_spdinfo, 0x25: xfrm_spdinfo,
+}

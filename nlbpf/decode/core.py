@@ -450,6 +450,7 @@ def _payload(d, buf, clamped, families, ctx, header_only=False):
     elif protocol == 6:
         d.type_name = t.XFRM_NAMES.get(mtype)
         d.kind = t.XFRM_KIND.get(mtype)
+        cls = t.xfrm_class(mtype, d.flags) if d.type_name else None
     elif protocol == 9:
         d.type_name = t.AUDIT_NAMES.get(mtype)
         _audit(d, payload)
@@ -470,7 +471,9 @@ def _payload(d, buf, clamped, families, ctx, header_only=False):
     short = _decode_class(cls, d, buf, clamped, ctx)
     if short is not None:
         plen, fsize = short
-        if protocol == 0 and plen >= 1 and mtype & 3 == 2:
+        if d.flags & 0x301 == 0x301 and protocol != 0:
+            pass    # dump requests need not carry the header
+        elif protocol == 0 and plen >= 1 and mtype & 3 == 2:
             # struct rtgenmsg: dump requests may send just the family
             fam = payload[0]
             from .names import RTNL_FAMILY_NAMES

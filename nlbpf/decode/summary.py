@@ -43,6 +43,8 @@ def summarize(d):
         fn = _nft if d.type is not None and d.type >> 8 == 10 else None
     elif d.protocol == 4:
         fn = _sock_diag
+    elif d.protocol == 6:
+        fn = _xfrm
     line = None
     if fn is not None:
         try:
@@ -520,3 +522,55 @@ def _sock_diag(d):
         return "packet %s proto 0x%04x ino %s" % (
             f.get("pdiag_type"), f.get("pdiag_num") or 0, f.get("pdiag_ino"))
     return None
+
+
+# -- xfrm --------------------------------------------------------------------------
+def _lc(name, prefix):
+    if isinstance(name, str) and name.startswith(prefix):
+        return name[len(prefix):].lower()
+    return name
+
+
+def _xfrm(d):
+    f, a = d.fields, d.attrs
+    parts = []
+    sel = f.get("sel")
+    ident = f.get("id")
+    if isinstance(ident, dict):          # an SA
+        parts += ["src %s" % f.get("saddr"), "dst %s" % ident.get("daddr"),
+                  "proto %s" % _lc(ident.get("proto"), "IPPROTO_"),
+                  "spi 0x%08x" % (ident.get("spi") or 0)]
+        if f.get("reqid") is not None:
+            parts.append("reqid %s" % f["reqid"])
+        if f.get("mode") is not None:
+            parts.append("mode %s" % _lc(f["mode"], "XFRM_MODE_"))
+    elif "spi" in f:                     # an SA id
+        parts += ["dst %s" % f.get("daddr"),
+                  "proto %s" % _lc(f.get("proto"), "IPPROTO_"),
+                  "spi 0x%08x" % (f.get("spi") or 0)]
+        if a.get("XFRMA_SRCADDR"):
+            parts.insert(0, "src %s" % a["XFRMA_SRCADDR"])
+    elif isinstance(sel, dict):          # a policy
+        parts += ["src %s/%s" % (sel.get("saddr"), sel.get("prefixlen_s")),
+                  "dst %s/%s" % (sel.get("daddr"), sel.get("prefixlen_d"))]
+        if f.get("dir") is not None:
+            parts.append("dir %s" % _lc(f["dir"], "XFRM_POLICY_"))
+        if f.get("priority") is not None:
+            parts.append("priority %s" % f["priority"])
+        if f.get("action") == "XFRM_POLICY_BLOCK":
+            parts.append("action block")
+        for tmpl in a.get("XFRMA_TMPL") or ():
+            if isinstance(tmpl, dict):
+                parts.append("tmpl src %s dst %s proto %s reqid %s mode %s" % (
+                    tmpl.get("saddr"), tmpl.get("daddr"),
+                    _lc(tmpl.get("proto"), "IPPROTO_"), tmpl.get("reqid"),
+                    _lc(tmpl.get("mode"), "XFRM_MODE_")))
+    for k in ("XFRMA_ALG_CRYPT", "XFRMA_ALG_AUTH", "XFRMA_ALG_AUTH_TRUNC",
+              "XFRMA_ALG_AEAD", "XFRMA_ALG_COMP"):
+        alg = a.get(k)
+        if isinstance(alg, dict):
+            parts.append("%s %s" % (k[len("XFRMA_ALG_"):].lower(),
+                                    alg.get("alg_name")))
+    if not parts:
+        return None
+    return "%s %s" % (d.type_name, " ".join(parts))

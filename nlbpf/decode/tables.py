@@ -201,6 +201,21 @@ XFRM_NAMES = {
     0x25: "XFRM_MSG_GETSPDINFO", 0x26: "XFRM_MSG_MAPPING",
     0x27: "XFRM_MSG_SETDEFAULT", 0x28: "XFRM_MSG_GETDEFAULT",
 }
+def xfrm_class(t, flags):
+    if t in (0x12, 0x15) and flags & 0x301 == 0x301:
+        return C.xfrm_attrs_only        # dumps send no header, maybe a filter
+    return C.XFRM_CLASSES.get(t)
+
+
+XFRM_MODES = C._XFRM_MODE_NAMES
+XFRM_DIRS = {0: "XFRM_POLICY_IN", 1: "XFRM_POLICY_OUT", 2: "XFRM_POLICY_FWD"}
+XFRM_ACTIONS = {0: "XFRM_POLICY_ALLOW", 1: "XFRM_POLICY_BLOCK"}
+XFRM_STATE_FLAGS = ((1, "XFRM_STATE_NOECN"), (2, "XFRM_STATE_DECAP_DSCP"),
+                    (4, "XFRM_STATE_NOPMTUDISC"), (8, "XFRM_STATE_WILDRECV"),
+                    (16, "XFRM_STATE_ICMP"), (32, "XFRM_STATE_AF_UNSPEC"),
+                    (64, "XFRM_STATE_ALIGN4"), (128, "XFRM_STATE_ESN"))
+XFRM_POLICY_FLAGS = ((1, "XFRM_POLICY_LOCALOK"), (2, "XFRM_POLICY_ICMP"))
+
 XFRM_KIND = {0x10: "new", 0x13: "new", 0x1e: "new", 0x22: "new",
              0x24: "new", 0x12: "get", 0x15: "get", 0x1f: "get",
              0x23: "get", 0x25: "get", 0x11: "del", 0x14: "del"}
@@ -352,6 +367,35 @@ def _diag_msg(f):
     _nm(f, "pdiag_type", N.SOCK_TYPE_NAMES)
 
 
+def _xfrm(f):
+    """Name the constants, then fold sel_/id_/lft_/curlft_/stats_ into
+    sub-dicts the way strace shows them (sel={...}, id={...})."""
+    for key in ("family", "sel_family", "pol_sel_family"):
+        _af(f, key)
+    for key in ("sel_proto", "id_proto", "proto", "pol_sel_proto"):
+        _nm(f, key, N.IPPROTO_NAMES)
+    _nm(f, "mode", XFRM_MODES)
+    for key in ("dir", "pol_dir"):
+        _nm(f, key, XFRM_DIRS)
+    for key in ("action", "pol_action"):
+        _nm(f, key, XFRM_ACTIONS)
+    if "priority" in f or "pol_priority" in f:
+        _bits(f, "flags", XFRM_POLICY_FLAGS)
+    elif "reqid" in f and "mode" in f:
+        _bits(f, "flags", XFRM_STATE_FLAGS)
+    for prefix in ("pol_sel_", "pol_lft_", "pol_curlft_", "sel_", "id_",
+                   "lft_", "curlft_", "stats_", "pol_"):
+        keys = [k for k in f if k.startswith(prefix)]
+        if keys:
+            sub = {k[len(prefix):]: f.pop(k) for k in keys}
+            f[prefix[:-1]] = sub
+    pol = f.get("pol")
+    if isinstance(pol, dict):
+        for k in ("pol_sel", "pol_lft", "pol_curlft"):
+            if k in f:
+                pol[k[4:]] = f.pop(k)
+
+
 def _af(f, key, table=N.AF_NAMES):
     v = f.get(key)
     if isinstance(v, int):
@@ -392,6 +436,8 @@ FIELD_NAMERS = {
 for _cls in set(NFT_CLASSES.values()) | set(CT_CLASSES.values()) | {
         ipset_msg, nfgen_msg}:
     FIELD_NAMERS[_cls] = _nfgen
+for _cls in set(C.XFRM_CLASSES.values()) | {C.xfrm_attrs_only}:
+    FIELD_NAMERS[_cls] = _xfrm
 del _cls
 
 

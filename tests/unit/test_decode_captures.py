@@ -477,3 +477,68 @@ def test_decode_is_fast_enough_for_live_use():
     small = (time.perf_counter() - t) / (n * 4)
     # measured ~0.9 ms and ~0.08 ms; generous bounds for slow CI machines
     assert big < 0.02 and small < 0.005, (big, small)
+
+
+# -- xfrm (this kernel has no ESP/AH, so SA adds fail; policies work) -------------
+def test_xfrm_sa_add_request_and_its_error():
+    (_, req), (_, err) = decoded("xfrm_state_add")
+    assert req.protocol_name == "xfrm" and req.type_name == "XFRM_MSG_NEWSA"
+    assert req.flag_names == ["NLM_F_REQUEST", "NLM_F_ACK"]
+    f = req.fields
+    assert f["saddr"] == "10.1.2.3" and f["family"] == "AF_INET"
+    assert f["id"] == {"daddr": "10.1.2.1", "spi": 0x1000, "proto": "IPPROTO_ESP"}
+    assert f["reqid"] == 1 and f["mode"] == "XFRM_MODE_TRANSPORT"
+    assert f["lft"]["hard_byte_limit"] == 2 ** 64 - 1          # XFRM_INF
+    # the selector's family is 0: its addresses follow the SA's family
+    assert f["sel"]["daddr"] == "0.0.0.0" and f["sel"]["family"] == "AF_UNSPEC"
+    crypt = req.attrs["XFRMA_ALG_CRYPT"]
+    assert crypt == {"alg_name": "cbc(aes)", "alg_key_len": 128,
+                     "alg_key": "<redacted 16 bytes>"}
+    auth = req.attrs["XFRMA_ALG_AUTH_TRUNC"]
+    assert auth["alg_name"] == "hmac(sha256)" and auth["alg_trunc_len"] == 128
+    assert "000102030405060708090a0b0c0d0e0f" not in json.dumps(req.to_json())
+    assert req.summary() == ("XFRM_MSG_NEWSA src 10.1.2.3 dst 10.1.2.1 proto esp "
+                             "spi 0x00001000 reqid 1 mode transport crypt "
+                             "cbc(aes) auth_trunc hmac(sha256)")
+    assert err.errno == 93 and err.error == "EPROTONOSUPPORT"
+    assert err.extack == "Requested type not found"
+    assert err.echoed.type_name == "XFRM_MSG_NEWSA"
+    assert err.echoed.fields["id"]["spi"] == 0x1000
+
+
+def test_xfrm_policy_add_and_dump():
+    (_, req), (_, ack) = decoded("xfrm_policy_add")
+    assert req.type_name == "XFRM_MSG_NEWPOLICY"
+    assert req.fields["dir"] == "XFRM_POLICY_OUT"
+    assert req.fields["action"] == "XFRM_POLICY_ALLOW"
+    assert req.fields["sel"]["saddr"] == "10.1.2.3"
+    assert req.fields["sel"]["prefixlen_d"] == 32
+    (tmpl,) = req.attrs["XFRMA_TMPL"]
+    assert tmpl["proto"] == "IPPROTO_ESP" and tmpl["reqid"] == 1
+    assert tmpl["daddr"] == "10.1.2.1" and tmpl["mode"] == "XFRM_MODE_TRANSPORT"
+    assert ack.is_ack and ack.echoed.type_name == "XFRM_MSG_NEWPOLICY"
+    msgs = decoded("xfrm_policy_list")
+    dump = msgs[0][1]
+    assert dump.type_name == "XFRM_MSG_GETPOLICY" and dump.fields == {}
+    assert dump.flag_names == ["NLM_F_REQUEST", "NLM_F_DUMP"]
+    pol = of_type(msgs, "XFRM_MSG_NEWPOLICY")[0]
+    # ip xfrm policy: src 10.1.2.3/32 dst 10.1.2.1/32 dir out priority 0
+    #   ptype main  tmpl src 10.1.2.3 dst 10.1.2.1 proto esp reqid 1 mode transport
+    assert pol.summary() == ("XFRM_MSG_NEWPOLICY src 10.1.2.3/32 dst 10.1.2.1/32 "
+                             "dir out priority 0 tmpl src 10.1.2.3 dst 10.1.2.1 "
+                             "proto esp reqid 1 mode transport")
+    assert pol.attrs["XFRMA_POLICY_TYPE"] == {"type": 0}     # ptype main
+    assert pol.fields["index"] == 1
+
+
+def test_xfrm_sa_dump_and_delete():
+    msgs = decoded("xfrm_state_list")
+    assert msgs[0][1].type_name == "XFRM_MSG_GETSA"
+    assert msgs[0][1].flag_names == ["NLM_F_REQUEST", "NLM_F_DUMP"]
+    assert "XFRMA_ADDRESS_FILTER" in msgs[0][1].attrs
+    (_, req), (_, err) = decoded("xfrm_state_del_esrch")
+    assert req.type_name == "XFRM_MSG_DELSA"
+    assert req.fields == {"daddr": "10.1.2.1", "spi": 0x2000,
+                          "family": "AF_INET", "proto": "IPPROTO_ESP"}
+    assert req.attrs == {"XFRMA_SRCADDR": "10.1.2.3"}
+    assert err.error == "ESRCH" and err.echoed.fields["spi"] == 0x2000
