@@ -45,6 +45,12 @@ def summarize(d):
         fn = _sock_diag
     elif d.protocol == 6:
         fn = _xfrm
+    elif d.protocol == 11:
+        fn = _connector
+    elif d.protocol == 15:
+        fn = _uevent
+    elif d.protocol == 9:
+        fn = _audit
     line = None
     if fn is not None:
         try:
@@ -574,3 +580,41 @@ def _xfrm(d):
     if not parts:
         return None
     return "%s %s" % (d.type_name, " ".join(parts))
+
+
+def _connector(d):
+    f = d.fields
+    if "idx" not in f:
+        return None
+    line = "cn idx %s val %s" % (f.get("idx"), f.get("val"))
+    if "what" in f:
+        line += " %s" % f["what"]
+        skip = {"idx", "val", "seq", "ack", "len", "flags", "what", "cpu",
+                "timestamp_ns"}
+        extra = ["%s=%s" % (k, v) for k, v in f.items()
+                 if k not in skip and _scalar(v)]
+        if extra:
+            line += " " + " ".join(extra[:_MAX_GENERIC])
+    return line
+
+
+def _uevent(d):
+    f, a = d.fields, d.attrs
+    parts = [d.type_name]
+    if f.get("action"):
+        parts.append("%s %s" % (f["action"], f.get("devpath", "")))
+    elif a.get("ACTION"):
+        parts.append("%s %s" % (a["ACTION"], a.get("DEVPATH", "")))
+    for k in ("SUBSYSTEM", "INTERFACE", "DEVNAME", "SEQNUM"):
+        if a.get(k):
+            parts.append("%s=%s" % (k, a[k]))
+    return " ".join(parts)
+
+
+def _audit(d):
+    text = d.fields.get("text")
+    if not text:
+        return None
+    if len(text) > 200:
+        text = text[:200] + "..."
+    return "%s %s" % (d.type_name, text)

@@ -441,6 +441,21 @@ for _cls in set(C.XFRM_CLASSES.values()) | {C.xfrm_attrs_only}:
 del _cls
 
 
+_PROC_EVENTS = {0: "PROC_EVENT_NONE", 1: "PROC_EVENT_FORK",
+                2: "PROC_EVENT_EXEC", 4: "PROC_EVENT_UID", 0x40: "PROC_EVENT_GID",
+                0x80: "PROC_EVENT_SID", 0x100: "PROC_EVENT_PTRACE",
+                0x200: "PROC_EVENT_COMM", 0x40000000: "PROC_EVENT_COREDUMP",
+                0x80000000: "PROC_EVENT_EXIT"}
+
+
+def _proc_event(f):
+    _nm(f, "what", _PROC_EVENTS)
+
+
+for _cls in set(PROC_EVENT_CLASSES.values()):
+    FIELD_NAMERS[_cls] = _proc_event
+
+
 def name_fields(cls, fields):
     namer = FIELD_NAMERS.get(cls)
     if namer is not None:
