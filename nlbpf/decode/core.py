@@ -157,7 +157,34 @@ def _tables():
 
 
 class Decoded:
-    """One decoded netlink message.  See decode()."""
+    """One decoded netlink message.  See decode().
+
+    protocol, protocol_name   netlink protocol (0, "route")
+    length, type, flags, seq, portid
+                              the nlmsghdr (length as claimed; None when the
+                              bytes stop before a header field)
+    type_name                 RTM_NEWROUTE, NLMSG_ERROR, NFT_MSG_NEWRULE,
+                              nlctrl.CTRL_CMD_GETFAMILY, "0x1d" if unknown
+    flag_names                nlmsg_flags named for this message's kind
+    kind                      "get"/"new"/"del"/"ack"/None: which meaning the
+                              0x100..0x800 flag bits have
+    family, cmd               generic netlink family name and command
+    fields                    the fixed header after nlmsghdr (rtmsg, ...)
+                              with constants named (family "AF_INET", table
+                              "main", flags ["IFF_UP", ...])
+    attrs                     attribute name -> value: nests are dicts,
+                              arrays and repeated attributes lists,
+                              addresses text, bytes hex, unknown types
+                              "UNKNOWN_<n>"
+    errno, error, strerror    NLMSG_ERROR/NLMSG_DONE status: positive errno
+                              (0 = ack / clean end), kernel errno name, text
+    extack, extack_attrs      NLMSGERR_ATTR_MSG and every extack TLV (with
+                              offending_attr / missing_attr resolved)
+    echoed, echo_capped       the request an NLMSG_ERROR carries back
+    truncated                 fewer bytes than nlmsg_len (snap length)
+    malformed                 None or the first structural problem found
+    payload                   bytes no decoder claimed (unknown types)
+    """
     __slots__ = (
         "protocol", "protocol_name", "length", "type", "type_name", "flags",
         "flag_names", "seq", "portid", "kind", "family", "cmd", "fields",
@@ -273,6 +300,9 @@ def decode(protocol, data, families=None):
             protocol = -1
         if not isinstance(data, (bytes, bytearray)):
             data = bytes(data) if data is not None else b""
+        if families is not None and not isinstance(families, GenlFamilies):
+            families = GenlFamilies(families) if isinstance(families, dict) \
+                else None
         return _decode(protocol, bytes(data), families, 0, False)
     except Exception as exc:  # last resort: never raise
         d = Decoded(protocol if isinstance(protocol, int) else -1)
