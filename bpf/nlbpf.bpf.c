@@ -6,6 +6,7 @@
  *   USE_RINGBUF, RINGBUF_PAGES                        ring buffer, else perf buffer
  *   SNAPLEN                                           bytes kept per message
  *   SELF_PID, FILTER_PID, FILTER_COMM, FILTER_PROTO, FILTER_TYPE, FILTER_NETNS, FILTER_CGROUP
+ *   FILTER_CGROUP_TREE                                cgroup_filter map slot 0 set by the loader
  *   SLOW_NS, SPAN_MIN_NS                              slow mode thresholds
  *   OFF_*                                             struct offsets from the running kernel's BTF
  *
@@ -224,6 +225,21 @@ static __always_inline u64 netlink_sock_of_fd(int fd, u8 *proto, u32 *netns)
     return sk;
 }
 
+#ifdef FILTER_CGROUP_TREE
+/* --cgroup / --container: slot 0 holds the cgroup v2 directory (set by the loader);
+ * a task passes if it is in that cgroup or below it. */
+BPF_CGROUP_ARRAY(cgroup_filter, 1);
+#endif
+#ifdef MODE_TOP
+/* pid -> cgroup and netns of its latest netlink call, for top --by container|netns */
+struct top_where {
+    u64 cgroup;
+    u32 netns;
+    u32 pad;
+};
+BPF_HASH(top_ctx, u32, struct top_where, 10240);
+#endif
+
 /* Common entry: is this a netlink call we want? Remember it if so. */
 static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u64 arg_len,
                                       u64 addr_ptr)
@@ -241,6 +257,10 @@ static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u
 #ifdef FILTER_CGROUP
     if (bpf_get_current_cgroup_id() != FILTER_CGROUP)
         return 0;
+#endif
+#ifdef FILTER_CGROUP_TREE
+    if (cgroup_filter.check_current_task(0) != 1)
+        return 0;               /* not below it, or the slot is empty (error < 0) */
 #endif
     struct call c = {};
     c.sk = netlink_sock_of_fd(fd, &c.proto, &c.netns);
@@ -262,6 +282,10 @@ static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u
     c.ts = bpf_ktime_get_ns();
     c.pid = pid;
     c.cgroup = bpf_get_current_cgroup_id();
+#ifdef MODE_TOP
+    struct top_where where = {.cgroup = c.cgroup, .netns = c.netns};
+    top_ctx.update(&pid, &where);
+#endif
     c.syscall = syscall;
     c.dir = dir;
     c.arg_ptr = arg_ptr;

@@ -36,6 +36,11 @@ def capture_options(f):
                      help="Only requests of this type (RTM_DELROUTE, or a number) and their replies."),
         click.option("--netns", default=None,
                      help="Only this network namespace (ip netns name, inode or pid)."),
+        click.option("--cgroup", default=None, metavar="PATH",
+                     help="Only processes in this cgroup v2 or below it (/kubepods.slice/..., "
+                          "as /proc/PID/cgroup shows it)."),
+        click.option("--container", default=None, metavar="ID|NAME",
+                     help="Only this container: id (or its start), name, pod/container, or pod."),
         click.option("--snaplen", type=click.IntRange(16, 4096), default=1024, show_default=True,
                      help="Bytes of each message kept, header included."),
         click.option("--buffer", type=click.Choice(["auto", "ring", "perf"]), default="auto",
@@ -48,7 +53,8 @@ def capture_options(f):
     def wrapper(**kw):
         kw["filters"] = Filters.from_options(pid=kw.pop("pid"), comm=kw.pop("comm"),
                                              proto=kw.pop("proto"), type_=kw.pop("type_"),
-                                             netns=kw.pop("netns"))
+                                             netns=kw.pop("netns"), cgroup=kw.pop("cgroup"),
+                                             container=kw.pop("container"))
         return f(**kw)
     return wrapper
 
@@ -93,6 +99,9 @@ def slow(threshold, **kw):
               help="Stop after this many refreshes.")
 @click.option("--rows", type=click.IntRange(min=1), default=20, show_default=True,
               help="Processes shown per refresh.")
+@click.option("--by", type=click.Choice(["process", "container", "netns"]), default="process",
+              show_default=True,
+              help="One row per process, per container (else cgroup), or per network namespace.")
 def top(**kw):
     """Per-process netlink activity, counted in the kernel, refreshed like top."""
     from .commands.top import run_top

@@ -71,6 +71,31 @@ def parse_netns(text):
                      exit_code=2)
 
 
+def parse_cgroup(cgroup=None, container=None):
+    """--cgroup PATH / --container ID|NAME -> (cgroup directory, label) or (None, None)."""
+    if cgroup is None and container is None:
+        return None, None
+    if cgroup is not None and container is not None:
+        raise NlbpfError("give --cgroup or --container, not both", exit_code=2)
+    from .context import default_context
+    ctx = default_context()
+    if container is not None:
+        directory, label = ctx.resolve_container(container)
+        return directory, f"{label} ({ctx.cgroups.rel(directory)})"
+    directory, rel, _ = ctx.cgroups.resolve(cgroup)
+    return directory, rel
+
+
+def cgroup_under(cgid, directory, pid=None):
+    """Is cgroup id `cgid` the cgroup at `directory` or one below it (userspace check)?"""
+    from .context import default_context
+    cgroups = default_context().cgroups
+    path, top = cgroups.path(cgid, pid), cgroups.rel(directory)
+    if path is None or top is None:
+        return False
+    return top == "/" or path == top or path.startswith(top.rstrip("/") + "/")
+
+
 @dataclass
 class Filters:
     pid: Optional[int] = None
@@ -78,15 +103,19 @@ class Filters:
     protocol: Optional[int] = None
     type: Optional[int] = None
     netns: Optional[int] = None
+    cgroup: Optional[str] = None        # cgroup directory: the task is in it or below
+    cgroup_label: Optional[str] = None  # what the user asked for (path or container)
 
     @classmethod
-    def from_options(cls, pid=None, comm=None, proto=None, type_=None, netns=None):
+    def from_options(cls, pid=None, comm=None, proto=None, type_=None, netns=None,
+                     cgroup=None, container=None):
         if comm is not None and not (0 < len(comm.encode()) <= 15):
             raise NlbpfError("--comm takes a process name of 1 to 15 bytes", exit_code=2)
         if comm is not None and '"' in comm or comm is not None and "\\" in comm:
             raise NlbpfError("--comm cannot contain quotes or backslashes", exit_code=2)
+        cgroup_dir, cgroup_label = parse_cgroup(cgroup, container)
         return cls(pid=pid, comm=comm, protocol=parse_protocol(proto), type=parse_type(type_),
-                   netns=parse_netns(netns))
+                   netns=parse_netns(netns), cgroup=cgroup_dir, cgroup_label=cgroup_label)
 
     def cflags(self):
         out = []
@@ -100,6 +129,9 @@ class Filters:
             out.append(f"-DFILTER_TYPE={self.type}")
         if self.netns is not None:
             out.append(f"-DFILTER_NETNS={self.netns}U")
+        if self.cgroup is not None:
+            # the loader puts the directory in the cgroup_filter map
+            out.append("-DFILTER_CGROUP_TREE")
         return out
 
     def match(self, rec, request_type=None):
@@ -112,6 +144,9 @@ class Filters:
         if self.protocol is not None and rec.protocol != self.protocol:
             return False
         if self.netns is not None and getattr(rec, "netns", None) != self.netns:
+            return False
+        if self.cgroup is not None and not cgroup_under(getattr(rec, "cgroup", 0), self.cgroup,
+                                                        getattr(rec, "pid", None)):
             return False
         if self.type is not None:
             own = getattr(rec, "nl_type", None)
@@ -131,4 +166,6 @@ class Filters:
             parts.append(f"type {self.type}")
         if self.netns is not None:
             parts.append(f"netns {self.netns}")
+        if self.cgroup is not None:
+            parts.append(f"cgroup {self.cgroup_label or self.cgroup}")
         return ", ".join(parts)

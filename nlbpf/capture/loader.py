@@ -95,6 +95,7 @@ class Capture:
         self.hooks = [("syscall tracepoints", "attached"),
                       ("netlink:netlink_extack", "attached" if have_extack else "missing"),
                       ("lock:contention_begin/end", "attached" if have_locks else "missing")]
+        self._set_cgroup_filter()
         if self.mode != "top":
             table = self.bpf["events"]
             if ringbuf:
@@ -102,6 +103,17 @@ class Capture:
             else:
                 table.open_perf_buffer(self._on_event, page_cnt=256, lost_cb=self._on_lost)
         return self
+
+    def _set_cgroup_filter(self):
+        """--cgroup/--container: the probes test the task against this cgroup array slot."""
+        directory = getattr(self.filters, "cgroup", None)
+        if directory is None:
+            return
+        try:
+            self.bpf["cgroup_filter"][0] = directory
+        except Exception as e:  # KeyError (no map) or OSError (cgroup gone)
+            self.close()
+            raise NlbpfError(f"cannot set the cgroup filter to {directory}: {e}") from None
 
     def _want_ringbuf(self, bcc):
         if self.buffer == "perf":

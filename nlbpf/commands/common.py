@@ -6,7 +6,7 @@ from ..capture.records import Extack
 from ..correlate import Correlator
 from ..model import Message, SyscallError, protocol_name
 from ..decode import errno_name
-from ..output.records import Decoder, clock, wall_ts
+from ..output.records import Decoder, clock, wall_ts, where, where_tag
 from ..session import run, wall_offset_ns, write_line
 
 
@@ -15,6 +15,7 @@ def syscall_error_record(err, offset_ns):
         "ts": wall_ts(err.ts_ns, offset_ns),
         "pid": err.pid, "tid": err.tid, "comm": err.comm,
         "netns": err.netns, "cgroup": err.cgroup,
+        **where(err.netns, err.cgroup, err.pid),
         "protocol": protocol_name(err.protocol),
         "direction": "syscall",
         "type": None, "flags": [], "seq": None, "portid": err.portid,
@@ -24,7 +25,7 @@ def syscall_error_record(err, offset_ns):
     }
     why = " (socket receive queue overrun: notifications or replies were lost)" \
         if rec["error"] == "ENOBUFS" else ""
-    rec["summary"] = (f"{err.comm} {err.pid} {rec['protocol']} {err.syscall} → "
+    rec["summary"] = (f"{err.comm} {err.pid}{where_tag(rec)} {rec['protocol']} {err.syscall} → "
                       f"{rec['error']}{why}")
     return rec
 

@@ -12,6 +12,7 @@ import time
 from tabulate import tabulate
 
 from ..capture.loader import TOP_COUNTERS, forget_pids, read_top
+from ..context import container_label, default_context
 from ..decode import decode
 from ..output.records import fmt_us
 from ..session import Stopper, LostReporter, TRACING_LINE, write_line
@@ -47,68 +48,169 @@ def type_name(proto, type_):
     return decode(proto, header).type_name
 
 
+BY = ("process", "container", "netns")
+SUMMED = ("requests", "errors", "dumps", "dump_intr", "msgs_in", "msgs_out", "bytes_in",
+          "bytes_out", "_lock_ns")
+
+
+def read_where(capture):
+    """{pid: (cgroup id, netns inode)} of each process's latest netlink call (kernel map)."""
+    try:
+        table = capture.bpf["top_ctx"]
+    except KeyError:
+        return {}
+    return {k.value: (v.cgroup, v.netns) for k, v in table.items()}
+
+
+def forget_where(capture, pids):
+    try:
+        table = capture.bpf["top_ctx"]
+    except KeyError:
+        return
+    for pid in pids:
+        try:
+            del table[table.Key(pid)]
+        except KeyError:
+            pass
+
+
+def group_key(row, by):
+    """(key, label) that puts a process row in its container / netns group."""
+    if by == "netns":
+        return row["netns"], row["netns_name"] or str(row["netns"] or "?")
+    c = row.get("container")
+    if c and (c.get("id") or c.get("name") or c.get("pod_uid")):
+        key = c.get("id") or (f"{c.get('runtime')}:{c['name']}" if c.get("name") else c.get("pod_uid"))
+        return ("container", key), container_label(c)
+    path = row.get("cgroup_path") or f"cgroup {row.get('cgroup')}"
+    return ("cgroup", path), path
+
+
+def group_rows(entries, by):
+    """Merge per-process interval entries (with _hist/_types) into one per group."""
+    groups = {}
+    for e in entries:
+        key, label = group_key(e, by)
+        g = groups.get(key)
+        if g is None:
+            g = groups[key] = {"group": label, "pids": [], "_comms": {}, "_hist": [0] * len(e["_hist"]),
+                               "_types": {}, "_max_ns": None, **{k: 0 for k in SUMMED}}
+            if by == "netns":
+                g.update(netns=e["netns"], netns_name=e["netns_name"])
+            else:
+                g.update(container=e["container"], cgroup_path=e["cgroup_path"])
+        g["pids"].append(e["pid"])
+        g["_comms"][e["comm"]] = g["_comms"].get(e["comm"], 0) + e["msgs_in"] + e["msgs_out"]
+        for k in SUMMED:
+            g[k] += e[k]
+        g["_hist"] = [a + b for a, b in zip(g["_hist"], e["_hist"])]
+        for t, n in e["_types"].items():
+            g["_types"][t] = g["_types"].get(t, 0) + n
+        if e["_max_ns"] is not None:
+            g["_max_ns"] = max(g["_max_ns"] or 0, e["_max_ns"])
+    out = []
+    for g in groups.values():
+        g["pids"].sort()
+        g["comms"] = [c for c, _ in sorted(g.pop("_comms").items(), key=lambda kv: -kv[1])][:3]
+        out.append(g)
+    return out
+
+
+def finish_row(r):
+    """The private accumulators of an entry -> its printed fields."""
+    hist = r.pop("_hist")
+    p50, p99 = percentile_ns(hist, 0.50), percentile_ns(hist, 0.99)
+    max_ns = r.pop("_max_ns")
+    top_types = sorted(r.pop("_types").items(), key=lambda kv: -kv[1])[:3]
+    r.update({
+        "p50_us": round(p50 / 1000, 1) if p50 else None,
+        "p99_us": round(p99 / 1000, 1) if p99 else None,
+        "max_us": round(max_ns / 1000, 1) if max_ns is not None else None,
+        "lock_wait_us": round(r.pop("_lock_ns") / 1000, 1),
+        "top_types": [{"type": type_name(p, t), "count": n} for (p, t), n in top_types],
+    })
+    return r
+
+
 class TopState:
     """Turns cumulative kernel counters into per-interval rows."""
 
-    def __init__(self):
+    def __init__(self, by="process", context=None):
         self.prev = {}
         self.prev_types = {}
+        self.by = by
+        self.context = context
 
-    def interval(self, rows, types):
-        out = []
+    def interval(self, rows, types, where=None):
+        """Rows of this interval: per process, or per container/netns with --by."""
+        ctx = self.context or default_context()
+        where = where or {}
+        entries = []
         for pid, row in rows.items():
             before = self.prev.get(pid)
             delta = {k: row[k] - (before[k] if before else 0) for k in TOP_COUNTERS}
             hist = [a - (before["hist"][i] if before else 0) for i, a in enumerate(row["hist"])]
             if not any(delta.values()):
                 continue
-            p50, p99 = percentile_ns(hist, 0.50), percentile_ns(hist, 0.99)
             counts = {}
             for (tpid, proto, t), n in types.items():
                 if tpid == pid:
                     d = n - self.prev_types.get((tpid, proto, t), 0)
                     if d:
                         counts[(proto, t)] = d
-            top_types = sorted(counts.items(), key=lambda kv: -kv[1])[:3]
-            out.append({
+            cgroup, netns = where.get(pid, (0, 0))
+            entries.append({
                 "pid": pid, "comm": row["comm"],
+                "netns": netns, "cgroup": cgroup, **ctx.describe(netns, cgroup, pid),
                 "requests": delta["requests"], "errors": delta["errors"],
                 "dumps": delta["dumps"], "dump_intr": delta["dump_intr"],
                 "msgs_in": delta["msgs_in"], "msgs_out": delta["msgs_out"],
                 "bytes_in": delta["bytes_in"], "bytes_out": delta["bytes_out"],
-                "p50_us": round(p50 / 1000, 1) if p50 else None,
-                "p99_us": round(p99 / 1000, 1) if p99 else None,
-                "max_us": round(row["lat_max_ns"] / 1000, 1) if delta["lat_count"] else None,
-                "lock_wait_us": round(delta["lock_wait_ns"] / 1000, 1),
-                "top_types": [{"type": type_name(p, t), "count": n} for (p, t), n in top_types],
+                "_hist": hist, "_types": counts, "_lock_ns": delta["lock_wait_ns"],
+                "_max_ns": row["lat_max_ns"] if delta["lat_count"] else None,
             })
         self.prev = rows
         self.prev_types = types
-        out.sort(key=lambda r: (-(r["msgs_in"] + r["msgs_out"]), r["pid"]))
+        if self.by != "process":
+            entries = group_rows(entries, self.by)
+        out = [finish_row(e) for e in entries]
+        out.sort(key=lambda r: (-(r["msgs_in"] + r["msgs_out"]), r.get("pid") or r["pids"][0]))
         return out
 
     def gone(self):
         return [pid for pid in self.prev if not os.path.exists(f"/proc/{pid}")]
 
 
-def render_table(rows, limit, interval_s, lost_new, lost_total):
-    headers = ["PID", "COMM", "REQ", "ERR", "DUMP", "INTR", "MSG IN", "MSG OUT", "BYTES IN",
-               "BYTES OUT", "P50", "P99", "MAX", "LOCK", "TOP TYPES"]
-    table = [[r["pid"], r["comm"], r["requests"], r["errors"], r["dumps"], r["dump_intr"],
+def _who(r, by):
+    """The leading columns of a row: PID COMM WHERE, or GROUP PIDS COMMS."""
+    if by == "process":
+        where = default_context().tag(r, r.get("netns")) if "netns_name" in r else ""
+        return [r["pid"], r["comm"], where.strip("[]") or "-"]
+    pids = r["pids"]
+    return [r["group"], len(pids), ",".join(r["comms"])]
+
+
+def render_table(rows, limit, interval_s, lost_new, lost_total, by="process"):
+    first = {"process": ["PID", "COMM", "WHERE"], "container": ["CONTAINER", "PIDS", "COMMS"],
+             "netns": ["NETNS", "PIDS", "COMMS"]}[by]
+    headers = first + ["REQ", "ERR", "DUMP", "INTR", "MSG IN", "MSG OUT", "BYTES IN",
+                       "BYTES OUT", "P50", "P99", "MAX", "LOCK", "TOP TYPES"]
+    table = [_who(r, by) + [r["requests"], r["errors"], r["dumps"], r["dump_intr"],
               r["msgs_in"], r["msgs_out"], r["bytes_in"], r["bytes_out"], fmt_us(r["p50_us"]),
               fmt_us(r["p99_us"]), fmt_us(r["max_us"]), fmt_us(r["lock_wait_us"]),
               " ".join(f"{t['type']}:{t['count']}" for t in r["top_types"])]
              for r in rows[:limit]]
     stamp = time.strftime("%H:%M:%S")
-    head = (f"{stamp}  {len(rows)} processes active in {interval_s:.1f}s  "
+    what = {"process": "processes", "container": "containers/cgroups", "netns": "netns"}[by]
+    head = (f"{stamp}  {len(rows)} {what} active in {interval_s:.1f}s  "
             f"lost events: {lost_new} (total {lost_total})")
     return head + "\n" + (tabulate(table, headers=headers, tablefmt="plain") if table
                           else "(no netlink activity)")
 
 
-def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows):
+def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, by="process"):
     capture = Capture(mode="top", filters=filters, snaplen=snaplen, buffer=buffer)
-    state = TopState()
+    state = TopState(by=by)
     tty = sys.stdout.isatty() and not as_json
     try:
         capture.start()
@@ -125,20 +227,23 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows):
                 now = time.monotonic()
                 before = lost.reported["lost"]
                 stats = lost.check()
-                data = state.interval(*read_top(capture))
+                data = state.interval(*read_top(capture), where=read_where(capture))
                 span = now - last
                 last = now
                 if as_json:
                     write_line(json.dumps({"ts": round(time.time(), 6), "interval_s": round(span, 3),
-                                           "lost": stats["lost"] - before,
+                                           "by": by, "lost": stats["lost"] - before,
                                            "total_lost": stats["lost"], "rows": data}))
                 else:
                     if tty:
                         sys.stdout.write("\033[H\033[2J")
-                    write_line(render_table(data, rows, span, stats["lost"] - before, stats["lost"]))
+                    write_line(render_table(data, rows, span, stats["lost"] - before, stats["lost"],
+                                            by=by))
                     if not tty:
                         write_line("")
-                forget_pids(capture, state.gone())
+                gone = state.gone()
+                forget_pids(capture, gone)
+                forget_where(capture, gone)
                 shown += 1
                 if count and shown >= count:
                     break

@@ -6,6 +6,7 @@ it, so the two never disagree.
 import os
 import time
 
+from ..context import default_context
 from ..decode import GenlFamilies, decode, errno_name
 from ..model import REQUEST, REPLY, NOTIFY, protocol_name
 
@@ -84,7 +85,18 @@ def _extack(txn, decoder):
     return getattr(final, "extack", None) or txn.extack
 
 
-def message_record(msg, txn, completed, decoder, offset_ns):
+def where(netns, cgroup, pid=None, context=None):
+    """netns_name, cgroup_path and container of a record (see nlbpf/context.py)."""
+    return (context or default_context()).describe(netns, cgroup, pid)
+
+
+def where_tag(rec):
+    """` [pod/container]` or ` [netns NAME]` for text lines; "" on the host."""
+    tag = default_context().tag(rec, rec.get("netns")) if "netns_name" in rec else ""
+    return f" {tag}" if tag else ""
+
+
+def message_record(msg, txn, completed, decoder, offset_ns, context=None):
     """The JSON record of one message (nlbpf trace)."""
     d = decoder(msg)
     req = decoder(txn.request) if txn is not None else None
@@ -92,6 +104,7 @@ def message_record(msg, txn, completed, decoder, offset_ns):
         "ts": wall_ts(msg.ts_ns, offset_ns),
         "pid": msg.pid, "tid": msg.tid, "comm": msg.comm,
         "netns": msg.netns, "cgroup": msg.cgroup,
+        **where(msg.netns, msg.cgroup, msg.pid, context),
         "protocol": protocol_name(msg.protocol),
         "direction": msg.direction,
         "type": d.type_name,
@@ -122,8 +135,8 @@ def message_record(msg, txn, completed, decoder, offset_ns):
 
 def message_line(msg, d, txn, completed, rec):
     """`ip 4242 route → RTM_DELROUTE req,ack seq=17 dst 10.0.0.0/24 ...`"""
-    head = (f"{msg.comm} {msg.pid} {protocol_name(msg.protocol)} {ARROWS[msg.direction]} "
-            f"{d.type_name}")
+    head = (f"{msg.comm} {msg.pid}{where_tag(rec)} {protocol_name(msg.protocol)} "
+            f"{ARROWS[msg.direction]} {d.type_name}")
     flags = short_flags(d.flag_names)
     if flags:
         head += f" {flags}"
@@ -149,7 +162,7 @@ def message_line(msg, d, txn, completed, rec):
     return head
 
 
-def transaction_record(txn, decoder, offset_ns):
+def transaction_record(txn, decoder, offset_ns, context=None):
     """The JSON record of one completed request (nlbpf errors / slow)."""
     req = txn.request
     d = decoder(req)
@@ -159,6 +172,7 @@ def transaction_record(txn, decoder, offset_ns):
         "ts": wall_ts(req.ts_ns, offset_ns),
         "pid": req.pid, "tid": req.tid, "comm": req.comm,
         "netns": req.netns, "cgroup": req.cgroup,
+        **where(req.netns, req.cgroup, req.pid, context),
         "protocol": protocol_name(req.protocol),
         "direction": REQUEST,
         "type": d.type_name,
@@ -181,7 +195,7 @@ def transaction_record(txn, decoder, offset_ns):
 
 def transaction_line(txn, d, rec):
     req = txn.request
-    line = f"{req.comm} {req.pid} {protocol_name(req.protocol)} {d.type_name}"
+    line = f"{req.comm} {req.pid}{where_tag(rec)} {protocol_name(req.protocol)} {d.type_name}"
     flags = short_flags(d.flag_names)
     if flags:
         line += f" {flags}"
