@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-/* nlbpf syscall-layer probes: netlink traffic as processes send and receive it.
+/* nlbpf probes: netlink traffic with who sent it, seen from the kernel.
  *
- * Compiled by bcc from this file. Everything variable comes in as -D defines:
+ * Everything variable comes in as -D defines:
  *   MODE_TRACE | MODE_ERRORS | MODE_SLOW | MODE_TOP   what to hand over
  *   USE_RINGBUF, RINGBUF_PAGES                        ring buffer, else perf buffer
  *   SNAPLEN                                           bytes kept per message
@@ -13,11 +13,15 @@
  * Struct fields are read at offsets from BTF, never through kernel headers,
  * which may belong to another kernel version.
  *
- * Flow: sys_enter_* resolves fd -> netlink socket and remembers the call;
- * sys_exit_* sets up a walk over the user buffers and tail-calls walk(),
- * which handles WALK_CHUNK steps per run and re-enters itself.
+ * Two hook layers share this file (bcc rewrites map calls only in the file it
+ * compiles, so they cannot live apart): the syscall layer (default) and the
+ * kernel-function layer (-DKERNEL_LAYER). Both feed the same walker and the
+ * same in-kernel pairing of requests with their final replies.
  */
 #include "nlbpf.h"
+#if defined(KERNEL_LAYER) && !defined(USE_FENTRY)
+#include <uapi/linux/ptrace.h>   /* struct pt_regs for the kprobe wrappers */
+#endif
 
 #define AF_NETLINK 16
 #define S_IFMT 00170000
@@ -115,8 +119,10 @@ struct walk_state {
     u32 tail;
     u8 lock_charged;            /* this recv's lock wait went to a request already */
     u8 is_mmsg;
-    u8 flat;                    /* one buffer (sendto/recvfrom), no iovec array */
-    u8 pad;
+    u8 flat;                    /* one buffer (sendto/recvfrom, skb data), no iovec array */
+    u8 kmem;                    /* the buffer is kernel memory (an skb), not user memory */
+    u8 eflags;                  /* EVF_* every message of this walk carries */
+    u8 pad[7];
 };
 BPF_PERCPU_ARRAY(walkst, struct walk_state, 1);
 
@@ -132,6 +138,8 @@ struct pend_val {
     u64 bytes;
     u64 lock_wait;
     u64 lock_max;
+    u64 handler_ns;
+    u64 dump_ns;
     u32 holder_pid;
     u16 flags;
     u16 type;
@@ -240,12 +248,11 @@ struct top_where {
 BPF_HASH(top_ctx, u32, struct top_where, 10240);
 #endif
 
-/* Common entry: is this a netlink call we want? Remember it if so. */
-static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u64 arg_len,
-                                      u64 addr_ptr)
+/* Fill who/where for a call on netlink socket sk; 0 if the filters drop it. */
+static __always_inline int fill_call(struct call *c, u64 sk, u8 proto, u32 netns)
 {
     u64 id = bpf_get_current_pid_tgid();
-    u32 pid = id >> 32, tid = (u32)id;
+    u32 pid = id >> 32;
 #ifdef SELF_PID
     if (pid == SELF_PID)        /* nlbpf's own lookups (genl families) are not news */
         return 0;
@@ -262,35 +269,52 @@ static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u
     if (cgroup_filter.check_current_task(0) != 1)
         return 0;               /* not below it, or the slot is empty (error < 0) */
 #endif
-    struct call c = {};
-    c.sk = netlink_sock_of_fd(fd, &c.proto, &c.netns);
-    if (!c.sk)
-        return 0;
 #ifdef FILTER_PROTO
-    if (c.proto != FILTER_PROTO)
+    if (proto != FILTER_PROTO)
         return 0;
 #endif
 #ifdef FILTER_NETNS
-    if (c.netns != FILTER_NETNS)
+    if (netns != FILTER_NETNS)
         return 0;
 #endif
-    bpf_get_current_comm(&c.comm, sizeof(c.comm));
+    bpf_get_current_comm(&c->comm, sizeof(c->comm));
 #ifdef FILTER_COMM
-    if (!comm_matches(c.comm))
+    if (!comm_matches(c->comm))
         return 0;
 #endif
-    c.ts = bpf_ktime_get_ns();
-    c.pid = pid;
-    c.cgroup = bpf_get_current_cgroup_id();
+    c->sk = sk;
+    c->proto = proto;
+    c->netns = netns;
+    c->ts = bpf_ktime_get_ns();
+    c->pid = pid;
+    c->cgroup = bpf_get_current_cgroup_id();
 #ifdef MODE_TOP
-    struct top_where where = {.cgroup = c.cgroup, .netns = c.netns};
+    struct top_where where = {.cgroup = c->cgroup, .netns = netns};
     top_ctx.update(&pid, &where);
 #endif
+    return 1;
+}
+
+/* Common syscall entry: is this a netlink call we want? Remember it if so. */
+static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u64 arg_len,
+                                      u64 addr_ptr)
+{
+#ifdef FILTER_PID
+    if ((bpf_get_current_pid_tgid() >> 32) != FILTER_PID)
+        return 0;               /* cheap early exit before the fd lookup */
+#endif
+    struct call c = {};
+    u8 proto = 0;
+    u32 netns = 0;
+    u64 sk = netlink_sock_of_fd(fd, &proto, &netns);
+    if (!sk || !fill_call(&c, sk, proto, netns))
+        return 0;
     c.syscall = syscall;
     c.dir = dir;
     c.arg_ptr = arg_ptr;
     c.arg_len = arg_len;
     c.addr_ptr = addr_ptr;
+    u32 tid = (u32)bpf_get_current_pid_tgid();
     calls.update(&tid, &c);
     return 0;
 }
@@ -314,6 +338,8 @@ static __always_inline void fill_common(struct nl_event *e, struct walk_state *w
     e->holder_pid = 0;
     e->skipped_parts = 0;
     e->skipped_bytes = 0;
+    e->handler_ns = 0;
+    e->dump_ns = 0;
     e->flags = 0;
     __builtin_memcpy(e->comm, w->c.comm, sizeof(e->comm));
     u32 portid = 0;
@@ -423,6 +449,8 @@ static __always_inline void on_request(void *ctx, struct walk_state *w, struct n
             v->intr = 0;
             v->lock_wait = 0;
             v->lock_max = 0;
+            v->handler_ns = 0;
+            v->dump_ns = 0;
             v->holder_pid = 0;
             /* the send call's own lock wait counts toward its (first) request */
             if (!w->lock_charged) {
@@ -520,6 +548,8 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
     u8 intr = p->intr || (e->nl_flags & NLM_F_DUMP_INTR);
 
     e->flags |= EVF_FINAL;
+    e->handler_ns = p->handler_ns;
+    e->dump_ns = p->dump_ns;
     e->lock_wait_ns = p->lock_wait;
     e->holder_pid = p->holder_pid;
     __builtin_memcpy(e->holder_comm, p->holder_comm, sizeof(e->holder_comm));
@@ -566,6 +596,13 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
 }
 
 /* ------------------------------------------------------------- the walk */
+
+static __always_inline long read_buf(struct walk_state *w, void *dst, u64 n, u64 src)
+{
+    if (w->kmem)
+        return bpf_probe_read_kernel(dst, n, (void *)src);
+    return bpf_probe_read_user(dst, n, (void *)src);
+}
 
 /* Move to the next iovec (or the next mmsghdr). 0 when there is none. */
 static __always_inline int next_segment(struct walk_state *w)
@@ -617,15 +654,17 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
     u64 src = w->base + w->off;
     u32 hdr[4] = {};
     if (avail >= NLMSG_HDRLEN)
-        bpf_probe_read_user(hdr, sizeof(hdr), (void *)src);
+        read_buf(w, hdr, sizeof(hdr), src);
     e->nl_len = hdr[0];
     e->nl_type = hdr[1] & 0xffff;
     e->nl_flags = hdr[1] >> 16;
     e->nl_seq = hdr[2];
-    e->flags = 0;
+    e->flags = w->eflags;
     e->skipped_parts = 0;
     e->skipped_bytes = 0;
     e->lock_wait_ns = 0;
+    e->handler_ns = 0;
+    e->dump_ns = 0;
     e->holder_pid = 0;
 
     /* keep the message (or what there is of it), cut at SNAPLEN */
@@ -642,7 +681,7 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
     asm volatile("" : "+r"(cap));
     if (cap > SNAPLEN)
         cap = SNAPLEN;
-    bpf_probe_read_user(e->data, cap, (void *)src);
+    read_buf(w, e->data, cap, src);
     e->cap_len = cap;
 
     if (avail < NLMSG_HDRLEN || msg_len < NLMSG_HDRLEN) {
@@ -667,6 +706,85 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
     }
     return 1;
 }
+
+
+/* ------------------------------------------------ extack and lock waits */
+
+/* The kernel's error text, even for sockets that did not ask for extended acks. */
+static __always_inline int on_extack_text(void *ctx, const void *text)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct call *c = calls.lookup(&tid);
+    if (!c)
+        return 0;
+    u32 zero = 0;
+    struct nl_event *e = scratch.lookup(&zero);
+    if (!e)
+        return 0;
+    e->kind = EV_EXTACK;
+    e->ts_ns = bpf_ktime_get_ns();
+    e->dur_ns = 0;
+    e->sk = c->sk;
+    e->pid = c->pid;
+    e->tid = tid;
+    e->proto = c->proto;
+    e->netns = c->netns;
+    e->nl_seq = c->syscall == SC_KERNEL ? (u32)c->arg_len : 0;  /* kernel layer: the request's seq */
+    e->flags = 0;
+    __builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
+    int n = bpf_probe_read_kernel_str(e->data, 256, text);
+    e->cap_len = n > 0 ? n - 1 : 0;
+    emit_event(ctx, e);
+    return 0;
+}
+
+/* Time a netlink call spends waiting for kernel locks, and who held the mutex. */
+static __always_inline int on_contention_begin(u64 lock_addr, u32 flags)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct call *c = calls.lookup(&tid);
+    if (!c || c->lock_begin)
+        return 0;               /* nested or repeated begin: keep the first */
+    c->lock_begin = bpf_ktime_get_ns();
+    c->lock_addr = lock_addr;
+    c->cur_holder_pid = 0;
+    if (flags & LCB_F_MUTEX) {
+        u64 owner = read_kptr(lock_addr + OFF_MUTEX_OWNER) & ~0x07ULL;
+        if (owner) {
+            bpf_probe_read_kernel(&c->cur_holder_pid, sizeof(u32), (void *)(owner + OFF_TASK_TGID));
+            bpf_probe_read_kernel(c->cur_holder_comm, 16, (void *)(owner + OFF_TASK_COMM));
+        }
+    }
+    return 0;
+}
+
+static __always_inline int on_contention_end(u64 lock_addr)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct call *c = calls.lookup(&tid);
+    if (!c || !c->lock_begin || c->lock_addr != lock_addr)
+        return 0;
+    u64 wait = bpf_ktime_get_ns() - c->lock_begin;
+    c->lock_wait += wait;
+    if (wait > c->lock_max && c->cur_holder_pid) {
+        c->lock_max = wait;
+        c->holder_pid = c->cur_holder_pid;
+        __builtin_memcpy(c->holder_comm, c->cur_holder_comm, 16);
+    }
+    c->lock_begin = 0;
+    return 0;
+}
+
+
+#ifndef KERNEL_LAYER
+/* =========================================================================
+ * Syscall layer: netlink traffic as processes send and receive it.
+ *
+ * sys_enter_* resolves fd -> netlink socket (through BTF offsets, so dup'ed
+ * and inherited fds count) and remembers the call; sys_exit_* sets up a walk
+ * over the user buffers and tail-calls walk(), which handles WALK_CHUNK steps
+ * per run and re-enters itself.
+ */
 
 int walk(void *ctx)
 {
@@ -723,6 +841,8 @@ static __always_inline int exit_call(void *ctx, long ret)
     w->seg_len = 0;
     w->is_mmsg = 0;
     w->flat = 0;
+    w->kmem = 0;
+    w->eflags = 0;
     w->mmsg_idx = 0;
     w->mmsg_cnt = 0;
     w->iov_idx = 0;
@@ -741,7 +861,8 @@ static __always_inline int exit_call(void *ctx, long ret)
     }
 #endif
     if (ret < 0) {
-        if (ret != -EAGAIN && ret != -EINTR) {
+        /* EAGAIN, EINTR and the kernel-internal restart codes (512-516) are not failures */
+        if (ret != -EAGAIN && ret != -EINTR && !(ret <= -512 && ret >= -516)) {
 #ifdef MODE_TOP
             struct top_val *t = top_entry(w);
             if (t)
@@ -786,6 +907,7 @@ static __always_inline int exit_call(void *ctx, long ret)
         if (sc == SC_RECVMMSG && hdr[0] && (u32)hdr[1] >= 12)
             bpf_probe_read_user(&w->groups, sizeof(w->groups), (void *)(hdr[0] + 8));
     }
+    e->groups = w->groups;      /* known only now: multicast vs unicast */
     progs.call(ctx, 0);
     return 0;
 }
@@ -836,72 +958,486 @@ TRACEPOINT_PROBE(syscalls, sys_enter_recvmmsg)
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_call(args, args->ret); }
 
-/* ------------------------------------------------ extack and lock waits */
 
-#if !defined(MODE_TOP) && !defined(NO_EXTACK)
-/* The kernel's error text, even for sockets that did not ask for extended acks. */
-TRACEPOINT_PROBE(netlink, netlink_extack)
+#else /* KERNEL_LAYER */
+/* =========================================================================
+* Kernel-function layer: netlink as the kernel itself moves it.
+ *
+ * Shares the maps, filters and per-message logic above.
+ *
+ *   netlink_unicast        every message a process sends into the kernel, by
+ *                          whatever path (sendmsg, sendmmsg, io_uring, ...)
+ *   __netlink_sendskb      every message queued to a process's socket: replies,
+ *                          acks and errors (read or not), dump parts
+ *   netlink_broadcast*     multicast notifications, once each, marked with
+ *                          whether a request handler was running (else the
+ *                          kernel did it on its own: carrier loss, kworker, ...)
+ *   rtnetlink_rcv_msg,     handler time per request, and the lock wait inside it
+ *   genl_rcv_msg
+ *   netlink_dump           time spent filling each dump chunk
+ *   netlink_ack            the extack of each failed request, by socket and seq
+ *
+ * USE_FENTRY selects fentry/fexit; otherwise kprobes/kretprobes, attached by
+ * the loader. HOOK_* says which functions this kernel has. Offsets (OFF_*)
+ * come from the running kernel's BTF.
+ *
+ * fentry programs cannot tail-call a shared walker, so each hook walks its
+ * skb itself: KWALK_FULL messages in full, then headers only.
+ */
+
+
+#define NETLINK_F_KERNEL_SOCKET 0x1
+
+#ifdef MODE_TOP
+#define KWALK_FULL 8
+#else
+#define KWALK_FULL 16
+#endif
+#define KWALK_HDRS 512
+#define MARK_HANDLER 1
+#define MARK_DUMP 2
+
+/* netlink_dump entry time per thread */
+struct dump_ts {
+    u64 ts;
+    u64 sk;
+    u32 seq;
+    u8 own_call;                /* this dump made the calls[] entry (no handler around it) */
+};
+BPF_HASH(dumping, u32, struct dump_ts, 10240);
+
+static __always_inline void sock_info(u64 sk, u8 *proto, u32 *netns)
+{
+    u16 protocol = 0;
+    bpf_probe_read_kernel(&protocol, sizeof(protocol), (void *)(sk + OFF_SOCK_PROTOCOL));
+    *proto = protocol;
+    u64 net = read_kptr(sk + OFF_SOCK_NET);
+    bpf_probe_read_kernel(netns, sizeof(*netns), (void *)(net + OFF_NET_INUM));
+}
+
+static __always_inline int is_kernel_sock(u64 sk)
+{
+    u32 flags = 0;
+    bpf_probe_read_kernel(&flags, sizeof(flags), (void *)(sk + OFF_NLSK_FLAGS));
+    return flags & NETLINK_F_KERNEL_SOCKET;
+}
+
+/* NETLINK_CB(skb) fields */
+static __always_inline u64 skb_cb_sk(u64 skb)
+{
+    return read_kptr(skb + OFF_SKB_CB + OFF_NLCB_SK);
+}
+
+static __always_inline u32 skb_cb_u32(u64 skb, u64 off)
+{
+    u32 v = 0;
+    bpf_probe_read_kernel(&v, sizeof(v), (void *)(skb + OFF_SKB_CB + off));
+    return v;
+}
+
+static __always_inline u32 nlh_seq(u64 nlh)
+{
+    u32 seq = 0;
+    bpf_probe_read_kernel(&seq, sizeof(seq), (void *)(nlh + 8));
+    return seq;
+}
+
+/* Headers-only pass over what the full walk left: every message still
+ * counts (dump parts, trace lines with the header), without the payload.
+ * Counters stay in registers and reach the maps once: the verifier walks
+ * this loop KWALK_HDRS times. */
+static __always_inline void kwalk_rest(void *ctx, struct walk_state *w, struct nl_event *e,
+                                       struct top_val *t)
+{
+    u64 parts = 0, bytes = 0;
+    u32 seq0 = 0;
+    u8 intr = 0;
+    int final = 0, i = 0;
+    int recv = w->c.dir == DIR_RECV && !w->groups;
+#pragma clang loop unroll(disable)
+    for (i = 0; i < KWALK_HDRS; i++) {
+        if (w->off + NLMSG_HDRLEN > w->seg_len)
+            break;
+        u32 hdr[4] = {};
+        bpf_probe_read_kernel(hdr, sizeof(hdr), (void *)(w->base + w->off));
+        u64 len = hdr[0];
+        if (len < NLMSG_HDRLEN)
+            break;
+        u16 type = hdr[1] & 0xffff;
+        if (recv) {
+            if (type == NLMSG_DONE || type == NLMSG_ERROR) {
+                final = 1;      /* the final reply gets the full treatment, below */
+                break;
+            }
+            if (parts == 0)
+                seq0 = hdr[2];
+            else if (hdr[2] != seq0)
+                break;          /* another request's reply: stop here */
+        }
+        parts++;
+        bytes += len;
+        intr |= (hdr[1] >> 16) & NLM_F_DUMP_INTR;
+#ifdef MODE_TRACE
+        e->nl_len = len;
+        e->nl_type = type;
+        e->nl_flags = hdr[1] >> 16;
+        e->nl_seq = hdr[2];
+        e->flags = w->eflags;
+        __builtin_memcpy(e->data, hdr, sizeof(hdr));
+        e->cap_len = NLMSG_HDRLEN;
+        emit(ctx, e, NL_EVENT_HDR + NLMSG_HDRLEN);
+#endif
+        w->off += (len + 3) & ~3ULL;
+    }
+    if (i == KWALK_HDRS && w->off + NLMSG_HDRLEN <= w->seg_len)
+        stat_inc(ST_TRUNC_WALK);        /* more messages than the probe walks */
+#ifdef MODE_TOP
+    /* looked up again: the verifier loses the null check of `t` across the loop */
+    u32 pid = w->c.pid;
+    struct top_val *tt = top.lookup(&pid);
+    if (tt) {
+        if (w->c.dir == DIR_SEND) {
+            __sync_fetch_and_add(&tt->msgs_out, parts);
+            __sync_fetch_and_add(&tt->bytes_out, bytes);
+        } else {
+            __sync_fetch_and_add(&tt->msgs_in, parts);
+            __sync_fetch_and_add(&tt->bytes_in, bytes);
+        }
+    }
+#endif
+    if (recv && parts) {
+        struct pend_key k = {.sk = w->c.sk, .seq = seq0};
+        struct pend_val *p = pending.lookup(&k);
+        if (p) {
+            p->parts += parts;
+            p->bytes += bytes;
+            if (intr)
+                p->intr = 1;
+        }
+    } else if (!recv && parts && w->c.dir == DIR_SEND) {
+        stat_inc(ST_TRUNC_WALK);        /* requests past KWALK_FULL are not paired */
+    }
+    if (final)
+        walk_step(ctx, w, e, t);
+}
+
+/* Walk the netlink messages in an skb seen on socket sk. */
+static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups, u8 eflags)
+{
+    u32 zero = 0;
+    struct walk_state *w = walkst.lookup(&zero);
+    struct nl_event *e = scratch.lookup(&zero);
+    if (!w || !e || !sk || !skb)
+        return 0;
+    u8 proto = 0;
+    u32 netns = 0;
+    sock_info(sk, &proto, &netns);
+    __builtin_memset(&w->c, 0, sizeof(w->c));
+    if (!fill_call(&w->c, sk, proto, netns))
+        return 0;
+    w->c.syscall = SC_KERNEL;
+    w->c.dir = dir;
+    u32 len = 0;
+    bpf_probe_read_kernel(&len, sizeof(len), (void *)(skb + OFF_SKB_LEN));
+    w->now = w->c.ts;
+    w->ret = len;
+    w->groups = groups;
+    w->eflags = eflags;
+    w->tail = 0;
+    w->lock_charged = 1;        /* lock waits reach pending through the handler hooks */
+    w->skip = 0;
+    w->off = 0;
+    w->is_mmsg = 0;
+    w->flat = 1;
+    w->kmem = 1;
+    w->base = read_kptr(skb + OFF_SKB_DATA);
+    w->seg_len = len;
+    w->remaining = 0;
+    fill_common(e, w, EV_MSG);
+    struct top_val *t = 0;
+#ifdef MODE_TOP
+    t = top_entry(w);
+#endif
+    int more = 1;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < KWALK_FULL; i++) {
+        more = walk_step(ctx, w, e, t);
+        if (!more)
+            break;
+    }
+    if (more)
+        kwalk_rest(ctx, w, e, t);
+    return 0;
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static __always_inline int on_unicast(void *ctx, u64 ssk, u64 skb)
+{
+    /* kernel -> user unicasts are seen where they are queued (__netlink_sendskb) */
+    if (!ssk || is_kernel_sock(ssk))
+        return 0;
+    return kwalk(ctx, ssk, skb, DIR_SEND, 0, 0);
+}
+
+static __always_inline int on_sendskb(void *ctx, u64 sk, u64 skb)
+{
+    /* multicast copies are seen once, at netlink_broadcast */
+    if (skb_cb_u32(skb, OFF_NLCB_DST_GROUP))
+        return 0;
+    return kwalk(ctx, sk, skb, DIR_RECV, 0, 0);
+}
+
+static __always_inline int on_broadcast(void *ctx, u64 ssk, u64 skb, u32 group)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
     struct call *c = calls.lookup(&tid);
+    u8 eflags = (c && c->arg_ptr == MARK_HANDLER) ? EVF_IN_HANDLER : 0;
+    return kwalk(ctx, ssk, skb, DIR_RECV, group ? group : 0xffffffff, eflags);
+}
+
+/* A request handler starts: lock waits from here on are this request's. */
+static __always_inline int on_handler_enter(u64 skb, u64 nlh)
+{
+    u64 sk = skb_cb_sk(skb);
+    if (!sk)
+        return 0;
+    struct call c = {};
+    u8 proto = 0;
+    u32 netns = 0;
+    sock_info(sk, &proto, &netns);
+    if (!fill_call(&c, sk, proto, netns))
+        return 0;
+    c.syscall = SC_KERNEL;
+    c.arg_ptr = MARK_HANDLER;
+    c.arg_len = nlh_seq(nlh);
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    calls.update(&tid, &c);
+    return 0;
+}
+
+/* Charge time and lock wait of a finished call[] to its pending request. */
+static __always_inline void charge(struct call *c, u64 sk, u32 seq, u64 dur, int is_dump)
+{
+    struct pend_key k = {.sk = sk, .seq = seq};
+    struct pend_val *p = pending.lookup(&k);
+    if (!p)
+        return;
+    if (is_dump)
+        p->dump_ns += dur;
+    else
+        p->handler_ns += dur;
     if (!c)
+        return;
+    p->lock_wait += c->lock_wait;
+    if (c->lock_max > p->lock_max) {
+        p->lock_max = c->lock_max;
+        p->holder_pid = c->holder_pid;
+        __builtin_memcpy(p->holder_comm, c->holder_comm, sizeof(p->holder_comm));
+    }
+}
+
+static __always_inline int on_handler_exit(void)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct call *c = calls.lookup(&tid);
+    if (!c || c->arg_ptr != MARK_HANDLER)
+        return 0;
+    charge(c, c->sk, (u32)c->arg_len, bpf_ktime_get_ns() - c->ts, 0);
+    calls.delete(&tid);
+    return 0;
+}
+
+/* One dump chunk: its time (and, outside a handler, its lock waits). */
+static __always_inline int on_dump_enter(u64 sk)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct dump_ts d = {.ts = bpf_ktime_get_ns(), .sk = sk};
+    u64 nlh = read_kptr(sk + OFF_NLSK_CB_NLH);
+    d.seq = nlh ? nlh_seq(nlh) : 0;
+    if (!calls.lookup(&tid)) {
+        struct call c = {};
+        u8 proto = 0;
+        u32 netns = 0;
+        sock_info(sk, &proto, &netns);
+        if (!fill_call(&c, sk, proto, netns))
+            return 0;
+        c.syscall = SC_KERNEL;
+        c.arg_ptr = MARK_DUMP;
+        c.arg_len = d.seq;
+        calls.update(&tid, &c);
+        d.own_call = 1;
+    }
+    dumping.update(&tid, &d);
+    return 0;
+}
+
+static __always_inline int on_dump_exit(void)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    struct dump_ts *d = dumping.lookup(&tid);
+    if (!d)
+        return 0;
+    struct call *c = d->own_call ? calls.lookup(&tid) : 0;
+    charge(c, d->sk, d->seq, bpf_ktime_get_ns() - d->ts, 1);
+    if (d->own_call)
+        calls.delete(&tid);
+    dumping.delete(&tid);
+    return 0;
+}
+
+/* The kernel's error text, keyed by the request's socket and seq. */
+static __always_inline int on_ack(void *ctx, u64 in_skb, u64 nlh, u64 extack)
+{
+    if (!extack)
+        return 0;
+    u64 msg = read_kptr(extack + OFF_EXTACK_MSG);
+    if (!msg)
+        return 0;
+    u64 sk = skb_cb_sk(in_skb);
+    if (!sk)
         return 0;
     u32 zero = 0;
     struct nl_event *e = scratch.lookup(&zero);
-    if (!e)
+    struct walk_state *w = walkst.lookup(&zero);
+    if (!e || !w)
         return 0;
-    e->kind = EV_EXTACK;
-    e->ts_ns = bpf_ktime_get_ns();
-    e->dur_ns = 0;
-    e->sk = c->sk;
-    e->pid = c->pid;
-    e->tid = tid;
-    e->proto = c->proto;
-    e->netns = c->netns;
-    e->flags = 0;
-    __builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
-    int n = bpf_probe_read_kernel_str(e->data, 256, (void *)args + (args->data_loc_msg & 0xffff));
+    u8 proto = 0;
+    u32 netns = 0;
+    sock_info(sk, &proto, &netns);
+    __builtin_memset(&w->c, 0, sizeof(w->c));
+    if (!fill_call(&w->c, sk, proto, netns))
+        return 0;
+    w->now = w->c.ts;
+    w->groups = 0;
+    w->ret = 0;
+    w->c.syscall = SC_KERNEL;
+    fill_common(e, w, EV_EXTACK);
+    e->nl_seq = nlh_seq(nlh);
+    int n = bpf_probe_read_kernel_str(e->data, 256, (void *)msg);
     e->cap_len = n > 0 ? n - 1 : 0;
-    emit_event(args, e);
+    emit_event(ctx, e);
     return 0;
+}
+
+/* --------------------------------------------------------- attachments */
+
+#ifdef USE_FENTRY
+#ifdef HOOK_UNICAST
+KFUNC_PROBE(netlink_unicast, void *ssk, void *skb, u32 portid, int nonblock)
+{
+    return on_unicast(ctx, (u64)ssk, (u64)skb);
+}
+#endif
+#ifdef HOOK_SENDSKB
+KFUNC_PROBE(__netlink_sendskb, void *sk, void *skb)
+{
+    return on_sendskb(ctx, (u64)sk, (u64)skb);
+}
+#endif
+#ifdef HOOK_BROADCAST_FILTERED
+KFUNC_PROBE(netlink_broadcast_filtered, void *ssk, void *skb, u32 portid, u32 group)
+{
+    return on_broadcast(ctx, (u64)ssk, (u64)skb, group);
+}
+#elif defined(HOOK_BROADCAST)
+KFUNC_PROBE(netlink_broadcast, void *ssk, void *skb, u32 portid, u32 group)
+{
+    return on_broadcast(ctx, (u64)ssk, (u64)skb, group);
+}
+#endif
+#ifdef HOOK_RTNL_RCV
+KFUNC_PROBE(rtnetlink_rcv_msg, void *skb, void *nlh, void *extack)
+{
+    return on_handler_enter((u64)skb, (u64)nlh);
+}
+KRETFUNC_PROBE(rtnetlink_rcv_msg, void *skb, void *nlh, void *extack, int ret)
+{
+    return on_handler_exit();
+}
+#endif
+#ifdef HOOK_GENL_RCV
+KFUNC_PROBE(genl_rcv_msg, void *skb, void *nlh, void *extack)
+{
+    return on_handler_enter((u64)skb, (u64)nlh);
+}
+KRETFUNC_PROBE(genl_rcv_msg, void *skb, void *nlh, void *extack, int ret)
+{
+    return on_handler_exit();
+}
+#endif
+#ifdef HOOK_DUMP
+KFUNC_PROBE(netlink_dump, void *sk)
+{
+    return on_dump_enter((u64)sk);
+}
+KRETFUNC_PROBE(netlink_dump, void *sk, int lock_taken, int ret)
+{
+    return on_dump_exit();
+}
+#endif
+#ifdef HOOK_ACK
+KFUNC_PROBE(netlink_ack, void *in_skb, void *nlh, int err, void *extack)
+{
+    return on_ack(ctx, (u64)in_skb, (u64)nlh, (u64)extack);
+}
+#endif
+
+#else /* kprobes: attached by name from the loader */
+
+int kp_unicast(struct pt_regs *ctx)
+{
+    return on_unicast(ctx, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx));
+}
+int kp_sendskb(struct pt_regs *ctx)
+{
+    return on_sendskb(ctx, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx));
+}
+int kp_broadcast(struct pt_regs *ctx)
+{
+    return on_broadcast(ctx, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), (u32)PT_REGS_PARM4(ctx));
+}
+int kp_handler(struct pt_regs *ctx)
+{
+    return on_handler_enter(PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx));
+}
+int kr_handler(struct pt_regs *ctx)
+{
+    return on_handler_exit();
+}
+int kp_dump(struct pt_regs *ctx)
+{
+    return on_dump_enter(PT_REGS_PARM1(ctx));
+}
+int kr_dump(struct pt_regs *ctx)
+{
+    return on_dump_exit();
+}
+int kp_ack(struct pt_regs *ctx)
+{
+    return on_ack(ctx, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), PT_REGS_PARM4(ctx));
+}
+#endif
+
+#endif /* KERNEL_LAYER */
+
+/* ------------------------------------------------ extack and lock waits */
+
+#if !defined(MODE_TOP) && !defined(NO_EXTACK)
+TRACEPOINT_PROBE(netlink, netlink_extack)
+{
+    return on_extack_text(args, (void *)args + (args->data_loc_msg & 0xffff));
 }
 #endif
 
 #ifndef NO_LOCKS
-/* Time a netlink call spends waiting for kernel locks, and who held the mutex. */
 TRACEPOINT_PROBE(lock, contention_begin)
 {
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct call *c = calls.lookup(&tid);
-    if (!c || c->lock_begin)
-        return 0;               /* nested or repeated begin: keep the first */
-    c->lock_begin = bpf_ktime_get_ns();
-    c->lock_addr = (u64)args->lock_addr;
-    c->cur_holder_pid = 0;
-    if (args->flags & LCB_F_MUTEX) {
-        u64 owner = read_kptr((u64)args->lock_addr + OFF_MUTEX_OWNER) & ~0x07ULL;
-        if (owner) {
-            bpf_probe_read_kernel(&c->cur_holder_pid, sizeof(u32), (void *)(owner + OFF_TASK_TGID));
-            bpf_probe_read_kernel(c->cur_holder_comm, 16, (void *)(owner + OFF_TASK_COMM));
-        }
-    }
-    return 0;
+    return on_contention_begin((u64)args->lock_addr, args->flags);
 }
 
 TRACEPOINT_PROBE(lock, contention_end)
 {
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct call *c = calls.lookup(&tid);
-    if (!c || !c->lock_begin || c->lock_addr != (u64)args->lock_addr)
-        return 0;
-    u64 wait = bpf_ktime_get_ns() - c->lock_begin;
-    c->lock_wait += wait;
-    if (wait > c->lock_max && c->cur_holder_pid) {
-        c->lock_max = wait;
-        c->holder_pid = c->cur_holder_pid;
-        __builtin_memcpy(c->holder_comm, c->cur_holder_comm, 16);
-    }
-    c->lock_begin = 0;
-    return 0;
+    return on_contention_end((u64)args->lock_addr);
 }
 #endif

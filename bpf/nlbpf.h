@@ -29,12 +29,14 @@
 #define SC_RECVMSG 4
 #define SC_RECVFROM 5
 #define SC_RECVMMSG 6
+#define SC_KERNEL 7              /* seen by the kernel-function layer, not a syscall */
 
 /* event flags */
 #define EVF_SPLIT 1             /* message straddled iovecs: data is partial */
 #define EVF_FINAL 2             /* kernel saw this as the final reply of a request */
 #define EVF_SKIPPED_INTR 4      /* a part the kernel did not hand over had NLM_F_DUMP_INTR */
 #define EVF_HELD 8              /* request held in the kernel and handed over with its reply */
+#define EVF_IN_HANDLER 16       /* notification sent while a request handler ran (else kernel-originated) */
 
 struct nl_event {
     u64 ts_ns;                  /* CLOCK_MONOTONIC at syscall entry */
@@ -43,6 +45,8 @@ struct nl_event {
     u64 cgroup;                 /* cgroup v2 id */
     u64 lock_wait_ns;           /* final replies: lock wait over the whole request */
     u64 skipped_bytes;          /* dump bytes the kernel counted but did not hand over */
+    u64 handler_ns;             /* final replies, kernel layer: time in the request's handler */
+    u64 dump_ns;                /* final replies, kernel layer: time spent filling dump chunks */
     u32 pid;
     u32 tid;
     u32 netns;                  /* inode of the socket's netns */

@@ -8,6 +8,7 @@ import click
 from . import __version__
 from .errors import NlbpfError
 from .filters import Filters
+from .capture.defaults import CAPTURE_DEFAULTS
 
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 
@@ -43,6 +44,13 @@ def capture_options(f):
                      help="Only this container: id (or its start), name, pod/container, or pod."),
         click.option("--snaplen", type=click.IntRange(16, 4096), default=1024, show_default=True,
                      help="Bytes of each message kept, header included."),
+        click.option("--hooks", type=click.Choice(["auto", "kernel", "syscall"]), default="auto",
+                     show_default=True, envvar="NLBPF_HOOKS",
+                     help="Hook layer: kernel functions (fentry/kprobes), syscall tracepoints, "
+                          "or the best this kernel allows."),
+        click.option("--kernel-probe", type=click.Choice(["auto", "fentry", "kprobe"]), default="auto",
+                     show_default=True, envvar="NLBPF_KERNEL_PROBE",
+                     help="How the kernel layer attaches: fentry/fexit, kprobes, or fentry if it works."),
         click.option("--buffer", type=click.Choice(["auto", "ring", "perf"]), default="auto",
                      show_default=True, help="Kernel-to-user buffer: ring buffer, or perf buffer."),
     ]
@@ -51,6 +59,8 @@ def capture_options(f):
 
     @functools.wraps(f)
     def wrapper(**kw):
+        # how to capture, for every Capture this run makes
+        CAPTURE_DEFAULTS.update(hooks=kw.pop("hooks"), kernel_probe=kw.pop("kernel_probe"))
         kw["filters"] = Filters.from_options(pid=kw.pop("pid"), comm=kw.pop("comm"),
                                              proto=kw.pop("proto"), type_=kw.pop("type_"),
                                              netns=kw.pop("netns"), cgroup=kw.pop("cgroup"),

@@ -51,10 +51,17 @@ class Correlator:
         self.keep_replies = keep_replies
         self.pending = OrderedDict()          # (socket key, seq) -> Transaction, oldest first
         self.extacks = defaultdict(deque)     # tid -> recent Extack records
+        self.extacks_by_seq = OrderedDict()   # (sk, seq) -> Extack (kernel layer)
+        self.requesters = OrderedDict()       # (protocol, netns, portid, seq) -> request, for notifications
         self.expired = 0
         self._now = 0
 
     def add_extack(self, ext):
+        if ext.seq is not None and ext.sock:
+            self.extacks_by_seq[(ext.sock, ext.seq)] = ext
+            while len(self.extacks_by_seq) > 4096:
+                self.extacks_by_seq.pop(next(iter(self.extacks_by_seq)))
+            return
         q = self.extacks[ext.tid]
         q.append(ext)
         while q and ext.ts_ns - q[0].ts_ns > EXTACK_KEEP_NS:
@@ -63,7 +70,11 @@ class Correlator:
             q.popleft()
 
     def _extack_for(self, request):
-        """Text the kernel raised while this request's send call ran."""
+        """Text the kernel raised for this request: by socket and seq when the
+        kernel layer says which request it was, else while its send call ran."""
+        exact = self.extacks_by_seq.pop((request.sock, request.seq), None)
+        if exact is not None:
+            return exact.text
         q = self.extacks.get(request.tid)
         if not q:
             return None
@@ -80,6 +91,9 @@ class Correlator:
             if not msg.nl_flags & NLM_F_REQUEST:
                 return None, False
             txn = Transaction(request=msg)
+            self.requesters[(msg.protocol, msg.netns, msg.portid, msg.seq)] = msg
+            while len(self.requesters) > 4096:
+                self.requesters.popitem(last=False)
             key = (socket_key(msg), msg.seq)
             self.pending.pop(key, None)
             self.pending[key] = txn
@@ -125,6 +139,25 @@ class Correlator:
         return out
 
 
+def origin(correlator, msg):
+    """Who caused a notification: {"pid", "comm", "seq"} of the request whose
+    handler sent it, "kernel" when no process asked (carrier loss, kworker), or
+    None when that cannot be known. The kernel layer knows directly; otherwise
+    only notifications that carry the requester's port id and seq can tell."""
+    if msg.in_handler is False:
+        return "kernel"
+    if msg.in_handler:
+        return {"pid": msg.pid, "comm": msg.comm, "seq": msg.seq}
+    if msg.nl_pid == 0:
+        # many notifications (links, addresses on link events) carry no requester
+        # even when a request caused them: only the kernel layer can tell
+        return None
+    req = correlator.requesters.get((msg.protocol, msg.netns, msg.nl_pid, msg.seq))
+    if req is None:
+        return {"pid": None, "comm": None, "portid": msg.nl_pid, "seq": msg.seq}
+    return {"pid": req.pid, "comm": req.comm, "seq": msg.seq}
+
+
 def classify_orphan(msg):
     """Direction for an unpaired received message when msg_name was not available:
     kernel notifications carry seq 0 or belong to another socket's request."""
@@ -133,4 +166,4 @@ def classify_orphan(msg):
     return msg.direction
 
 
-__all__ = ["Correlator", "final_status", "classify_orphan", "Message", "Transaction"]
+__all__ = ["Correlator", "final_status", "classify_orphan", "origin", "Message", "Transaction"]

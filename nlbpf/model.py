@@ -27,7 +27,7 @@ def protocol_name(proto):
 @dataclass
 class Message:
     """One netlink message seen in one send/recv syscall."""
-    ts_ns: int                 # CLOCK_MONOTONIC of the syscall's entry
+    ts_ns: int                 # CLOCK_MONOTONIC when it crossed: send call entry, recv call exit
     pid: int                   # tgid of the sender/receiver
     tid: int
     comm: str
@@ -51,6 +51,9 @@ class Message:
     skipped_bytes: int = 0
     skipped_intr: bool = False  # some skipped part carried NLM_F_DUMP_INTR
     split: bool = False        # the message straddled iovecs; data may be partial
+    handler_ns: int = 0        # kernel layer, final replies: time in the request's handler
+    dump_ns: int = 0           # kernel layer, final replies: time filling dump chunks
+    in_handler: Optional[bool] = None  # kernel layer, notifications: sent by a request's handler
 
     @property
     def nl_type(self):
@@ -105,5 +108,4 @@ class Transaction:
     def latency_ns(self):
         if self.final is None:
             return None
-        end = self.final.ts_ns + self.final.dur_ns
-        return max(0, end - self.request.ts_ns)
+        return max(0, self.final.ts_ns - self.request.ts_ns)

@@ -60,6 +60,13 @@ class LostReporter:
         return stats
 
 
+def announce(capture):
+    """Say which hook layer is live (and why a better one is not), then the Tracing line."""
+    why = f" ({'; '.join(capture.layer_reasons)})" if capture.layer_reasons and capture.layer == "syscall" else ""
+    print(f"Hooks: {capture.layer}{why}", file=sys.stderr)
+    print(TRACING_LINE, file=sys.stderr, flush=True)
+
+
 def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end=None):
     """Run a capture until done; returns the kernel's final stats.
 
@@ -69,7 +76,7 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
     capture = Capture(**capture_args)
     try:
         capture.start()
-        print(TRACING_LINE, file=sys.stderr, flush=True)
+        announce(capture)
         lost = LostReporter(capture)
         deadline = time.monotonic() + duration if duration else None
         next_tick = time.monotonic() + tick_s

@@ -11,7 +11,7 @@ BTF_PATH = "/sys/kernel/btf/vmlinux"
 
 # BTF kinds (include/uapi/linux/btf.h) and the size of the data that follows each type.
 KIND_INT, KIND_PTR, KIND_ARRAY, KIND_STRUCT, KIND_UNION, KIND_ENUM = 1, 2, 3, 4, 5, 6
-KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT = 8, 9, 10, 11
+KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_FUNC = 8, 9, 10, 11, 12
 KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC, KIND_DECL_TAG, KIND_TYPE_TAG, KIND_ENUM64 = 13, 14, 15, 17, 18, 19
 _MODIFIERS = (KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG)
 
@@ -29,6 +29,7 @@ class BTF:
         self._strings = blob[hdr_len + str_off:hdr_len + str_off + str_len]
         self.types = [None]          # type id 0 is void
         self._by_name = {}
+        self.functions = set()       # names of kernel functions BTF describes
         self._parse_types(blob[hdr_len + type_off:hdr_len + type_off + type_len])
 
     @classmethod
@@ -75,6 +76,8 @@ class BTF:
             self.types.append(t)
             if kind in (KIND_STRUCT, KIND_UNION) and name_off:
                 self._by_name.setdefault(self._name(name_off), len(self.types) - 1)
+            elif kind == KIND_FUNC and name_off:
+                self.functions.add(self._name(name_off))
 
     def _resolve(self, type_id):
         """Skip typedefs and qualifiers."""
@@ -145,11 +148,24 @@ PROBE_OFFSETS = {
 }
 
 
-def probe_offsets(btf=None):
+# What the kernel-function layer reads on top of those.
+KERNEL_OFFSETS = {
+    "OFF_SKB_DATA": ["sk_buff.data"],
+    "OFF_SKB_LEN": ["sk_buff.len"],
+    "OFF_SKB_CB": ["sk_buff.cb"],
+    "OFF_NLCB_SK": ["netlink_skb_parms.sk"],
+    "OFF_NLCB_DST_GROUP": ["netlink_skb_parms.dst_group"],
+    "OFF_NLSK_FLAGS": ["netlink_sock.flags"],
+    "OFF_NLSK_CB_NLH": ["netlink_sock.cb.nlh"],
+    "OFF_EXTACK_MSG": ["netlink_ext_ack._msg"],
+}
+
+
+def probe_offsets(btf=None, table=PROBE_OFFSETS):
     """{define: offset} for every member the probes read; raises BTFError if one is missing."""
     btf = btf or BTF.load()
     out = {}
-    for define, candidates in PROBE_OFFSETS.items():
+    for define, candidates in table.items():
         errors = []
         for path in candidates:
             try:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 from ..errors import NlbpfError
 from . import environment
-from .btf import BTFError, probe_offsets
+from . import layers
+from .defaults import CAPTURE_DEFAULTS
+from .btf import BTF, BTFError, KERNEL_OFFSETS, probe_offsets
 from .records import convert, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
@@ -28,7 +30,7 @@ class Capture:
     """
 
     def __init__(self, mode, filters, snaplen=1024, slow_ns=None, buffer="auto",
-                 buffer_pages=4096, span_min_ns=None):
+                 buffer_pages=4096, span_min_ns=None, hooks=None, kernel_probe=None):
         if mode not in MODES:
             raise ValueError(mode)
         if not MIN_SNAPLEN <= snaplen <= MAX_SNAPLEN:
@@ -41,6 +43,10 @@ class Capture:
         self.buffer = buffer
         self.buffer_pages = buffer_pages
         self.span_min_ns = span_min_ns
+        self.hooks_choice = hooks or CAPTURE_DEFAULTS["hooks"]                 # auto | kernel | syscall
+        self.kernel_probe = kernel_probe or CAPTURE_DEFAULTS["kernel_probe"]  # auto | fentry | kprobe
+        self.layer = None                 # what loaded: "syscall" or "kernel (fentry|kprobe)"
+        self.layer_reasons = []           # why the preferred layers did not load
         self.bpf = None
         self.hooks = []           # (hook, status) for doctor/debug
         self._pending = []
@@ -72,33 +78,33 @@ class Capture:
         bcc = environment.import_bcc()
         environment.kernel_headers()
         environment.require_tracefs()
-        for call in ("sendmsg", "recvmsg", "sendto", "recvfrom", "sendmmsg", "recvmmsg"):
-            if not environment.tracepoint_exists("syscalls", f"sys_enter_{call}"):
-                raise NlbpfError(f"this kernel has no syscalls:sys_enter_{call} tracepoint "
-                                 "(CONFIG_FTRACE_SYSCALLS); nlbpf cannot capture here")
         try:
-            offsets = probe_offsets()
+            btf = BTF.load()
+            offsets = probe_offsets(btf)
         except BTFError as e:
             raise NlbpfError(f"cannot read struct offsets from the kernel's BTF: {e}") from None
-        have_extack = environment.tracepoint_exists("netlink", "netlink_extack")
-        have_locks = (environment.tracepoint_exists("lock", "contention_begin")
-                      and environment.tracepoint_exists("lock", "contention_end"))
-        ringbuf = self._want_ringbuf(bcc)
-        self.uses_ringbuf = ringbuf
-        flags = self.cflags(offsets, ringbuf, have_extack, have_locks)
-        try:
-            self.bpf = bcc.BPF(src_file=str(SOURCE).encode(), cflags=flags)
-            walk = self.bpf.load_func("walk", bcc.BPF.TRACEPOINT)
-            self.bpf["progs"][ct.c_int(0)] = ct.c_int(walk.fd)
-        except Exception as e:  # bcc raises bare Exception with the reason inside
-            raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
-        self.hooks = [("syscall tracepoints", "attached"),
-                      ("netlink:netlink_extack", "attached" if have_extack else "missing"),
-                      ("lock:contention_begin/end", "attached" if have_locks else "missing")]
+        self.uses_ringbuf = self._want_ringbuf(bcc)
+        reasons = []
+        if self.hooks_choice in ("auto", "kernel"):
+            for method in layers.kernel_methods(self.kernel_probe):
+                why = layers.kernel_unavailable(bcc, btf, method)
+                if why is None:
+                    try:
+                        self._load_kernel(bcc, btf, offsets, method)
+                        break
+                    except NlbpfError as e:
+                        why = str(e)
+                reasons.append(f"{method}: {why}")
+            if self.bpf is None and self.hooks_choice == "kernel":
+                raise NlbpfError("the kernel-function layer cannot load here (" + "; ".join(reasons) +
+                                 "); use --hooks syscall")
+        if self.bpf is None:
+            self._load_syscall(bcc, offsets)
+        self.layer_reasons = reasons
         self._set_cgroup_filter()
         if self.mode != "top":
             table = self.bpf["events"]
-            if ringbuf:
+            if self.uses_ringbuf:
                 table.open_ring_buffer(self._on_event)
             else:
                 table.open_perf_buffer(self._on_event, page_cnt=256, lost_cb=self._on_lost)
@@ -114,6 +120,65 @@ class Capture:
         except Exception as e:  # KeyError (no map) or OSError (cgroup gone)
             self.close()
             raise NlbpfError(f"cannot set the cgroup filter to {directory}: {e}") from None
+
+    def _compile(self, bcc, source, flags):
+        try:
+            return bcc.BPF(src_file=str(source).encode(), cflags=flags)
+        except Exception as e:  # bcc raises bare Exception with the reason inside
+            raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
+
+    def _load_syscall(self, bcc, offsets):
+        for call in ("sendmsg", "recvmsg", "sendto", "recvfrom", "sendmmsg", "recvmmsg"):
+            if not environment.tracepoint_exists("syscalls", f"sys_enter_{call}"):
+                raise NlbpfError(f"this kernel has no syscalls:sys_enter_{call} tracepoint "
+                                 "(CONFIG_FTRACE_SYSCALLS); nlbpf cannot capture here")
+        have_extack = environment.tracepoint_exists("netlink", "netlink_extack")
+        have_locks = layers.have_lock_tracepoints()
+        self.bpf = self._compile(bcc, SOURCE,
+                                 self.cflags(offsets, self.uses_ringbuf, have_extack, have_locks))
+        try:
+            walk = self.bpf.load_func("walk", bcc.BPF.TRACEPOINT)
+            self.bpf["progs"][ct.c_int(0)] = ct.c_int(walk.fd)
+        except Exception as e:
+            self.close()
+            raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
+        self.layer = "syscall"
+        self.hooks = [("syscall tracepoints", "attached"),
+                      ("netlink:netlink_extack", "attached" if have_extack else "missing"),
+                      ("lock:contention_begin/end", "attached" if have_locks else "missing")]
+
+    def _load_kernel(self, bcc, btf, offsets, method):
+        try:
+            koffsets = probe_offsets(btf, KERNEL_OFFSETS)
+        except BTFError as e:
+            raise NlbpfError(f"BTF lacks what the kernel layer reads: {e}") from None
+        hooks = layers.kernel_hooks(btf)
+        missing = [h.function for h in hooks if h.essential and not h.present]
+        if missing:
+            raise NlbpfError(f"kernel functions not traceable: {', '.join(missing)}")
+        present = [h for h in hooks if h.present]
+        have_locks = layers.have_lock_tracepoints()
+        have_ack = any(h.define == "HOOK_ACK" for h in present)
+        flags = self.cflags({**offsets, **koffsets}, self.uses_ringbuf,
+                            have_extack=not have_ack and environment.tracepoint_exists("netlink", "netlink_extack"),
+                            have_locks=have_locks)
+        flags += ["-DKERNEL_LAYER"] + [f"-D{h.define}" for h in present]
+        if method == "fentry":
+            flags.append("-DUSE_FENTRY")
+        self.bpf = self._compile(bcc, SOURCE, flags)   # fentry programs attach here
+        if method == "kprobe":
+            try:
+                for h in present:
+                    self.bpf.attach_kprobe(event=h.function, fn_name=h.kprobe)
+                    if h.kretprobe:
+                        self.bpf.attach_kretprobe(event=h.function, fn_name=h.kretprobe)
+            except Exception as e:
+                self.close()
+                raise NlbpfError(f"kprobe on {h.function} did not attach: "
+                                 f"{str(e).splitlines()[0]}") from None
+        self.layer = f"kernel ({method})"
+        self.hooks = [(h.function, f"attached ({method})" if h.present else "missing") for h in hooks]
+        self.hooks.append(("lock:contention_begin/end", "attached" if have_locks else "missing"))
 
     def _want_ringbuf(self, bcc):
         if self.buffer == "perf":

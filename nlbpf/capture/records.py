@@ -10,8 +10,10 @@ from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY
 
 EV_MSG, EV_SYSERR, EV_SPAN, EV_EXTACK = 1, 2, 3, 4
 DIR_SEND, DIR_RECV = 0, 1
-EVF_SPLIT, EVF_FINAL, EVF_SKIPPED_INTR, EVF_HELD = 1, 2, 4, 8
-SYSCALLS = {1: "sendmsg", 2: "sendto", 3: "sendmmsg", 4: "recvmsg", 5: "recvfrom", 6: "recvmmsg"}
+EVF_SPLIT, EVF_FINAL, EVF_SKIPPED_INTR, EVF_HELD, EVF_IN_HANDLER = 1, 2, 4, 8, 16
+SYSCALLS = {1: "sendmsg", 2: "sendto", 3: "sendmmsg", 4: "recvmsg", 5: "recvfrom", 6: "recvmmsg",
+            7: "kernel"}
+SC_KERNEL = 7
 ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL = 0, 1, 2, 3
 
 
@@ -38,6 +40,7 @@ class Extack:
     tid: int
     sock: int
     text: str
+    seq: int = None            # kernel layer: the failed request's seq (exact pairing)
 
 
 def _str(chars):
@@ -53,8 +56,10 @@ def convert(ev):
             direction = REQUEST
         else:
             direction = NOTIFY if ev.groups else REPLY
+        # a message crosses when its call hands it in (send) or returns with it (recv)
+        ts = ev.ts_ns if ev.dir == DIR_SEND else ev.ts_ns + ev.dur_ns
         return Message(
-            ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, comm=_str(ev.comm),
+            ts_ns=ts, pid=ev.pid, tid=ev.tid, comm=_str(ev.comm),
             protocol=ev.proto, direction=direction, data=data, length=ev.nl_len,
             netns=ev.netns, cgroup=ev.cgroup, sock=ev.sk, portid=ev.portid,
             groups=ev.groups, syscall=SYSCALLS.get(ev.syscall, "?"), ret=ev.ret,
@@ -64,10 +69,14 @@ def convert(ev):
             skipped_parts=ev.skipped_parts, skipped_bytes=ev.skipped_bytes,
             skipped_intr=bool(ev.flags & EVF_SKIPPED_INTR),
             split=bool(ev.flags & EVF_SPLIT),
+            handler_ns=ev.handler_ns, dump_ns=ev.dump_ns,
+            in_handler=(bool(ev.flags & EVF_IN_HANDLER)
+                        if ev.syscall == SC_KERNEL and direction == NOTIFY else None),
         )
     if kind == EV_EXTACK:
         text = ct.string_at(ct.addressof(ev.data), ev.cap_len).decode("utf-8", "replace")
-        return Extack(ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, sock=ev.sk, text=text)
+        return Extack(ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, sock=ev.sk, text=text,
+                      seq=ev.nl_seq if ev.syscall == SC_KERNEL else None)
     if kind == EV_SYSERR:
         return SyscallError(
             ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, comm=_str(ev.comm), protocol=ev.proto,

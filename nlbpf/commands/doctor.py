@@ -4,12 +4,11 @@ import os
 import platform
 
 from ..capture import environment
-from ..capture.btf import BTFError, probe_offsets
+from ..capture import layers
+from ..capture.btf import BTF, BTFError, probe_offsets
 from ..errors import NlbpfError
 
 SYSCALLS = ("sendmsg", "recvmsg", "sendto", "recvfrom", "sendmmsg", "recvmmsg")
-KERNEL_FUNCTIONS = ("netlink_sendmsg", "netlink_unicast", "netlink_broadcast", "netlink_ack",
-                    "rtnetlink_rcv_msg", "genl_rcv_msg", "netlink_dump")
 
 
 def _check(name, ok, detail):
@@ -57,35 +56,66 @@ def checks():
     if bcc is not None:
         rb = bcc.BPF.support_ringbuf() if hasattr(bcc.BPF, "support_ringbuf") else True
         out.append(_check("ring buffer", rb, "BPF ring buffer" if rb else "missing: perf buffer used instead"))
-        kfunc = bcc.BPF.support_kfunc()
-        out.append(_check("fentry/fexit", kfunc, "BTF trampolines available" if kfunc
-                          else "not available here (kernel-function layer falls back to kprobes)"))
-    kprobes = os.path.exists(os.path.join(tfs or "/sys/kernel/tracing", "kprobe_events"))
-    out.append(_check("kprobes", kprobes, "kprobe_events present" if kprobes
-                      else "CONFIG_KPROBE_EVENTS off: no kprobes"))
-    funcs = [f for f in KERNEL_FUNCTIONS if environment.kernel_function_exists(f)]
-    out.append(_check("kernel functions", bool(funcs),
-                      f"traceable: {', '.join(funcs)}" if funcs else "none traceable"))
+    kprobes = layers.kprobes_available()
+    out.append(_check("kprobes", kprobes, "kprobe PMU present" if kprobes
+                      else "CONFIG_KPROBES/CONFIG_KPROBE_EVENTS off: no kprobes"))
+    try:
+        hooks = layers.kernel_hooks(BTF.load())
+        have = [h.function for h in hooks if h.present]
+        lack = [h.function for h in hooks if not h.present]
+        out.append(_check("kernel functions", not any(h.essential and not h.present for h in hooks),
+                          f"in BTF and kallsyms: {', '.join(have) or 'none'}"
+                          + (f"; missing: {', '.join(lack)}" if lack else "")))
+    except BTFError as e:
+        out.append(_check("kernel functions", False, str(e)))
     return out
 
 
-def live_layer(results):
+def try_layer(hooks, kernel_probe="auto"):
+    """Load the trace probes with this layer for real: (True, what loaded) or (False, why not)."""
+    from ..capture.loader import Capture
+    from ..filters import Filters
+    capture = Capture(mode="trace", filters=Filters(), hooks=hooks, kernel_probe=kernel_probe)
+    try:
+        capture.start()
+        return True, capture.layer
+    except NlbpfError as e:
+        return False, str(e)
+    finally:
+        capture.close()
+
+
+def layer_report(results):
+    """Which layers load here; the first that does is what `auto` uses."""
     ok = {r["hook"]: r["ok"] for r in results}
-    needed = ("root", "bcc", "kernel headers", "tracefs", "BTF struct offsets", "syscall tracepoints")
-    if all(ok.get(n) for n in needed):
-        return "syscall", "syscall tracepoints + netlink_extack + lock contention"
-    return None, "nothing can load: " + ", ".join(n for n in needed if not ok.get(n))
+    basics = ("root", "bcc", "kernel headers", "tracefs", "BTF struct offsets")
+    missing = [n for n in basics if not ok.get(n)]
+    if missing:
+        why = "cannot try: " + ", ".join(missing)
+        return {"fentry": (False, why), "kprobe": (False, why), "syscall": (False, why)}
+    return {"fentry": try_layer("kernel", "fentry"), "kprobe": try_layer("kernel", "kprobe"),
+            "syscall": try_layer("syscall")}
 
 
 def run_doctor(as_json):
     results = checks()
-    layer, why = live_layer(results)
+    layers = layer_report(results)
+    kernel = next((m for m in ("fentry", "kprobe") if layers[m][0]), None)
+    live = f"kernel ({kernel})" if kernel else ("syscall" if layers["syscall"][0] else None)
+    kernel_reason = None if kernel else "; ".join(f"{m}: {layers[m][1]}" for m in ("fentry", "kprobe"))
     if as_json:
-        print(json.dumps({"kernel": platform.release(), "layer": layer, "reason": why,
+        print(json.dumps({"kernel": platform.release(), "layer": live,
+                          "kernel_layer": kernel, "kernel_layer_reason": kernel_reason,
+                          "layers": {m: {"loads": ok, "detail": d} for m, (ok, d) in layers.items()},
                           "checks": results}, indent=2))
     else:
         print(f"kernel {platform.release()}")
         for r in results:
             print(f"  [{'ok' if r['ok'] else '--'}] {r['hook']:<26} {r['detail']}")
-        print(f"live layer: {layer or 'none'} ({why})")
-    return 0 if layer else 1
+        print("layers (loaded for real):")
+        for m, (ok_, detail) in layers.items():
+            name = {"fentry": "kernel layer, fentry", "kprobe": "kernel layer, kprobes",
+                    "syscall": "syscall layer"}[m]
+            print(f"  [{'ok' if ok_ else '--'}] {name:<26} {'loads' if ok_ else detail}")
+        print(f"live layer with --hooks auto: {live or 'none'}")
+    return 0 if live else 1

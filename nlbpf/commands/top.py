@@ -15,7 +15,7 @@ from ..capture.loader import TOP_COUNTERS, forget_pids, read_top
 from ..context import container_label, default_context
 from ..decode import decode
 from ..output.records import fmt_us
-from ..session import Stopper, LostReporter, TRACING_LINE, write_line
+from ..session import Stopper, LostReporter, announce, write_line
 from ..capture.loader import Capture
 
 LAT_BUCKETS = 128
@@ -214,7 +214,7 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
     tty = sys.stdout.isatty() and not as_json
     try:
         capture.start()
-        print(TRACING_LINE, file=sys.stderr, flush=True)
+        announce(capture)
         lost = LostReporter(capture)
         started = time.monotonic()
         shown = 0

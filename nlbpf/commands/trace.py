@@ -1,5 +1,5 @@
 """nlbpf trace: every netlink message, one line each."""
-from ..correlate import classify_orphan
+from ..correlate import classify_orphan, origin
 from ..output.records import message_record
 from .common import Pipeline, capture_args, syscall_error_record
 
@@ -10,7 +10,8 @@ def run_trace(as_json, duration, filters, snaplen, buffer):
     def on_message(msg, txn, completed):
         if txn is None:
             msg.direction = classify_orphan(msg)
-        rec = message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns)
+        who = origin(pipe.correlator, msg) if msg.direction == "notify" else None
+        rec = message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns, origin=who)
         pipe.printer(rec)
 
     def on_syscall_error(err):

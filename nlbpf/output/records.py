@@ -96,8 +96,26 @@ def where_tag(rec):
     return f" {tag}" if tag else ""
 
 
-def message_record(msg, txn, completed, decoder, offset_ns, context=None):
-    """The JSON record of one message (nlbpf trace)."""
+def kernel_times(final, rec):
+    """Kernel-layer facts about a finished request: handler and dump-filling time."""
+    if final is not None and final.handler_ns:
+        rec["handler_us"] = round(final.handler_ns / 1000, 1)
+    if final is not None and final.dump_ns:
+        rec["dump_us"] = round(final.dump_ns / 1000, 1)
+
+
+def origin_text(origin):
+    if origin == "kernel":
+        return "from the kernel"
+    if origin and origin.get("pid"):
+        return f"from {origin['comm']} {origin['pid']} seq={origin['seq']}"
+    if origin:
+        return f"from port {origin.get('portid')} seq={origin['seq']}"
+    return ""
+
+
+def message_record(msg, txn, completed, decoder, offset_ns, context=None, origin=None):
+    """The JSON record of one message (nlbpf trace). origin: who caused a notification."""
     d = decoder(msg)
     req = decoder(txn.request) if txn is not None else None
     rec = {
@@ -129,6 +147,9 @@ def message_record(msg, txn, completed, decoder, offset_ns, context=None):
             rec["dump"] = {"parts": txn.parts, "bytes": txn.part_bytes, "intr": txn.dump_intr}
         if txn.final.lock_wait_ns:
             rec["lock_wait_us"] = round(txn.final.lock_wait_ns / 1000, 1)
+        kernel_times(txn.final, rec)
+    if msg.direction == NOTIFY:
+        rec["origin"] = origin
     rec["summary"] = message_line(msg, d, txn, completed, rec)
     return rec
 
@@ -141,6 +162,8 @@ def message_line(msg, d, txn, completed, rec):
     if flags:
         head += f" {flags}"
     head += f" seq={msg.seq}"
+    if rec.get("origin"):
+        head += f" ({origin_text(rec['origin'])})"
     body = d.summary()
     if msg.truncated:
         cut = f"truncated: {len(msg.data)} of {msg.length} bytes"
@@ -189,6 +212,7 @@ def transaction_record(txn, decoder, offset_ns, context=None):
     }
     if txn.parts or txn.dump_intr or (final is not None and final.type_name == "NLMSG_DONE"):
         rec["dump"] = {"parts": txn.parts, "bytes": txn.part_bytes, "intr": txn.dump_intr}
+    kernel_times(txn.final, rec)
     rec["summary"] = transaction_line(txn, d, rec)
     return rec
 

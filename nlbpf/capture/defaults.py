@@ -1,0 +1,7 @@
+"""How captures load when the caller does not say: set once by the CLI (--hooks,
+--kernel-probe, or NLBPF_HOOKS / NLBPF_KERNEL_PROBE), read by every Capture."""
+
+CAPTURE_DEFAULTS = {
+    "hooks": "auto",          # auto | kernel | syscall
+    "kernel_probe": "auto",   # auto | fentry | kprobe
+}

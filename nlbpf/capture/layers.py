@@ -1,0 +1,129 @@
+"""Which hook layer can load on this kernel, and why not where it can't.
+
+Two layers see the same traffic:
+  kernel   fentry/fexit (or kprobes) on netlink_unicast, __netlink_sendskb,
+           netlink_broadcast*, rtnetlink_rcv_msg, genl_rcv_msg, netlink_dump,
+           netlink_ack: every path in and out of the kernel, handler time, rtnl wait
+  syscall  tracepoints of the send/recv syscalls: portable, present nearly everywhere
+The loader tries them in that order (like bcc's opensnoop picks fentry or kprobe).
+"""
+import contextlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+
+from . import environment
+
+KPROBE_PMU = "/sys/bus/event_source/devices/kprobe/type"
+
+
+@dataclass
+class Hook:
+    define: str          # -D that compiles the probe in
+    function: str        # kernel function
+    kprobe: str          # program name when attached as a kprobe
+    kretprobe: str       # program name for the return probe, or None
+    essential: bool      # the layer makes no sense without it
+    present: bool = False
+
+
+def kernel_methods(choice):
+    return ["fentry", "kprobe"] if choice == "auto" else [choice]
+
+
+@lru_cache(maxsize=1)
+def kallsyms_text():
+    """Names of kernel functions with a symbol (not inlined away)."""
+    names = set()
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 3 and parts[1] in "tT":
+                    names.add(parts[2])
+    except OSError:
+        pass
+    return names
+
+
+def kernel_hooks(btf):
+    text = kallsyms_text()
+    funcs = btf.functions
+
+    def have(name):
+        return name in funcs and name in text
+
+    broadcast = "netlink_broadcast_filtered" if have("netlink_broadcast_filtered") else "netlink_broadcast"
+    hooks = [
+        Hook("HOOK_UNICAST", "netlink_unicast", "kp_unicast", None, True),
+        Hook("HOOK_SENDSKB", "__netlink_sendskb", "kp_sendskb", None, True),
+        Hook("HOOK_BROADCAST_FILTERED" if broadcast.endswith("filtered") else "HOOK_BROADCAST",
+             broadcast, "kp_broadcast", None, False),
+        Hook("HOOK_RTNL_RCV", "rtnetlink_rcv_msg", "kp_handler", "kr_handler", False),
+        Hook("HOOK_GENL_RCV", "genl_rcv_msg", "kp_handler", "kr_handler", False),
+        Hook("HOOK_DUMP", "netlink_dump", "kp_dump", "kr_dump", False),
+        Hook("HOOK_ACK", "netlink_ack", "kp_ack", None, False),
+    ]
+    for h in hooks:
+        h.present = have(h.function)
+    return hooks
+
+
+def have_lock_tracepoints():
+    return (environment.tracepoint_exists("lock", "contention_begin")
+            and environment.tracepoint_exists("lock", "contention_end"))
+
+
+def kprobes_available():
+    return os.path.exists(KPROBE_PMU) or bool(
+        environment.tracefs() and os.path.exists(os.path.join(environment.tracefs(), "kprobe_events")))
+
+
+_FENTRY_TEST = """
+KFUNC_PROBE(netlink_unicast, void *ssk, void *skb, u32 portid, int nonblock) { return 0; }
+"""
+_fentry_verdict = {}
+
+
+def fentry_works(bcc):
+    """None if a tiny fentry program loads and attaches here, else why not."""
+    if "v" not in _fentry_verdict:
+        if not bcc.BPF.support_kfunc():
+            _fentry_verdict["v"] = "no BTF trampolines (fentry) in this kernel"
+        else:
+            try:
+                with quiet_stderr():         # libbpf prints its own copy of the refusal
+                    b = bcc.BPF(text=_FENTRY_TEST)
+                b.cleanup()
+                _fentry_verdict["v"] = None
+            except Exception as e:
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                if "super-user" in msg or "ermission" in msg:
+                    msg = "the kernel refuses to load fentry programs (EPERM)"
+                _fentry_verdict["v"] = msg
+    return _fentry_verdict["v"]
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence fd 2 (C libraries write there directly) for a probe that may fail."""
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def kernel_unavailable(bcc, btf, method):
+    """None if `method` (fentry|kprobe) can carry the kernel layer, else the reason."""
+    if method == "fentry":
+        return fentry_works(bcc)
+    if method == "kprobe":
+        if not kprobes_available():
+            return "kprobes are not available (CONFIG_KPROBES/CONFIG_KPROBE_EVENTS off)"
+        return None
+    return f"unknown probe method {method}"
