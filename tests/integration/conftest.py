@@ -59,7 +59,11 @@ def hooks_args():
 class Run:
     """One nlbpf process: started, waited for its Tracing line, stopped with SIGINT."""
 
-    def __init__(self, args, startup_timeout=60):
+    # bcc compiles the probes at start: seconds here, much longer under the VM's emulation
+    STARTUP_TIMEOUT = 600 if os.environ.get("NLBPF_VM") else 90
+
+    def __init__(self, args, startup_timeout=None):
+        startup_timeout = startup_timeout or self.STARTUP_TIMEOUT
         self.args = nlbpf_cmd() + args
         self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
