@@ -64,6 +64,13 @@
 
 #ifdef USE_RINGBUF
 BPF_RINGBUF_OUTPUT(events, RINGBUF_PAGES);
+/* Events written since this CPU last woke the reader: it is woken once every
+ * WAKEUP_EVERY events, not for each (a wake-up costs the traced process an
+ * IPI), and drains the buffer whenever its poll times out as well. */
+#ifndef WAKEUP_EVERY
+#define WAKEUP_EVERY 64
+#endif
+BPF_PERCPU_ARRAY(unsignalled, u32, 1);
 #else
 BPF_PERF_OUTPUT(events);
 #endif
@@ -358,7 +365,14 @@ static __always_inline void emit(void *ctx, struct nl_event *e, u64 size)
     if (size < NL_EVENT_HDR)
         size = NL_EVENT_HDR;
 #ifdef USE_RINGBUF
-    int err = events.ringbuf_output(e, size, 0);
+    u64 flags = BPF_RB_NO_WAKEUP;
+    u32 zero = 0;
+    u32 *quiet = unsignalled.lookup(&zero);
+    if (quiet && ++*quiet >= WAKEUP_EVERY) {
+        *quiet = 0;
+        flags = BPF_RB_FORCE_WAKEUP;
+    }
+    int err = events.ringbuf_output(e, size, flags);
 #else
     int err = events.perf_submit(ctx, e, size);
 #endif
@@ -993,7 +1007,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_call(args, args->ret
 #else
 #define KWALK_FULL 16
 #endif
-#define KWALK_HDRS 512
+#define KWALK_HDRS 1024         /* a 32 KB dump chunk of small routes is ~630 messages */
 #define MARK_HANDLER 1
 #define MARK_DUMP 2
 
@@ -1046,8 +1060,7 @@ static __always_inline u32 nlh_seq(u64 nlh)
  * counts (dump parts, trace lines with the header), without the payload.
  * Counters stay in registers and reach the maps once: the verifier walks
  * this loop KWALK_HDRS times. */
-static __always_inline void kwalk_rest(void *ctx, struct walk_state *w, struct nl_event *e,
-                                       struct top_val *t)
+static __always_inline void kwalk_rest(void *ctx, struct walk_state *w, struct nl_event *e)
 {
     u64 parts = 0, bytes = 0;
     u32 seq0 = 0;
@@ -1117,8 +1130,13 @@ static __always_inline void kwalk_rest(void *ctx, struct walk_state *w, struct n
     } else if (!recv && parts && w->c.dir == DIR_SEND) {
         stat_inc(ST_TRUNC_WALK);        /* requests past KWALK_FULL are not paired */
     }
-    if (final)
+    if (final) {
+        struct top_val *t = 0;
+#ifdef MODE_TOP
+        t = tt;         /* not carried across the loop: it would multiply verifier states */
+#endif
         walk_step(ctx, w, e, t);
+    }
 }
 
 /* Walk the netlink messages in an skb seen on socket sk. */
@@ -1166,7 +1184,7 @@ static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups,
             break;
     }
     if (more)
-        kwalk_rest(ctx, w, e, t);
+        kwalk_rest(ctx, w, e);
     return 0;
 }
 
