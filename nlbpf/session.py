@@ -13,6 +13,10 @@ from .errors import NlbpfError
 
 TRACING_LINE = "Tracing netlink... Hit Ctrl-C to end."
 
+# True while run() polls: write_line leaves flushing to it, once per batch of
+# records instead of a write(2) per line.
+_batching = False
+
 
 class Stopper:
     """SIGINT/SIGTERM end the run cleanly instead of raising in the middle of a poll."""
@@ -73,6 +77,7 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
     capture_args: kwargs for Capture. on_record(rec) gets every record.
     on_tick(stats) runs every tick_s seconds (top's refresh; expiry of old requests).
     """
+    global _batching
     capture = Capture(**capture_args)
     try:
         capture.start()
@@ -81,9 +86,11 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
         deadline = time.monotonic() + duration if duration else None
         next_tick = time.monotonic() + tick_s
         with Stopper() as stopper:
+            _batching = True
             while not stopper.stop:
                 for rec in capture.poll(100):
                     on_record(rec)
+                flush_output()
                 now = time.monotonic()
                 if now >= next_tick:
                     stats = lost.check()
@@ -94,11 +101,13 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
                     break
             for rec in capture.drain():
                 on_record(rec)
+            flush_output()
         stats = lost.check()
         if on_end:
             on_end(stats)
         return stats
     finally:
+        _batching = False
         capture.close()
 
 
@@ -106,10 +115,23 @@ def write_line(text):
     """print() that turns a closed pipe (`nlbpf trace | head`) into a clean exit."""
     try:
         sys.stdout.write(text + "\n")
+        if not _batching:
+            sys.stdout.flush()
+    except BrokenPipeError:
+        _output_closed()
+
+
+def flush_output():
+    """Flush what write_line left buffered while run() batches."""
+    try:
         sys.stdout.flush()
     except BrokenPipeError:
-        # stdout is gone: point it at /dev/null so the interpreter's final
-        # flush does not raise again, and stop the run.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        raise NlbpfError("output closed", exit_code=0) from None
+        _output_closed()
+
+
+def _output_closed():
+    # stdout is gone: point it at /dev/null so the interpreter's final
+    # flush does not raise again, and stop the run.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise NlbpfError("output closed", exit_code=0) from None

@@ -204,7 +204,10 @@ class Capture:
             time.sleep(timeout_ms / 1000)
             return []
         if self.uses_ringbuf:
+            # the probes wake this poll only every WAKEUP_EVERY events (bpf/nlbpf.bpf.c):
+            # what came since is taken when it times out
             self.bpf.ring_buffer_poll(timeout_ms)
+            self.bpf.ring_buffer_consume()
         else:
             self.bpf.perf_buffer_poll(timeout_ms)
         out, self._pending = self._pending, []

@@ -4,22 +4,53 @@ One function builds each record; the JSON and the text views both start from
 it, so the two never disagree.
 """
 import os
+import struct
 import time
 
 from ..context import default_context
-from ..decode import GenlFamilies, decode, errno_name
+from ..decode import Decoded, GenlFamilies, decode, errno_name
 from ..model import REQUEST, REPLY, NOTIFY, protocol_name
 
 ARROWS = {REQUEST: "→", REPLY: "←", NOTIFY: "⇐"}
 NLMSG_ERROR = 2
 
 
+MEMO_MAX = 4096         # distinct payloads whose decoding is kept for reuse
+
+
+def _clone(d):
+    c = Decoded.__new__(Decoded)
+    for name in Decoded.__slots__:
+        setattr(c, name, getattr(d, name, None))
+    return c
+
+
+def _memo_key(protocol, data):
+    """The bytes that decide a message's decoding, less the header's seq and portid (and
+    those of the request an NLMSG_ERROR echoes). None: not reused (generic netlink and
+    uevents depend on more than the bytes; short messages are rare)."""
+    if protocol in (15, 16) or not isinstance(data, bytes) or len(data) < 16:
+        return None
+    if data[4] == NLMSG_ERROR and data[5] == 0:
+        if len(data) < 36:
+            return None
+        return protocol, data[:8] + data[16:28] + data[36:]
+    return protocol, data[:8] + data[16:]
+
+
 class Decoder:
-    """Decodes each message once, resolving generic netlink families live."""
+    """Decodes each message once, resolving generic netlink families live.
+
+    Traffic repeats itself (an agent polling the same link, the same ACK for
+    every request): a payload seen before is not decoded again. Only seq and
+    portid can differ, so the earlier result is copied with those set (and its
+    JSON reused the same way).
+    """
 
     def __init__(self, families=None, live_families=True):
         self._families = families
         self._live = live_families
+        self._memo = {}
 
     @property
     def families(self):
@@ -30,11 +61,45 @@ class Decoder:
     def __call__(self, msg):
         d = getattr(msg, "_decoded", None)
         if d is None:
-            d = decode(msg.protocol, msg.data, self.families)
-            if msg.protocol == 16:
-                self.families.feed(d)
+            data = msg.data
+            key = _memo_key(msg.protocol, data)
+            seen = self._memo.get(key) if key is not None else None
+            if seen is not None:
+                d = _clone(seen[0])
+                d.seq, d.portid = struct.unpack_from("=II", data, 8)
+                if d.echoed is not None:
+                    d.echoed = _clone(d.echoed)
+                    d.echoed.seq, d.echoed.portid = struct.unpack_from("=II", data, 28)
+                msg._memo = seen
+            else:
+                d = decode(msg.protocol, data, self.families)
+                if msg.protocol == 16:
+                    self.families.feed(d)
+                if key is not None:
+                    if len(self._memo) >= MEMO_MAX:
+                        self._memo.clear()
+                    self._memo[key] = [_clone(d), None]     # decoded, its JSON once built
             msg._decoded = d
         return d
+
+    def json(self, msg):
+        """msg's decoded message as JSON: built once per message (a dump's request is in
+        every part's record) and once per repeated payload (seq and portid set)."""
+        j = getattr(msg, "_json", None)
+        if j is not None:
+            return j
+        d = self(msg)
+        seen = getattr(msg, "_memo", None)
+        if seen is None:
+            j = d.to_json()
+        else:
+            if seen[1] is None:
+                seen[1] = seen[0].to_json()
+            j = dict(seen[1], seq=d.seq, portid=d.portid)
+            if j.get("echoed") is not None:
+                j["echoed"] = dict(j["echoed"], seq=d.echoed.seq, portid=d.echoed.portid)
+        msg._json = j
+        return j
 
 
 def short_flags(names):
@@ -129,8 +194,8 @@ def message_record(msg, txn, completed, decoder, offset_ns, context=None, origin
         "flags": list(d.flag_names),
         "seq": msg.seq, "portid": msg.portid,
         "errno": None, "error": None, "extack": None, "latency_us": None,
-        "request": req.to_json() if req is not None else None,
-        "message": d.to_json(),
+        "request": decoder.json(txn.request) if req is not None else None,
+        "message": decoder.json(msg),
         "truncated": msg.truncated or bool(getattr(d, "truncated", False)),
         "malformed": getattr(d, "malformed", None),
     }
