@@ -121,6 +121,9 @@ def finish_row(r):
     hist = r.pop("_hist")
     p50, p99 = percentile_ns(hist, 0.50), percentile_ns(hist, 0.99)
     max_ns = r.pop("_max_ns")
+    if max_ns:
+        # a bucket's middle can lie past the largest value actually seen
+        p50, p99 = (min(p, max_ns) if p else p for p in (p50, p99))
     top_types = sorted(r.pop("_types").items(), key=lambda kv: -kv[1])[:3]
     r.update({
         "p50_us": round(p50 / 1000, 1) if p50 else None,
