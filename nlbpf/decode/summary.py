@@ -214,9 +214,12 @@ def _link(d):
         parts.append("kind %s" % info["IFLA_INFO_KIND"])
     if a.get("IFLA_ADDRESS"):
         parts.append("link %s" % _first(a["IFLA_ADDRESS"]))
+    if a.get("IFLA_GROUP"):
+        parts.append("group %s" % _first(a["IFLA_GROUP"]))
     if not parts:
+        # the type name is already on the line: say what little there is
         fam = f.get("family")
-        return "%s%s" % (d.type_name, " family %s" % fam if fam else "")
+        return "family %s" % fam if fam else None
     return " ".join(parts)
 
 
