@@ -12,8 +12,34 @@ TRACEFS_ROOTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 MERGED_HEADERS = "/var/lib/nlbpf/kernel-headers/default"
 
 
+CAP_DAC_READ_SEARCH, CAP_SYS_RESOURCE, CAP_PERFMON, CAP_BPF = 2, 24, 38, 39
+NEEDED_CAPS = {"CAP_BPF": CAP_BPF, "CAP_PERFMON": CAP_PERFMON}
+
+
+def effective_caps(status="/proc/self/status"):
+    """The effective capability mask of this process (0 if unreadable)."""
+    try:
+        with open(status) as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def missing_caps(caps=None):
+    """Names of the capabilities the probes need that this process lacks ([] for root)."""
+    if caps is None:
+        if os.geteuid() == 0:
+            return []
+        caps = effective_caps()
+    return [name for name, bit in NEEDED_CAPS.items() if not caps >> bit & 1]
+
+
 def require_root():
-    if os.geteuid() != 0:
+    """Root, or CAP_BPF + CAP_PERFMON (tracefs access is checked by require_tracefs)."""
+    if missing_caps():
         raise NlbpfError("nlbpf needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) "
                          "to load eBPF probes; run it with sudo")
 
@@ -35,7 +61,11 @@ def kernel_headers():
     """
     release = platform.release()
     if os.environ.get("BCC_KERNEL_SOURCE"):
-        return os.environ["BCC_KERNEL_SOURCE"], False
+        path = os.environ["BCC_KERNEL_SOURCE"]
+        if not os.path.isdir(os.path.join(path, "include")):
+            raise NlbpfError(f"BCC_KERNEL_SOURCE={path} holds no kernel headers "
+                             "(unset it, or run scripts/setup.sh)")
+        return path, False
     build = f"/lib/modules/{release}/build"
     if os.path.isdir(os.path.join(build, "include")):
         return build, True
@@ -59,6 +89,9 @@ def tracefs():
 
 def require_tracefs():
     root = tracefs()
+    if root is None and any(os.path.isdir(r) and not os.access(r, os.X_OK) for r in TRACEFS_ROOTS):
+        raise NlbpfError("cannot read tracefs (/sys/kernel/tracing is root's only): run as "
+                         "root, or add CAP_DAC_READ_SEARCH to CAP_BPF and CAP_PERFMON")
     if root is None:
         raise NlbpfError("tracefs is not mounted: mount -t tracefs tracefs /sys/kernel/tracing "
                          "(scripts/setup.sh does it)")
