@@ -198,6 +198,8 @@ def message_record(msg, txn, completed, decoder, offset_ns, context=None, origin
         "message": decoder.json(msg),
         "truncated": msg.truncated or bool(getattr(d, "truncated", False)),
         "malformed": getattr(d, "malformed", None),
+        # the call that carried it ("kernel" for the kernel-function layer)
+        "syscall": {"name": msg.syscall, "ret": msg.ret, "dur_us": round(msg.dur_ns / 1000, 1)},
     }
     if msg.nl_type == NLMSG_ERROR and d.errno is not None:
         rec["errno"] = d.errno or None
