@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from . import __version__
+from . import __version__, secrets
 from .errors import NlbpfError
 from .filters import Filters
 from .capture.defaults import CAPTURE_DEFAULTS
@@ -20,6 +20,12 @@ def parse_duration_ns(text, default_unit="ms"):
         raise NlbpfError(f"bad duration {text!r}: use a number with ns, us, ms or s (e.g. 500ms)",
                          exit_code=2)
     return int(float(m.group(1)) * UNITS[m.group(2) or default_unit])
+
+
+def _buffer_pages(n):
+    if n is not None and n & (n - 1):
+        raise NlbpfError(f"--buffer-pages must be a power of 2, not {n}", exit_code=2)
+    return n
 
 
 def capture_options(f):
@@ -53,6 +59,11 @@ def capture_options(f):
                      help="How the kernel layer attaches: fentry/fexit, kprobes, or fentry if it works."),
         click.option("--buffer", type=click.Choice(["auto", "ring", "perf"]), default="auto",
                      show_default=True, help="Kernel-to-user buffer: ring buffer, or perf buffer."),
+        # debugging and tests (overload): ring buffer pages in all, or perf buffer pages per CPU
+        click.option("--buffer-pages", type=click.IntRange(min=1), default=None, hidden=True),
+        click.option("--show-secrets", is_flag=True,
+                     help="Show key material (xfrm SA keys, WireGuard, MACsec and nl80211 keys) "
+                          "instead of redacting it, in every output and in capture files."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -60,7 +71,9 @@ def capture_options(f):
     @functools.wraps(f)
     def wrapper(**kw):
         # how to capture, for every Capture this run makes
-        CAPTURE_DEFAULTS.update(hooks=kw.pop("hooks"), kernel_probe=kw.pop("kernel_probe"))
+        CAPTURE_DEFAULTS.update(hooks=kw.pop("hooks"), kernel_probe=kw.pop("kernel_probe"),
+                                buffer_pages=_buffer_pages(kw.pop("buffer_pages")))
+        secrets.show(kw.pop("show_secrets"))
         kw["filters"] = Filters.from_options(pid=kw.pop("pid"), comm=kw.pop("comm"),
                                              proto=kw.pop("proto"), type_=kw.pop("type_"),
                                              netns=kw.pop("netns"), cgroup=kw.pop("cgroup"),

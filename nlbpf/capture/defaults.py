@@ -4,4 +4,5 @@
 CAPTURE_DEFAULTS = {
     "hooks": "auto",          # auto | kernel | syscall
     "kernel_probe": "auto",   # auto | fentry | kprobe
+    "buffer_pages": None,     # None: the loader's default (--buffer-pages, hidden: tests)
 }

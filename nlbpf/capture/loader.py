@@ -30,7 +30,7 @@ class Capture:
     """
 
     def __init__(self, mode, filters, snaplen=1024, slow_ns=None, buffer="auto",
-                 buffer_pages=4096, span_min_ns=None, hooks=None, kernel_probe=None):
+                 buffer_pages=None, span_min_ns=None, hooks=None, kernel_probe=None):
         if mode not in MODES:
             raise ValueError(mode)
         if not MIN_SNAPLEN <= snaplen <= MAX_SNAPLEN:
@@ -41,7 +41,9 @@ class Capture:
         self.snaplen = snaplen
         self.slow_ns = slow_ns
         self.buffer = buffer
-        self.buffer_pages = buffer_pages
+        # ring buffer: pages in all; perf buffer: pages per CPU (--buffer-pages, for tests)
+        self.pages_given = buffer_pages or CAPTURE_DEFAULTS.get("buffer_pages")
+        self.buffer_pages = self.pages_given or 4096
         self.span_min_ns = span_min_ns
         self.hooks_choice = hooks or CAPTURE_DEFAULTS["hooks"]                 # auto | kernel | syscall
         self.kernel_probe = kernel_probe or CAPTURE_DEFAULTS["kernel_probe"]  # auto | fentry | kprobe
@@ -107,7 +109,8 @@ class Capture:
             if self.uses_ringbuf:
                 table.open_ring_buffer(self._on_event)
             else:
-                table.open_perf_buffer(self._on_event, page_cnt=256, lost_cb=self._on_lost)
+                table.open_perf_buffer(self._on_event, page_cnt=self.pages_given or 256,
+                                      lost_cb=self._on_lost)
         return self
 
     def _set_cgroup_filter(self):

@@ -1,12 +1,14 @@
 """What the record-printing commands (trace, errors, slow) share."""
 import json
 import sys
+import time
 
 from ..capture.records import Extack
 from ..correlate import Correlator
 from ..model import Message, SyscallError, protocol_name
 from ..decode import errno_name
 from ..output.records import Decoder, clock, wall_ts, where, where_tag
+from ..secrets import SECRET_PROTOCOLS, scrub_live, scrub_message
 from ..session import run, wall_offset_ns, write_line
 
 
@@ -67,6 +69,12 @@ class Pipeline:
 
     def feed(self, rec):
         if isinstance(rec, Message):
+            if rec.protocol in SECRET_PROTOCOLS:
+                # key material is overwritten before anything sees it (nlbpf/secrets.py)
+                if getattr(self, "source", None) is None:
+                    scrub_live(rec, self.decoder.families)
+                else:
+                    scrub_message(rec, self.decoder.families)
             txn, completed = self.correlator.feed(rec)
             if self.on_message:
                 self.on_message(rec, txn, completed)
@@ -81,7 +89,9 @@ class Pipeline:
             self.on_other(rec)
 
     def tick(self, stats):
-        self.correlator.expire()
+        # live: requests expire by the probes' clock (CLOCK_MONOTONIC), which moves on
+        # when no message comes; a capture file's clock is its records'
+        self.correlator.expire(time.monotonic_ns() if getattr(self, "source", None) is None else None)
 
     def end(self, stats):
         summary = (f"nlbpf: {self.printer.count} records, "

@@ -636,7 +636,8 @@ class _xfrm_algo(nla_string):
             if off + 4 <= len(raw):
                 out[name] = struct.unpack_from("=I", raw, off)[0]
             off += 4
-        out["alg_key"] = "<redacted %d bytes>" % max(0, len(raw) - off)
+        from ..secrets import redacted      # the key's length only, unless --show-secrets
+        out["alg_key"] = redacted(raw[off:])
         self.value = out
 
 
@@ -856,3 +857,7 @@ XFRM_CLASSES = {
     0x22: xfrm_sadinfo, 0x23: xfrm_sadinfo,
     0x24: xfrm_spdinfo, 0x25: xfrm_spdinfo,
 }
+
+
+# key material (WireGuard, MACsec, nl80211): redacted decoders, the macsec family
+from . import keys  # noqa: E402,F401

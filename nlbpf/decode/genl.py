@@ -19,6 +19,7 @@ _SOURCES = {
     "nlctrl": ("pyroute2.netlink", "CTRL_CMD_", "ctrlmsg", None),
     "wireguard": ("pyroute2.netlink.generic.wireguard", "WG_CMD_", "wgmsg",
                   None),
+    "macsec": ("nlbpf.decode.keys", "MACSEC_CMD_", "macsec_msg", None),
     "nl80211": ("pyroute2.netlink.nl80211", "NL80211_CMD_", "nl80211cmd",
                 None),
     "devlink": ("pyroute2.netlink.devlink", "DEVLINK_CMD_", "devlinkcmd",
