@@ -82,6 +82,24 @@ def capture_options(f):
     return wrapper
 
 
+def read_option(f):
+    """-r/--read FILE: a view over a capture file instead of the live probes."""
+    return click.option("-r", "--read", "read_file", default=None, metavar="FILE",
+                        help="Read a capture file instead of tracing live (nlbpf record's "
+                             "pcapng, or an nlmon capture; - for stdin). Needs no root.")(f)
+
+
+def _given(name):
+    ctx = click.get_current_context()
+    return ctx.get_parameter_source(name) not in (click.core.ParameterSource.DEFAULT, None)
+
+
+def _offline(kw):
+    """Pops --read: the offline() context for a record-printing view (a no-op when live)."""
+    from .commands.read import offline
+    return offline(kw.pop("read_file"), kw["snaplen"] if _given("snaplen") else None)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nlbpf")
 def cli():
@@ -90,28 +108,34 @@ def cli():
 
 @cli.command()
 @capture_options
+@read_option
 def trace(**kw):
     """Every netlink message, one line each."""
     from .commands.trace import run_trace
-    run_trace(**kw)
+    with _offline(kw):
+        run_trace(**kw)
 
 
 @cli.command()
 @capture_options
+@read_option
 def errors(**kw):
     """Failed requests (with errno, extack and the decoded request), interrupted dumps, overruns."""
     from .commands.errors import run_errors
-    run_errors(**kw)
+    with _offline(kw):
+        run_errors(**kw)
 
 
 @cli.command()
 @capture_options
+@read_option
 @click.option("--threshold", default="500ms", show_default=True,
               help="Report requests slower than this (ns, us, ms, s).")
 def slow(threshold, **kw):
     """Requests slower than a threshold, with lock wait vs work and who held the lock."""
     from .commands.slow import run_slow
-    run_slow(threshold_ns=parse_duration_ns(threshold), **kw)
+    with _offline(kw):
+        run_slow(threshold_ns=parse_duration_ns(threshold), **kw)
 
 
 @cli.command()
@@ -125,10 +149,55 @@ def slow(threshold, **kw):
 @click.option("--by", type=click.Choice(["process", "container", "netns"]), default="process",
               show_default=True,
               help="One row per process, per container (else cgroup), or per network namespace.")
+@read_option
 def top(**kw):
     """Per-process netlink activity, counted in the kernel, refreshed like top."""
+    path = kw.pop("read_file")
+    if path is not None:
+        # offline: one interval for the whole file unless -i was given
+        from .commands.read import run_top_file
+        run_top_file(path, snaplen_given=_given("snaplen"),
+                     **{**kw, "interval": kw["interval"] if _given("interval") else None})
+        return
     from .commands.top import run_top
     run_top(**kw)
+
+
+@cli.command()
+@capture_options
+@click.option("-w", "--write", required=True, metavar="FILE",
+              help="The capture file (- for stdout, e.g. | wireshark -k -i -).")
+@click.option("--format", "fmt", type=click.Choice(["pcapng", "pcap"]), default="pcapng",
+              show_default=True,
+              help="pcapng keeps pid, comm, netns and direction in each packet's comment; "
+                   "classic pcap keeps only pid, tid and direction.")
+def record(**kw):
+    """Write every netlink message to a pcapng file (Wireshark opens it; nlbpf read replays it)."""
+    from .commands.record import run_record
+    run_record(**kw)
+
+
+@cli.command("read")
+@click.argument("file")
+@click.option("--view", type=click.Choice(["trace", "errors", "slow", "top"]), default="trace",
+              show_default=True, help="Which command's output to make from the file.")
+@capture_options
+@click.option("--threshold", default="500ms", show_default=True,
+              help="slow view: report requests slower than this.")
+@click.option("-i", "--interval", type=click.FloatRange(min=0.001), default=None,
+              help="top view: one table per this many seconds of capture time "
+                   "(default: one for the whole file).")
+@click.option("-n", "--count", type=click.IntRange(min=1), default=None,
+              help="top view: stop after this many tables.")
+@click.option("--rows", type=click.IntRange(min=1), default=20, show_default=True,
+              help="top view: processes shown per table.")
+@click.option("--by", type=click.Choice(["process", "container", "netns"]), default="process",
+              show_default=True, help="top view: one row per process, container or netns.")
+def read_(file, view, threshold, interval, count, rows, by, **kw):
+    """Replay a capture file (nlbpf record's, or nlmon+tcpdump's) through a view. No root."""
+    from .commands.read import run_read
+    run_read(file, view, threshold_ns=parse_duration_ns(threshold), interval=interval,
+             count=count, rows=rows, by=by, snaplen_given=_given("snaplen"), **kw)
 
 
 @cli.command()

@@ -54,7 +54,12 @@ class Pipeline:
 
     on_txn(txn) sees each completed (or expired) transaction; on_message(msg,
     txn, completed) sees each message; on_syscall_error(err) each failed call.
+
+    Pipeline.source, when set (nlbpf read / --read: commands/read.py), replaces
+    the live probes: it prepares each Pipeline (the file's genl families and
+    clock offset) and runs it over the file's records.
     """
+    source = None
 
     def __init__(self, as_json, on_message=None, on_txn=None, on_syscall_error=None,
                  on_other=None, keep_replies=False):
@@ -66,6 +71,8 @@ class Pipeline:
         self.on_txn = on_txn
         self.on_syscall_error = on_syscall_error
         self.on_other = on_other
+        if self.source is not None:
+            self.source.prepare(self)
 
     def feed(self, rec):
         if isinstance(rec, Message):
@@ -101,6 +108,8 @@ class Pipeline:
         print(summary, file=sys.stderr, flush=True)
 
     def run(self, capture_args, duration):
+        if self.source is not None:
+            return self.source.run(self, capture_args, duration)
         return run(capture_args, self.feed, duration=duration, on_tick=self.tick,
                    on_end=self.end)
 

@@ -1,0 +1,391 @@
+"""Offline: the trace, errors, slow and top views over a capture file.
+
+    nlbpf read FILE [--view trace|errors|slow|top] ...      (same as)
+    nlbpf trace|errors|slow|top --read FILE ...
+
+The records of the file go through the same Pipeline (decode, correlate,
+render) as a live run: Pipeline.source, set here for the duration of the
+command, replaces the probes. Filters are applied the way the probes apply
+them. Nothing on this path loads bcc or needs root.
+"""
+import contextlib
+import json
+import sys
+import time
+
+from ..capfile import CaptureFile, FileContext
+from ..capture.records import Extack, Span
+from ..correlate import Correlator, final_status, socket_key
+from ..errors import NlbpfError
+from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY
+from ..output.records import Decoder
+from .common import Pipeline
+
+NS = 1_000_000_000
+TICK_NS = NS
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 1, 2, 4
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+
+
+class OfflineFilter:
+    """The probes' filters, in userspace, over recorded records.
+
+    --type keeps requests of that type, the replies to them and notifications
+    of that type, as the kernel does (it drops other requests before it
+    remembers them, so their replies are orphans and are not handed over)."""
+
+    def __init__(self, filters):
+        self.f = filters
+        self.open = {}          # (socket key, seq) -> request flags, for --type
+        if filters is not None and getattr(filters, "cgroup", None) is not None:
+            raise NlbpfError("--cgroup and --container do not apply to a capture file yet; "
+                             "filter with --pid, --comm, --proto, --type or --netns",
+                             exit_code=2)
+
+    def _who(self, rec, protocol=None):
+        f = self.f
+        if f is None:
+            return True
+        if f.pid is not None and rec.pid != f.pid:
+            return False
+        if f.comm is not None and getattr(rec, "comm", f.comm) != f.comm:
+            return False
+        if f.protocol is not None and protocol is not None and protocol != f.protocol:
+            return False
+        if f.netns is not None and getattr(rec, "netns", f.netns) != f.netns:
+            return False
+        return True
+
+    def message(self, msg):
+        if not self._who(msg, msg.protocol):
+            return False
+        t = self.f.type if self.f is not None else None
+        if t is None:
+            return True
+        if msg.length < 16 or len(msg.data) < 16:
+            return True                 # malformed bytes are shown whatever the type
+        if msg.direction == REQUEST:
+            if msg.nl_type != t:
+                return False
+            if msg.nl_flags & NLM_F_REQUEST:
+                self.open[(socket_key(msg), msg.seq)] = msg.nl_flags
+            return True
+        if msg.direction == NOTIFY:
+            return msg.nl_type == t
+        key = (socket_key(msg), msg.seq)
+        flags = self.open.get(key)
+        if flags is None:
+            return False
+        if (msg.nl_type in (NLMSG_ERROR, NLMSG_DONE)
+                or (not msg.nl_flags & NLM_F_MULTI and not flags & NLM_F_ACK)):
+            del self.open[key]
+        return True
+
+    def event(self, rec):
+        if isinstance(rec, Extack):
+            return self.f is None or self.f.pid is None or rec.pid == self.f.pid
+        return self._who(rec, getattr(rec, "protocol", None))
+
+
+class FileSource:
+    """A capture file standing in for the probes."""
+
+    def __init__(self, path, snaplen=None):
+        self.path = path
+        self.snaplen = snaplen      # cut messages further (only when asked)
+        self.cap = CaptureFile.open(path)
+        self.shown_notes = 0
+
+    @property
+    def context(self):
+        return self.cap.context
+
+    def prepare(self, pipe):
+        """Called by Pipeline.__init__: the file's genl families and clock."""
+        pipe.decoder = Decoder(families=self.cap.families, live_families=False)
+        pipe.offset_ns = self.cap.offset_ns
+
+    def records(self, filters=None, duration=None, span_min_ns=None):
+        """The file's records as the probes would have handed them over."""
+        flt = filters if isinstance(filters, OfflineFilter) else OfflineFilter(filters)
+        start = None
+        last_call = {}              # tid -> ts of the last call a span was made for
+        for rec in self.cap.records():
+            if len(self.cap.notes) > self.shown_notes:
+                self.notes()
+            if start is None:
+                start = rec.ts_ns
+            if duration and rec.ts_ns - start > duration * NS:
+                return
+            if isinstance(rec, Message):
+                if not flt.message(rec):
+                    continue
+                if self.snaplen is not None and len(rec.data) > self.snaplen:
+                    rec.data = rec.data[:self.snaplen]
+                if span_min_ns is not None and rec.dur_ns >= span_min_ns:
+                    # slow's "who else was busy": one span per long call (a message's
+                    # time is its send call's start, or its receive call's end)
+                    begin = rec.ts_ns if rec.direction == REQUEST else rec.ts_ns - rec.dur_ns
+                    if last_call.get(rec.tid) != begin:
+                        last_call[rec.tid] = begin
+                        yield Span(ts_ns=begin, dur_ns=rec.dur_ns, pid=rec.pid, tid=rec.tid,
+                                   comm=rec.comm, protocol=rec.protocol, syscall=rec.syscall,
+                                   lock_wait_ns=0, holder_pid=0, holder_comm="")
+            elif not flt.event(rec):
+                continue
+            yield rec
+
+    def notes(self):
+        for note in self.cap.notes[self.shown_notes:]:
+            print(f"nlbpf: {note}", file=sys.stderr, flush=True)
+        self.shown_notes = len(self.cap.notes)
+
+    def stats(self):
+        lost = self.cap.lost
+        return {"emitted": self.cap.counts["packets"], "lost": lost or 0}
+
+    def summary(self, shown, what="records"):
+        c = self.cap.counts
+        self.notes()
+        print(f"nlbpf: {shown} {what} from {c['messages']} messages in {self.cap.name}",
+              file=sys.stderr, flush=True)
+        lost = self.cap.lost
+        if lost:
+            print(f"nlbpf: warning: the recording lost {lost} events (buffer full): some "
+                  f"requests may lack their replies", file=sys.stderr, flush=True)
+
+    def run(self, pipe, capture_args, duration):
+        """Pipeline.run's offline twin."""
+        span_min = None
+        if capture_args.get("mode") == "slow":
+            slow_ns = capture_args.get("slow_ns") or 0
+            span_min = capture_args.get("span_min_ns")
+            if span_min is None:
+                span_min = min(int(slow_ns), 1_000_000)
+        next_tick = None
+        flt = OfflineFilter(capture_args.get("filters"))     # bad filters: say so first
+        try:
+            for rec in self.records(flt, duration, span_min):
+                if next_tick is None:
+                    next_tick = rec.ts_ns + TICK_NS
+                elif rec.ts_ns >= next_tick:
+                    pipe.tick(self.stats())
+                    next_tick = rec.ts_ns + TICK_NS
+                pipe.feed(rec)
+        finally:
+            self.summary(pipe.printer.count)
+        return self.stats()
+
+    def close(self):
+        self.cap.close()
+
+
+@contextlib.contextmanager
+def offline(path, snaplen=None):
+    """While inside: Pipelines read `path` instead of loading probes, and the
+    records' netns/cgroup/container come from the file. path None: no-op."""
+    if path is None:
+        yield None
+        return
+    source = FileSource(path, snaplen)
+    old_source = Pipeline.source
+    ctx_mod, old_ctx = _install_context(source.context)
+    Pipeline.source = source
+    try:
+        yield source
+    finally:
+        Pipeline.source = old_source
+        if ctx_mod is not None:
+            ctx_mod._DEFAULT = old_ctx
+        source.close()
+
+
+def _install_context(file_context):
+    """Make nlbpf.context's process-wide Context the file's (for where()/tags)."""
+    try:
+        from .. import context as ctx_mod
+    except ImportError:
+        return None, None
+    old = getattr(ctx_mod, "_DEFAULT", None)
+    ctx_mod._DEFAULT = file_context
+    return ctx_mod, old
+
+
+# ---------------------------------------------------------------------- top
+LAT_BUCKETS = 128
+
+
+def lat_bucket(v):
+    """bpf/nlbpf.bpf.c's lat_bucket: log2 with one extra bit of precision."""
+    v = max(0, int(v))
+    lg = v.bit_length() - 1 if v else 0
+    half = (v >> (lg - 1)) & 1 if lg else 0
+    b = lg * 2 + half
+    return b if b < LAT_BUCKETS else LAT_BUCKETS - 1
+
+
+TOP_FIELDS = ("requests", "errors", "dumps", "dump_intr", "msgs_in", "msgs_out", "bytes_in",
+              "bytes_out", "lat_count", "lat_sum_ns", "lock_wait_ns")
+
+
+class TopCounters:
+    """The kernel's top maps, rebuilt from recorded messages (cumulative)."""
+
+    def __init__(self):
+        self.rows = {}              # pid -> counters, comm, lat_max_ns, hist
+        self.types = {}             # (pid, proto, type) -> requests
+        self.where = {}             # pid -> (cgroup, netns) of its latest call
+        self.correlator = Correlator()
+
+    def _row(self, rec):
+        row = self.rows.get(rec.pid)
+        if row is None:
+            row = self.rows[rec.pid] = {k: 0 for k in TOP_FIELDS}
+            row.update(comm=rec.comm, lat_max_ns=0, hist=[0] * LAT_BUCKETS)
+        self.where[rec.pid] = (getattr(rec, "cgroup", 0), getattr(rec, "netns", 0))
+        return row
+
+    def add(self, rec, type_filter=None):
+        if isinstance(rec, SyscallError):
+            self._row(rec)["errors"] += 1
+            return
+        if isinstance(rec, Extack):
+            self.correlator.add_extack(rec)
+            return
+        if not isinstance(rec, Message) or rec.length < 16 or len(rec.data) < 16:
+            return
+        if rec.direction == REQUEST:
+            if type_filter is not None and rec.nl_type != type_filter:
+                return
+            row = self._row(rec)
+            row["msgs_out"] += 1
+            row["bytes_out"] += rec.length
+            if rec.nl_flags & NLM_F_REQUEST:
+                row["requests"] += 1
+            if rec.nl_flags & 0x300 == 0x300:
+                row["dumps"] += 1
+            key = (rec.pid, rec.protocol, rec.nl_type)
+            self.types[key] = self.types.get(key, 0) + 1
+            self.correlator.feed(rec)
+            return
+        row = self._row(rec)
+        row["msgs_in"] += 1
+        row["bytes_in"] += rec.length
+        if rec.direction != REPLY:
+            return
+        txn, completed = self.correlator.feed(rec)
+        if not completed:
+            return
+        latency = txn.latency_ns or 0
+        status = final_status(rec)
+        row["errors"] += bool(status)
+        row["dump_intr"] += bool(txn.dump_intr)
+        row["lat_count"] += 1
+        row["lat_sum_ns"] += latency
+        row["lock_wait_ns"] += rec.lock_wait_ns
+        row["lat_max_ns"] = max(row["lat_max_ns"], latency)
+        row["hist"][lat_bucket(latency)] += 1
+
+    def snapshot(self):
+        rows = {pid: {**r, "hist": list(r["hist"])} for pid, r in self.rows.items()}
+        return rows, dict(self.types), dict(self.where)
+
+
+def _event_time(rec):
+    """When the kernel counted it: a request when sent, a reply when read."""
+    if isinstance(rec, Message) and rec.direction == REQUEST:
+        return rec.ts_ns + rec.dur_ns
+    return rec.ts_ns
+
+
+def run_read(path, view, threshold_ns, interval, count, rows, by, snaplen_given, **kw):
+    """nlbpf read FILE --view VIEW: the same code as VIEW --read FILE."""
+    if view == "top":
+        run_top_file(path, interval=interval, count=count, rows=rows, by=by,
+                     snaplen_given=snaplen_given, **kw)
+        return
+    with offline(path, kw["snaplen"] if snaplen_given else None):
+        if view == "trace":
+            from .trace import run_trace
+            run_trace(**kw)
+        elif view == "errors":
+            from .errors import run_errors
+            run_errors(**kw)
+        else:
+            from .slow import run_slow
+            run_slow(threshold_ns=threshold_ns, **kw)
+
+
+def run_top_file(path, as_json, duration, filters, snaplen, interval, count, rows,
+                 by="process", snaplen_given=False, **_live_only):
+    """nlbpf top over a file: one interval for the whole file, or -i seconds each."""
+    from .top import TopState, render_table
+    from ..session import write_line
+    with offline(path, snaplen if snaplen_given else None) as source:
+        try:
+            state = TopState(by=by, context=source.context)
+        except TypeError:
+            state = TopState()
+        counters = TopCounters()
+        offset = source.cap.offset_ns
+        type_filter = filters.type if filters is not None else None
+        step = int(interval * NS) if interval else None
+        shown = 0
+        bucket_start = bucket_end = None
+        first = last = None
+
+        def emit(end_ns, span_s, lost_new, lost_total):
+            nonlocal shown
+            rows_now, types, where = counters.snapshot()
+            try:
+                data = state.interval(rows_now, types, where=where)
+            except TypeError:
+                data = state.interval(rows_now, types)
+            if not data:
+                return
+            shown += 1
+            wall = (end_ns + offset) / NS
+            if as_json:
+                write_line(json.dumps({"ts": round(wall, 6), "interval_s": round(span_s, 3),
+                                       "by": by, "lost": lost_new, "total_lost": lost_total,
+                                       "rows": data}))
+            else:
+                try:
+                    text = render_table(data, rows, span_s, lost_new, lost_total, by=by)
+                except TypeError:
+                    text = render_table(data, rows, span_s, lost_new, lost_total)
+                stamp = time.strftime("%H:%M:%S", time.localtime(wall))
+                write_line(stamp + text[8:] if text[2:3] == ":" else text)
+                write_line("")
+
+        stop = False
+        done = False
+        flt = OfflineFilter(filters)
+        try:
+            for rec in source.records(flt, duration):
+                t = _event_time(rec)
+                if first is None:
+                    first = t
+                    if step:
+                        bucket_start, bucket_end = t, t + step
+                if step and t >= bucket_end:
+                    emit(bucket_end, step / NS, 0, 0)
+                    if count and shown >= count:
+                        stop = True
+                        break
+                    skipped = (t - bucket_end) // step
+                    bucket_start = bucket_end + skipped * step
+                    bucket_end = bucket_start + step
+                last = max(last or t, t)
+                counters.add(rec, type_filter)
+            done = True
+        finally:
+            if not done:
+                source.summary(shown, "intervals")
+        if not stop and first is not None:
+            lost = source.cap.lost or 0
+            if step:
+                emit(bucket_end, step / NS, lost, lost)
+            else:
+                emit(last, (last - first) / NS, lost, lost)
+        source.summary(shown, "intervals")
