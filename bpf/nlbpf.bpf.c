@@ -1007,7 +1007,13 @@ TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_call(args, args->ret
 #else
 #define KWALK_FULL 16
 #endif
-#define KWALK_HDRS 1024         /* a 32 KB dump chunk of small routes is ~630 messages */
+/* headers walked after the full messages: a 32 KB dump chunk of small routes is
+ * ~630 messages; trace emits an event per header, which costs the verifier more */
+#ifdef MODE_TRACE
+#define KWALK_HDRS 256
+#else
+#define KWALK_HDRS 1024
+#endif
 #define MARK_HANDLER 1
 #define MARK_DUMP 2
 
@@ -1063,10 +1069,13 @@ static __always_inline u32 nlh_seq(u64 nlh)
 static __always_inline void kwalk_rest(void *ctx, struct walk_state *w, struct nl_event *e)
 {
     u64 parts = 0, bytes = 0;
-    u32 seq0 = 0;
     u8 intr = 0;
     int final = 0, i = 0;
     int recv = w->c.dir == DIR_RECV && !w->groups;
+    /* replies in one skb answer one request: its seq, read once */
+    u32 seq0 = 0;
+    bpf_probe_read_kernel(&seq0, sizeof(seq0), (void *)(w->base + w->off + 8));
+    /* few branches per iteration: 6.1's verifier gives up past 8192 pending ones */
 #pragma clang loop unroll(disable)
     for (i = 0; i < KWALK_HDRS; i++) {
         if (w->off + NLMSG_HDRLEN > w->seg_len)
@@ -1077,15 +1086,9 @@ static __always_inline void kwalk_rest(void *ctx, struct walk_state *w, struct n
         if (len < NLMSG_HDRLEN)
             break;
         u16 type = hdr[1] & 0xffff;
-        if (recv) {
-            if (type == NLMSG_DONE || type == NLMSG_ERROR) {
-                final = 1;      /* the final reply gets the full treatment, below */
-                break;
-            }
-            if (parts == 0)
-                seq0 = hdr[2];
-            else if (hdr[2] != seq0)
-                break;          /* another request's reply: stop here */
+        if (recv && (type <= NLMSG_DONE || hdr[2] != seq0)) {
+            final = type == NLMSG_DONE || type == NLMSG_ERROR;
+            break;              /* the final reply (handled in full below), or another request's */
         }
         parts++;
         bytes += len;
