@@ -7,21 +7,9 @@ classes chosen from the tables in tables.py.  decode() never raises.
 import re
 import struct
 
+from ..model import PROTOCOLS
 from .errnos import errno_name, strerror
 from .genl import GenlFamilies, GENL_ID_CTRL
-
-PROTOCOLS = {
-    0: "route", 1: "unused", 2: "usersock", 3: "firewall", 4: "sock_diag",
-    5: "nflog", 6: "xfrm", 7: "selinux", 8: "iscsi", 9: "audit",
-    10: "fib_lookup", 11: "connector", 12: "netfilter", 13: "ip6_fw",
-    14: "dnrtmsg", 15: "kobject_uevent", 16: "generic", 18: "scsitransport",
-    19: "ecryptfs", 20: "rdma", 21: "crypto", 22: "smc",
-}
-try:  # the project's own table, if it grows
-    from nlbpf.model import PROTOCOLS as _MODEL_PROTOCOLS
-    PROTOCOLS.update(_MODEL_PROTOCOLS)
-except Exception:
-    pass
 
 NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN = 1, 2, 3, 4
 NLMSG_NAMES = {1: "NLMSG_NOOP", 2: "NLMSG_ERROR", 3: "NLMSG_DONE",
