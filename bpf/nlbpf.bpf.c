@@ -647,9 +647,32 @@ static __always_inline int next_segment(struct walk_state *w)
         w->remaining = len;
         w->seg_len = 0;
         w->off = 0;
+        /* a new datagram: what the last one's overlong message claimed ends with it */
+        w->skip = 0;
         return 1;
     }
     return 0;
+}
+
+/* A header cut by the end of an iovec goes on in the next one (the kernel joins
+ * iovecs into one buffer): gather its 16 bytes into e->data. 1 if it could. */
+static __always_inline int gather_header(struct walk_state *w, struct nl_event *e, u64 avail,
+                                         u64 src)
+{
+#if SNAPLEN >= 32 && !defined(MODE_TOP)     /* top's walk is at the verifier's limit */
+    if (w->flat || w->kmem || w->iov_idx >= w->iov_cnt || w->iov_idx >= MAX_IOV)
+        return 0;
+    u64 iov[2] = {};
+    bpf_probe_read_user(iov, sizeof(iov), (void *)(w->iov_ptr + w->iov_idx * 16));
+    u64 a = avail & (NLMSG_HDRLEN - 1);
+    if (iov[1] < NLMSG_HDRLEN - a || w->remaining < NLMSG_HDRLEN - a)
+        return 0;
+    bpf_probe_read_user(e->data, a, (void *)src);
+    bpf_probe_read_user(e->data + a, NLMSG_HDRLEN - a, (void *)iov[0]);
+    return 1;
+#else
+    return 0;
+#endif
 }
 
 /* One step: skip, advance a segment, or handle the message at base+off. 0 to stop. */
@@ -667,8 +690,13 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
     }
     u64 src = w->base + w->off;
     u32 hdr[4] = {};
+    int gathered = 0;
     if (avail >= NLMSG_HDRLEN)
         read_buf(w, hdr, sizeof(hdr), src);
+    else if (gather_header(w, e, avail, src)) {
+        __builtin_memcpy(hdr, e->data, sizeof(hdr));
+        gathered = 1;
+    }
     e->nl_len = hdr[0];
     e->nl_type = hdr[1] & 0xffff;
     e->nl_flags = hdr[1] >> 16;
@@ -684,7 +712,7 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
     /* keep the message (or what there is of it), cut at SNAPLEN */
     u64 msg_len = hdr[0];
     u64 cap = msg_len;
-    if (avail < NLMSG_HDRLEN || msg_len < NLMSG_HDRLEN)
+    if ((avail < NLMSG_HDRLEN && !gathered) || msg_len < NLMSG_HDRLEN)
         cap = avail;            /* malformed: keep the bytes, userspace says why */
     if (cap > avail) {
         cap = avail;
@@ -695,10 +723,13 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
     asm volatile("" : "+r"(cap));
     if (cap > SNAPLEN)
         cap = SNAPLEN;
-    read_buf(w, e->data, cap, src);
+    if (gathered && msg_len >= NLMSG_HDRLEN)
+        cap = NLMSG_HDRLEN;     /* the header, whole, is in e->data already */
+    else
+        read_buf(w, e->data, cap, src);
     e->cap_len = cap;
 
-    if (avail < NLMSG_HDRLEN || msg_len < NLMSG_HDRLEN) {
+    if ((avail < NLMSG_HDRLEN && !gathered) || msg_len < NLMSG_HDRLEN) {
         /* the kernel stops parsing a buffer here too */
 #ifdef MODE_TRACE
         emit_event(ctx, e);

@@ -24,16 +24,24 @@ class Stopper:
     def __init__(self):
         self.stop = False
         self._old = {}
+        self._depth = 0
 
     def __enter__(self):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._old[sig] = signal.signal(sig, self._handle)
+        # re-entrant: held from before the probes load until after they are detached,
+        # so that a second Ctrl-C or a SIGTERM during clean-up cannot cut it short
+        if not self._depth:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        self._depth += 1
         return self
 
     def _handle(self, signum, frame):
         self.stop = True
 
     def __exit__(self, *exc):
+        self._depth -= 1
+        if self._depth:
+            return
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
 
@@ -79,13 +87,14 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
     """
     global _batching
     capture = Capture(**capture_args)
+    stopper = Stopper().__enter__()
     try:
         capture.start()
         announce(capture)
         lost = LostReporter(capture)
         deadline = time.monotonic() + duration if duration else None
         next_tick = time.monotonic() + tick_s
-        with Stopper() as stopper:
+        with stopper:
             _batching = True
             while not stopper.stop:
                 for rec in capture.poll(100):
@@ -109,6 +118,7 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
     finally:
         _batching = False
         capture.close()
+        stopper.__exit__()
 
 
 def write_line(text):

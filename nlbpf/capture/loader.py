@@ -234,7 +234,9 @@ class Capture:
         for name, idx in (("lost", ST_LOST), ("emitted", ST_EMITTED),
                           ("walk_truncated", ST_TRUNC_WALK), ("pending_full", ST_PENDING_FULL)):
             total[name] = sum(table[ct.c_int(idx)])
-        total["lost"] += self._perf_lost
+        # ST_LOST counts every event the probes could not write, perf buffer or ring
+        # buffer; the perf buffer's own PERF_RECORD_LOST counts (_perf_lost, from
+        # lost_cb) are the same events again, reported late and only in part
         return total
 
     def close(self):

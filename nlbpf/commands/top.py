@@ -215,13 +215,14 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
     capture = Capture(mode="top", filters=filters, snaplen=snaplen, buffer=buffer)
     state = TopState(by=by)
     tty = sys.stdout.isatty() and not as_json
+    stopper = Stopper().__enter__()     # until the probes are detached (session.Stopper)
     try:
         capture.start()
         announce(capture)
         lost = LostReporter(capture)
         started = time.monotonic()
         shown = 0
-        with Stopper() as stopper:
+        with stopper:
             last = time.monotonic()
             while not stopper.stop:
                 wake = last + interval
@@ -252,5 +253,12 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
                     break
                 if duration and now - started >= duration:
                     break
+        stats = lost.check()
+        summary = (f"nlbpf: {shown} refreshes, {stats['emitted']} events from the kernel, "
+                   f"{stats['lost']} lost")
+        if stats.get("walk_truncated"):
+            summary += f", {stats['walk_truncated']} calls only partly walked"
+        print(summary, file=sys.stderr, flush=True)
     finally:
         capture.close()
+        stopper.__exit__()
