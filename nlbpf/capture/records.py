@@ -47,11 +47,16 @@ def _str(chars):
     return bytes(chars).split(b"\0", 1)[0].decode("utf-8", "replace")
 
 
+def _cap(ev):
+    """Bytes of ev.data to copy: never past the array, whatever cap_len says."""
+    return max(0, min(ev.cap_len, ct.sizeof(ev.data)))
+
+
 def convert(ev):
     """One bcc event (ctypes struct over the buffer) -> a record, copying what it keeps."""
     kind = ev.kind
     if kind == EV_MSG:
-        data = ct.string_at(ct.addressof(ev.data), ev.cap_len)
+        data = ct.string_at(ct.addressof(ev.data), _cap(ev))
         if ev.dir == DIR_SEND:
             direction = REQUEST
         else:
@@ -74,7 +79,7 @@ def convert(ev):
                         if ev.syscall == SC_KERNEL and direction == NOTIFY else None),
         )
     if kind == EV_EXTACK:
-        text = ct.string_at(ct.addressof(ev.data), ev.cap_len).decode("utf-8", "replace")
+        text = ct.string_at(ct.addressof(ev.data), _cap(ev)).decode("utf-8", "replace")
         return Extack(ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, sock=ev.sk, text=text,
                       seq=ev.nl_seq if ev.syscall == SC_KERNEL else None)
     if kind == EV_SYSERR:
