@@ -40,7 +40,7 @@ def missing_caps(caps=None):
 def require_root():
     """Root, or CAP_BPF + CAP_PERFMON (tracefs access is checked by require_tracefs)."""
     if missing_caps():
-        raise NlbpfError("nlbpf needs root (or CAP_BPF, CAP_PERFMON and CAP_SYS_RESOURCE) "
+        raise NlbpfError("nlbpf needs root (or CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH) "
                          "to load eBPF probes; run it with sudo")
 
 

@@ -17,8 +17,14 @@ def _check(name, ok, detail):
 
 def checks():
     out = []
-    out.append(_check("root", os.geteuid() == 0,
-                      "running as root" if os.geteuid() == 0 else "not root: probes cannot load"))
+    missing = environment.missing_caps()
+    if os.geteuid() == 0:
+        why = "running as root"
+    elif not missing:
+        why = f"uid {os.geteuid()} with CAP_BPF and CAP_PERFMON"
+    else:
+        why = f"not root, and no {' or '.join(missing)}: probes cannot load"
+    out.append(_check("root", not missing, why))
     try:
         bcc = environment.import_bcc()
         out.append(_check("bcc", True, f"bcc from {os.path.dirname(bcc.__file__)}"))

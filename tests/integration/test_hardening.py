@@ -433,6 +433,11 @@ def test_capabilities_instead_of_root(netns):
     mine = [r for r in recs if r["pid"] == work["pid"]]
     assert len(mine) == 3 * 20
     assert all(r["netns_name"] == netns.name for r in mine)
+    # and doctor says so
+    p = as_nobody(CAPS["full"], nlbpf_cmd() + ["doctor"])
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, out + err
+    assert "uid 65534 with CAP_BPF and CAP_PERFMON" in out and "[ok] syscall layer" in out
 
 
 # ----------------------------------------------------------------- state that must not grow

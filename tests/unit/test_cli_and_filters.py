@@ -71,7 +71,7 @@ def test_non_root_user_gets_one_line():
         r = run("trace", "--duration", "1", user="nobody")
     assert r.returncode == 1
     assert r.stderr.strip() == ("nlbpf: nlbpf needs root (or CAP_BPF, CAP_PERFMON and "
-                                "CAP_SYS_RESOURCE) to load eBPF probes; run it with sudo")
+                                "CAP_DAC_READ_SEARCH) to load eBPF probes; run it with sudo")
 
 
 @pytest.mark.skipif(not os.path.exists(BTF_PATH), reason="kernel without BTF")
