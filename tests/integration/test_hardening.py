@@ -5,13 +5,11 @@ Every test drives real traffic in a throwaway network namespace and runs the
 real probes. See docs/hardening.md.
 """
 import json
-import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path

@@ -5,11 +5,8 @@ no wireguard, macsec or 802.11 modules, and no ESP for xfrm): built here from
 the uapi layouts, checked against pyroute2's/nlbpf's decoders for their names.
 """
 import base64
-import io
 import json
 import struct
-import sys
-from contextlib import redirect_stdout
 
 import pytest
 
@@ -235,8 +232,6 @@ def test_other_traffic_is_untouched():
 def test_pipeline_prints_no_key(capsys):
     """trace --json through the real Pipeline: the message is scrubbed before it is decoded."""
     protocol, data, keys, _ = MESSAGES["wireguard"]()
-    from nlbpf.commands.common import Pipeline
-    from nlbpf.correlate import classify_orphan
 
     pipe = Pipeline(as_json=True)
     pipe.decoder = Decoder(families=GenlFamilies(FAMILIES))
