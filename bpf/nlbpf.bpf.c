@@ -659,7 +659,7 @@ static __always_inline int next_segment(struct walk_state *w)
 static __always_inline int gather_header(struct walk_state *w, struct nl_event *e, u64 avail,
                                          u64 src)
 {
-#if SNAPLEN >= 32 && !defined(MODE_TOP)     /* top's walk is at the verifier's limit */
+#if SNAPLEN >= 32 && !defined(MODE_TOP) && !defined(KERNEL_LAYER)  /* top: verifier limit; kernel layer: skbs are one flat buffer */
     if (w->flat || w->kmem || w->iov_idx >= w->iov_cnt || w->iov_idx >= MAX_IOV)
         return 0;
     u64 iov[2] = {};
@@ -667,8 +667,16 @@ static __always_inline int gather_header(struct walk_state *w, struct nl_event *
     u64 a = avail & (NLMSG_HDRLEN - 1);
     if (iov[1] < NLMSG_HDRLEN - a || w->remaining < NLMSG_HDRLEN - a)
         return 0;
-    bpf_probe_read_user(e->data, a, (void *)src);
-    bpf_probe_read_user(e->data + a, NLMSG_HDRLEN - a, (void *)iov[0]);
+    /* bound each length where it is used: older verifiers (6.1) lose the bound of a
+     * value clang spills to the stack in between */
+    u64 n = a;
+    asm volatile("" : "+r"(n));
+    n &= NLMSG_HDRLEN - 1;
+    bpf_probe_read_user(e->data, n, (void *)src);
+    n = a;
+    asm volatile("" : "+r"(n));
+    n &= NLMSG_HDRLEN - 1;
+    bpf_probe_read_user(e->data + n, NLMSG_HDRLEN - n, (void *)iov[0]);
     return 1;
 #else
     return 0;
