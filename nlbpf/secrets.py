@@ -23,8 +23,10 @@ An NLMSG_ERROR that echoes a whole failed request (no NETLINK_CAP_ACK) is
 walked too: the echo carries the key again. Attribute lengths are bounded by
 their container; an attribute cut short by the snap length has what was
 captured of it overwritten. Generic netlink families are recognised by name
-through the capture's family table (a family unknown to it cannot be told
-apart, see docs/hardening.md).
+through the kernel's own family table when live (never through names learned
+from the traffic, which a process could forge), through the capture's when
+reading a file (a family unknown to it cannot be told apart, see
+docs/hardening.md).
 """
 import struct
 
@@ -222,14 +224,34 @@ def _refresh_live(families):
     return True
 
 
-def scrub_live(msg, families):
-    """scrub_message for the live probes: an unknown generic netlink family id
-    makes the kernel's family table be read again first."""
-    if _show or msg.protocol not in (NETLINK_XFRM, NETLINK_GENERIC):
+_live = []
+
+
+def live_families():
+    """The kernel's own generic netlink family table, read once (then on unknown ids).
+
+    Live captures scrub by this table, never by names learned from the traffic:
+    a process may send a CTRL_CMD_NEWFAMILY of its own making (or, with
+    CAP_NET_ADMIN in its user namespace, have one delivered to a second socket),
+    and must not be able to rename wireguard to keep its keys from being scrubbed.
+    """
+    if not _live:
+        from .decode import GenlFamilies
+        _live.append(GenlFamilies.live())
+    return _live[0]
+
+
+def scrub_live(msg, families=None):
+    """scrub_message for the live probes, by the kernel's family table (`families`,
+    the decoder's, is not used: see live_families); an unknown generic netlink
+    family id makes that table be read again first."""
+    if _show or msg.protocol not in SECRET_PROTOCOLS:
         return msg
+    table = live_families()
     if msg.protocol == NETLINK_GENERIC and len(msg.data) >= 16:
         type_ = msg.nl_type
-        if type_ is not None and type_ > 0x10 and _family_name(families, type_) is None \
-                and hasattr(families, "add"):
-            _refresh_live(families)
-    return scrub_message(msg, families)
+        if type_ == NLMSG_ERROR and len(msg.data) >= 36:
+            type_ = struct.unpack_from("=H", msg.data, 24)[0]     # the echoed request's
+        if type_ is not None and type_ > 0x10 and _family_name(table, type_) is None:
+            _refresh_live(table)
+    return scrub_message(msg, table)

@@ -257,3 +257,23 @@ def test_show_secrets_is_a_capture_option():
     r = CliRunner().invoke(cli, ["trace", "--help"])
     assert "--show-secrets" in r.output
     assert "--buffer-pages" not in r.output        # hidden: for tests
+
+
+def test_a_forged_family_name_cannot_hide_keys(monkeypatch):
+    """A process sends its own CTRL_CMD_NEWFAMILY saying the wireguard id is "foo": live
+    captures scrub by the kernel's family table, not by what the traffic claims."""
+    protocol, data, keys, _ = MESSAGES["wireguard"]()
+    monkeypatch.setattr(secrets, "_live", [GenlFamilies(FAMILIES)])
+    forged = nlmsg(16, bytes((1, 2, 0, 0)) + nla(1, struct.pack("=H", WG)) + nla(2, b"foo\0"),
+                   flags=0)
+    pipe = Pipeline(as_json=True)
+    pipe.decoder = Decoder(families=GenlFamilies(FAMILIES))
+    seen = []
+    pipe.on_message = lambda msg, txn, completed: seen.append(
+        json.dumps(message_record(msg, txn, completed, pipe.decoder, 0)))
+    for direction, raw in ((REQUEST, forged), (REPLY, forged), (REQUEST, data),
+                           (REPLY, error_echo(protocol, data)[1])):
+        pipe.feed(Message(ts_ns=1, pid=1, tid=1, comm="evil", protocol=16, direction=direction,
+                          data=raw, length=len(raw), sock=3))
+    assert pipe.decoder.families.name(WG) == "foo"        # the display table was fooled...
+    assert not leaks("".join(seen), keys)                   # ...the scrubber was not
