@@ -262,6 +262,11 @@ def read_top(capture):
     return rows, types
 
 
+def top_pids(capture):
+    """The processes the kernel keeps top counters for."""
+    return [k.value for k in capture.bpf["top"].keys()]
+
+
 def forget_pids(capture, pids):
     """Drop the kernel's counters of processes that are gone."""
     top = capture.bpf["top"]

@@ -11,7 +11,7 @@ import time
 
 from tabulate import tabulate
 
-from ..capture.loader import TOP_COUNTERS, forget_pids, read_top
+from ..capture.loader import TOP_COUNTERS, forget_pids, read_top, top_pids
 from ..context import container_label, default_context
 from ..decode import decode
 from ..output.records import fmt_us
@@ -231,6 +231,10 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
                 now = time.monotonic()
                 before = lost.reported["lost"]
                 stats = lost.check()
+                # processes already gone before this read have their final counts in it
+                # and are forgotten once it is shown (checked after the read, a process
+                # exiting in between would lose what it did after the read, unseen)
+                gone = [pid for pid in top_pids(capture) if not os.path.exists(f"/proc/{pid}")]
                 data = state.interval(*read_top(capture), where=read_where(capture))
                 span = now - last
                 last = now
@@ -245,7 +249,6 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
                                             by=by))
                     if not tty:
                         write_line("")
-                gone = state.gone()
                 forget_pids(capture, gone)
                 forget_where(capture, gone)
                 shown += 1
