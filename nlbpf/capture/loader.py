@@ -10,9 +10,9 @@ from pathlib import Path
 
 from ..errors import NlbpfError
 from . import environment
-from . import layers
+from . import bootcache, layers
 from .defaults import CAPTURE_DEFAULTS
-from .btf import BTF, BTFError, KERNEL_OFFSETS, probe_offsets
+from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, probe_offsets
 from .records import convert, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
@@ -80,18 +80,34 @@ class Capture:
         bcc = environment.import_bcc()
         environment.kernel_headers()
         environment.require_tracefs()
-        try:
-            btf = BTF.load()
-            offsets = probe_offsets(btf)
-        except BTFError as e:
-            raise NlbpfError(f"cannot read struct offsets from the kernel's BTF: {e}") from None
+        # BTF is parsed only when the offsets are not known from an earlier start since
+        # boot, or when the kernel layer needs it (bootcache.py)
+        btf = None
+        offsets_entry = bootcache.name_for("offsets", PROBE_OFFSETS)
+        offsets = bootcache.get(offsets_entry)
+        if not (isinstance(offsets, dict) and set(offsets) == set(PROBE_OFFSETS)
+                and all(isinstance(v, int) for v in offsets.values())):
+            btf = self._btf()
+            try:
+                offsets = probe_offsets(btf)
+            except BTFError as e:
+                raise NlbpfError(f"cannot read struct offsets from the kernel's BTF: {e}") from None
+            bootcache.put(offsets_entry, offsets)
         self.uses_ringbuf = self._want_ringbuf(bcc)
         reasons = []
         if self.hooks_choice in ("auto", "kernel"):
             for method in layers.kernel_methods(self.kernel_probe):
-                why = layers.kernel_unavailable(bcc, btf, method)
+                # a refusal holds until reboot: the fentry test compiles and loads a program
+                refusal = f"kernel-layer-{method}"
+                why = bootcache.get(refusal)
+                if why is None:
+                    btf = btf or self._btf()
+                    why = layers.kernel_unavailable(bcc, btf, method)
+                    if why is not None:
+                        bootcache.put(refusal, why)
                 if why is None:
                     try:
+                        btf = btf or self._btf()
                         self._load_kernel(bcc, btf, offsets, method)
                         break
                     except NlbpfError as e:
@@ -112,6 +128,13 @@ class Capture:
                 table.open_perf_buffer(self._on_event, page_cnt=self.pages_given or 256,
                                       lost_cb=self._on_lost)
         return self
+
+    @staticmethod
+    def _btf():
+        try:
+            return BTF.load()
+        except BTFError as e:
+            raise NlbpfError(f"cannot read struct offsets from the kernel's BTF: {e}") from None
 
     def _set_cgroup_filter(self):
         """--cgroup/--container: the probes test the task against this cgroup array slot."""
