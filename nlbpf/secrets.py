@@ -18,6 +18,10 @@ as "<redacted N bytes>":
                         NL80211_ATTR_FILS_ERP_RRK; NL80211_KEY_DATA inside
                         NL80211_ATTR_KEY and each of NL80211_ATTR_KEYS;
                         NL80211_REKEY_DATA_KEK/KCK inside NL80211_ATTR_REKEY_DATA
+    genl "ovpn"         OVPN_A_KEYDIR_CIPHER_KEY and OVPN_A_KEYDIR_NONCE_TAIL in both
+                        directions of OVPN_A_KEYCONF
+    genl "SMBD_GENL"    ksmbd's login response from the password hash on, and its
+                        Kerberos (SPNEGO) response from the login's hash on (session key)
 
 An NLMSG_ERROR that echoes a whole failed request (no NETLINK_CAP_ACK) is
 walked too: the echo carries the key again. Attribute lengths are bounded by
@@ -83,6 +87,7 @@ XFRM_HEADERS = {0x10: 224, 0x11: 24, 0x12: 24, 0x13: 168, 0x14: 64, 0x15: 64,
 
 _MACSEC_SA = {4: SECRET, 9: SECRET}                 # MACSEC_SA_ATTR_KEY, _SALT
 _NL80211_KEY = {1: SECRET}                          # NL80211_KEY_DATA
+_OVPN_KEYDIR = {1: SECRET, 2: SECRET}               # OVPN_A_KEYDIR_CIPHER_KEY, _NONCE_TAIL
 GENL_RULES = {
     "wireguard": {3: SECRET,                        # WGDEVICE_A_PRIVATE_KEY
                   8: _Array({2: SECRET})},          # WGDEVICE_A_PEERS / WGPEER_A_PRESHARED_KEY
@@ -97,6 +102,9 @@ GENL_RULES = {
                 252: SECRET,                        # NL80211_ATTR_FILS_ERP_RRK
                 254: SECRET,                        # NL80211_ATTR_PMK
                 277: SECRET},                       # NL80211_ATTR_SAE_PASSWORD
+    "ovpn": {3: {5: _OVPN_KEYDIR, 6: _OVPN_KEYDIR}},  # OVPN_A_KEYCONF: ENCRYPT/DECRYPT_DIR
+    "SMBD_GENL": {5: _Secret(64),                   # KSMBD_EVENT_LOGIN_RESPONSE: hash on
+                  15: _Secret(68)},                 # KSMBD_EVENT_SPNEGO_AUTHEN_RESPONSE
 }
 GENL_HDRLEN = 4
 

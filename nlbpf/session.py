@@ -94,26 +94,32 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
         lost = LostReporter(capture)
         deadline = time.monotonic() + duration if duration else None
         next_tick = time.monotonic() + tick_s
+        closed = None
         with stopper:
             _batching = True
-            while not stopper.stop:
-                for rec in capture.poll(100):
+            try:
+                while not stopper.stop:
+                    for rec in capture.poll(100):
+                        on_record(rec)
+                    flush_output()
+                    now = time.monotonic()
+                    if now >= next_tick:
+                        stats = lost.check()
+                        if on_tick:
+                            on_tick(stats)
+                        next_tick = now + tick_s
+                    if deadline and now >= deadline:
+                        break
+                for rec in capture.drain():
                     on_record(rec)
                 flush_output()
-                now = time.monotonic()
-                if now >= next_tick:
-                    stats = lost.check()
-                    if on_tick:
-                        on_tick(stats)
-                    next_tick = now + tick_s
-                if deadline and now >= deadline:
-                    break
-            for rec in capture.drain():
-                on_record(rec)
-            flush_output()
+            except OutputClosed as e:
+                closed = e      # `nlbpf trace | head`: still say what was seen and lost
         stats = lost.check()
         if on_end:
             on_end(stats)
+        if closed:
+            raise closed
         return stats
     finally:
         _batching = False
@@ -128,7 +134,7 @@ def write_line(text):
         if not _batching:
             sys.stdout.flush()
     except BrokenPipeError:
-        _output_closed()
+        output_closed()
 
 
 def flush_output():
@@ -136,12 +142,19 @@ def flush_output():
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _output_closed()
+        output_closed()
 
 
-def _output_closed():
+def output_closed():
     # stdout is gone: point it at /dev/null so the interpreter's final
     # flush does not raise again, and stop the run.
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    raise NlbpfError("output closed", exit_code=0) from None
+    raise OutputClosed() from None
+
+
+class OutputClosed(NlbpfError):
+    """stdout's reader went away: a clean stop, exit status 0."""
+
+    def __init__(self):
+        super().__init__("output closed", exit_code=0)

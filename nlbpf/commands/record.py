@@ -11,7 +11,7 @@ from ..capfile import CaptureWriter
 from ..errors import NlbpfError
 from ..model import Message
 from ..secrets import SECRET_PROTOCOLS, scrub_live, shown
-from ..session import run, wall_offset_ns
+from ..session import output_closed, run, wall_offset_ns
 from .common import capture_args
 
 
@@ -66,7 +66,7 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, **_):
             try:
                 writer.write(rec)
             except BrokenPipeError:
-                _output_closed()
+                output_closed()
             except OSError as e:
                 raise NlbpfError(f"cannot write {name}: {e.strerror}") from None
 
@@ -74,14 +74,14 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, **_):
             try:
                 out.flush()
             except BrokenPipeError:
-                _output_closed()
+                output_closed()
 
         stats = run(capture_args("trace", filters, snaplen, buffer), on_record,
                     duration=duration, on_tick=on_tick)
         try:
             writer.close(stats)
         except BrokenPipeError:
-            _output_closed()
+            output_closed()
     except NlbpfError as e:
         if created and (writer is None or writer.packets == 0) and e.exit_code:
             out.close()
@@ -106,8 +106,3 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, **_):
               f"classic pcap cannot hold them (nor comm, netns or timing); use pcapng",
               file=sys.stderr, flush=True)
 
-
-def _output_closed():
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    raise NlbpfError("output closed", exit_code=0) from None

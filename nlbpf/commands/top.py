@@ -15,7 +15,7 @@ from ..capture.loader import TOP_COUNTERS, forget_pids, read_top, top_pids
 from ..context import container_label, default_context
 from ..decode import decode
 from ..output.records import fmt_us
-from ..session import Stopper, LostReporter, announce, write_line
+from ..session import LostReporter, OutputClosed, Stopper, announce, write_line
 from ..capture.loader import Capture
 
 LAT_BUCKETS = 128
@@ -223,45 +223,53 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
         started = time.monotonic()
         shown = 0
         with stopper:
-            last = time.monotonic()
-            while not stopper.stop:
-                wake = last + interval
-                while not stopper.stop and time.monotonic() < wake:
-                    time.sleep(min(0.1, max(0.0, wake - time.monotonic())))
-                now = time.monotonic()
-                before = lost.reported["lost"]
-                stats = lost.check()
-                # processes already gone before this read have their final counts in it
-                # and are forgotten once it is shown (checked after the read, a process
-                # exiting in between would lose what it did after the read, unseen)
-                gone = [pid for pid in top_pids(capture) if not os.path.exists(f"/proc/{pid}")]
-                data = state.interval(*read_top(capture), where=read_where(capture))
-                span = now - last
-                last = now
-                if as_json:
-                    write_line(json.dumps({"ts": round(time.time(), 6), "interval_s": round(span, 3),
-                                           "by": by, "lost": stats["lost"] - before,
-                                           "total_lost": stats["lost"], "rows": data}))
-                else:
-                    if tty:
-                        sys.stdout.write("\033[H\033[2J")
-                    write_line(render_table(data, rows, span, stats["lost"] - before, stats["lost"],
-                                            by=by))
-                    if not tty:
-                        write_line("")
-                forget_pids(capture, gone)
-                forget_where(capture, gone)
-                shown += 1
-                if count and shown >= count:
-                    break
-                if duration and now - started >= duration:
-                    break
+            closed = None
+            try:
+                last = time.monotonic()
+                while not stopper.stop:
+                    wake = last + interval
+                    while not stopper.stop and time.monotonic() < wake:
+                        time.sleep(min(0.1, max(0.0, wake - time.monotonic())))
+                    now = time.monotonic()
+                    before = lost.reported["lost"]
+                    stats = lost.check()
+                    # processes already gone before this read have their final counts in it
+                    # and are forgotten once it is shown (checked after the read, a process
+                    # exiting in between would lose what it did after the read, unseen)
+                    gone = [pid for pid in top_pids(capture)
+                            if not os.path.exists(f"/proc/{pid}")]
+                    data = state.interval(*read_top(capture), where=read_where(capture))
+                    span = now - last
+                    last = now
+                    if as_json:
+                        write_line(json.dumps({"ts": round(time.time(), 6),
+                                               "interval_s": round(span, 3), "by": by,
+                                               "lost": stats["lost"] - before,
+                                               "total_lost": stats["lost"], "rows": data}))
+                    else:
+                        if tty:
+                            sys.stdout.write("\033[H\033[2J")
+                        write_line(render_table(data, rows, span, stats["lost"] - before,
+                                                stats["lost"], by=by))
+                        if not tty:
+                            write_line("")
+                    forget_pids(capture, gone)
+                    forget_where(capture, gone)
+                    shown += 1
+                    if count and shown >= count:
+                        break
+                    if duration and now - started >= duration:
+                        break
+            except OutputClosed as e:
+                closed = e      # `nlbpf top --json | head`: the closing line still comes
         stats = lost.check()
         summary = (f"nlbpf: {shown} refreshes, {stats['emitted']} events from the kernel, "
                    f"{stats['lost']} lost")
         if stats.get("walk_truncated"):
             summary += f", {stats['walk_truncated']} calls only partly walked"
         print(summary, file=sys.stderr, flush=True)
+        if closed:
+            raise closed
     finally:
         capture.close()
         stopper.__exit__()

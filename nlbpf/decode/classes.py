@@ -770,14 +770,17 @@ class xfrm_msg(nlmsg):
     addresses = ()
 
     def decode(self):
-        nlmsg.decode(self)
-        for field, fam in self.addresses:
-            if dict.__contains__(self, field):
-                family = self.get(fam)
-                if family not in (2, 10):
-                    # an SA's selector may leave its family to the SA's
-                    family = self.get("family")
-                self[field] = _xaddr(self[field], family)
+        try:
+            nlmsg.decode(self)
+        finally:
+            # a message cut short still shows the addresses it has: as hex, not bytes
+            for field, fam in self.addresses:
+                if dict.__contains__(self, field) and isinstance(self[field], (bytes, bytearray)):
+                    family = self.get(fam)
+                    if family not in (2, 10):
+                        # an SA's selector may leave its family to the SA's
+                        family = self.get("family")
+                    self[field] = _xaddr(self[field], family)
 
 
 def _xfrm_class(name, fields, addresses):

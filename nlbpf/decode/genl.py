@@ -20,6 +20,8 @@ _SOURCES = {
     "wireguard": ("pyroute2.netlink.generic.wireguard", "WG_CMD_", "wgmsg",
                   None),
     "macsec": ("nlbpf.decode.keys", "MACSEC_CMD_", "macsec_msg", None),
+    "ovpn": ("nlbpf.decode.keys", "OVPN_CMD_", "ovpn_msg", None),
+    "SMBD_GENL": ("nlbpf.decode.keys", "KSMBD_EVENT_", "smbd_msg", None),
     "nl80211": ("pyroute2.netlink.nl80211", "NL80211_CMD_", "nl80211cmd",
                 None),
     "devlink": ("pyroute2.netlink.devlink", "DEVLINK_CMD_", "devlinkcmd",

@@ -5,8 +5,9 @@ nlbpf/secrets.py overwrites these bytes before anything is decoded (unless
 a key either, and say how long it was: "<redacted 32 bytes>". With
 --show-secrets they print the key in hex.
 
-Also the generic netlink "macsec" family, which pyroute2 has no class for
-(include/uapi/linux/if_macsec.h), so that its attributes have names.
+Also the generic netlink families pyroute2 has no class for, so that their
+attributes have names: "macsec" (include/uapi/linux/if_macsec.h), "ovpn"
+(include/uapi/linux/ovpn.h) and ksmbd's "SMBD_GENL" (fs/smb/server/ksmbd_netlink.h).
 """
 import struct
 
@@ -86,6 +87,132 @@ def _pn(raw):
     if len(raw) == 8:
         return struct.unpack("=Q", raw)[0]
     return bytes(raw).hex()
+
+
+# -- OpenVPN data channel offload (genl "ovpn") -------------------------------------
+OVPN_CMD_PEER_NEW = 1
+OVPN_CMD_PEER_SET = 2
+OVPN_CMD_PEER_GET = 3
+OVPN_CMD_PEER_DEL = 4
+OVPN_CMD_PEER_DEL_NTF = 5
+OVPN_CMD_KEY_NEW = 6
+OVPN_CMD_KEY_GET = 7
+OVPN_CMD_KEY_SWAP = 8
+OVPN_CMD_KEY_SWAP_NTF = 9
+OVPN_CMD_KEY_DEL = 10
+OVPN_CMD_PEER_FLOAT_NTF = 11
+
+
+class ovpn_msg(genlmsg):
+    prefix = "OVPN_A_"
+    nla_map = (
+        ("OVPN_A_UNSPEC", "none"),
+        ("OVPN_A_IFINDEX", "uint32"),
+        ("OVPN_A_PEER", "peer"),
+        ("OVPN_A_KEYCONF", "keyconf"),
+    )
+
+    class peer(nla):
+        prefix = "OVPN_A_PEER_"
+        nla_map = (
+            ("OVPN_A_PEER_UNSPEC", "none"),
+            ("OVPN_A_PEER_ID", "uint32"),
+            ("OVPN_A_PEER_REMOTE_IPV4", "ip4addr"),
+            ("OVPN_A_PEER_REMOTE_IPV6", "ip6addr"),
+            ("OVPN_A_PEER_REMOTE_IPV6_SCOPE_ID", "uint32"),
+            ("OVPN_A_PEER_REMOTE_PORT", "be16"),
+            ("OVPN_A_PEER_SOCKET", "uint32"),
+            ("OVPN_A_PEER_SOCKET_NETNSID", "int32"),
+            ("OVPN_A_PEER_VPN_IPV4", "ip4addr"),
+            ("OVPN_A_PEER_VPN_IPV6", "ip6addr"),
+            ("OVPN_A_PEER_LOCAL_IPV4", "ip4addr"),
+            ("OVPN_A_PEER_LOCAL_IPV6", "ip6addr"),
+            ("OVPN_A_PEER_LOCAL_PORT", "be16"),
+            ("OVPN_A_PEER_KEEPALIVE_INTERVAL", "uint32"),
+            ("OVPN_A_PEER_KEEPALIVE_TIMEOUT", "uint32"),
+            ("OVPN_A_PEER_DEL_REASON", "uint32"),
+            ("OVPN_A_PEER_VPN_RX_BYTES", "hex"),
+            ("OVPN_A_PEER_VPN_TX_BYTES", "hex"),
+            ("OVPN_A_PEER_VPN_RX_PACKETS", "hex"),
+            ("OVPN_A_PEER_VPN_TX_PACKETS", "hex"),
+            ("OVPN_A_PEER_LINK_RX_BYTES", "hex"),
+            ("OVPN_A_PEER_LINK_TX_BYTES", "hex"),
+            ("OVPN_A_PEER_LINK_RX_PACKETS", "hex"),
+            ("OVPN_A_PEER_LINK_TX_PACKETS", "hex"),
+            ("OVPN_A_PEER_TX_ID", "uint32"),
+        )
+
+    class keyconf(nla):
+        prefix = "OVPN_A_KEYCONF_"
+        nla_map = (
+            ("OVPN_A_KEYCONF_UNSPEC", "none"),
+            ("OVPN_A_KEYCONF_PEER_ID", "uint32"),
+            ("OVPN_A_KEYCONF_SLOT", "uint32"),
+            ("OVPN_A_KEYCONF_KEY_ID", "uint32"),
+            ("OVPN_A_KEYCONF_CIPHER_ALG", "uint32"),
+            ("OVPN_A_KEYCONF_ENCRYPT_DIR", "keydir"),
+            ("OVPN_A_KEYCONF_DECRYPT_DIR", "keydir"),
+        )
+
+        class keydir(nla):
+            prefix = "OVPN_A_KEYDIR_"
+            nla_map = (
+                ("OVPN_A_KEYDIR_UNSPEC", "none"),
+                ("OVPN_A_KEYDIR_CIPHER_KEY", "hex"),
+                ("OVPN_A_KEYDIR_NONCE_TAIL", "hex"),
+            )
+
+
+def _uint(raw):
+    """YNL's variable-size uint (4 or 8 bytes)."""
+    return int.from_bytes(bytes(raw), "little") if len(raw) in (4, 8) else bytes(raw).hex()
+
+
+# -- ksmbd (genl "SMBD_GENL"): one attribute per event, a fixed struct in each ------
+KSMBD_EVENT_HEARTBEAT_REQUEST = 1
+KSMBD_EVENT_STARTING_UP = 2
+KSMBD_EVENT_SHUTTING_DOWN = 3
+KSMBD_EVENT_LOGIN_REQUEST = 4
+KSMBD_EVENT_LOGIN_RESPONSE = 5
+KSMBD_EVENT_SHARE_CONFIG_REQUEST = 6
+KSMBD_EVENT_SHARE_CONFIG_RESPONSE = 7
+KSMBD_EVENT_TREE_CONNECT_REQUEST = 8
+KSMBD_EVENT_TREE_CONNECT_RESPONSE = 9
+KSMBD_EVENT_TREE_DISCONNECT_REQUEST = 10
+KSMBD_EVENT_LOGOUT_REQUEST = 11
+KSMBD_EVENT_RPC_REQUEST = 12
+KSMBD_EVENT_RPC_RESPONSE = 13
+KSMBD_EVENT_SPNEGO_AUTHEN_REQUEST = 14
+KSMBD_EVENT_SPNEGO_AUTHEN_RESPONSE = 15
+KSMBD_EVENT_LOGIN_REQUEST_EXT = 16
+KSMBD_EVENT_LOGIN_RESPONSE_EXT = 17
+# struct ksmbd_login_response: handle, gid, uid, account[48], status, hash_sz, hash[18]
+KSMBD_LOGIN_HASH = 64
+# struct ksmbd_spnego_authen_response: handle, then a login response, then the session key
+KSMBD_SPNEGO_SECRET = 4 + KSMBD_LOGIN_HASH
+
+
+class smbd_msg(genlmsg):
+    prefix = "KSMBD_EVENT_"
+    nla_map = tuple((name, "hex") for name in (
+        "KSMBD_EVENT_UNSPEC", "KSMBD_EVENT_HEARTBEAT_REQUEST", "KSMBD_EVENT_STARTING_UP",
+        "KSMBD_EVENT_SHUTTING_DOWN", "KSMBD_EVENT_LOGIN_REQUEST", "KSMBD_EVENT_LOGIN_RESPONSE",
+        "KSMBD_EVENT_SHARE_CONFIG_REQUEST", "KSMBD_EVENT_SHARE_CONFIG_RESPONSE",
+        "KSMBD_EVENT_TREE_CONNECT_REQUEST", "KSMBD_EVENT_TREE_CONNECT_RESPONSE",
+        "KSMBD_EVENT_TREE_DISCONNECT_REQUEST", "KSMBD_EVENT_LOGOUT_REQUEST",
+        "KSMBD_EVENT_RPC_REQUEST", "KSMBD_EVENT_RPC_RESPONSE",
+        "KSMBD_EVENT_SPNEGO_AUTHEN_REQUEST", "KSMBD_EVENT_SPNEGO_AUTHEN_RESPONSE",
+        "KSMBD_EVENT_LOGIN_REQUEST_EXT", "KSMBD_EVENT_LOGIN_RESPONSE_EXT"))
+
+
+def _ksmbd_after(skip):
+    """A struct whose bytes from `skip` on hold a password hash or session key."""
+    def show(raw):
+        raw = bytes(raw)
+        if len(raw) <= skip:
+            return raw.hex()
+        return {"head": raw[:skip].hex(), "secret": redacted(raw[skip:])}
+    return show
 
 
 # -- nl80211 ---------------------------------------------------------------------
@@ -168,4 +295,11 @@ ATTR_OVERRIDES.update({
     "NL80211_ATTR_KEY": _nl80211_key,
     "NL80211_ATTR_KEYS": _nl80211_keys,
     "NL80211_ATTR_REKEY_DATA": _rekey,
+    "OVPN_A_KEYDIR_CIPHER_KEY": redacted,
+    "OVPN_A_KEYDIR_NONCE_TAIL": redacted,
+    "KSMBD_EVENT_LOGIN_RESPONSE": _ksmbd_after(KSMBD_LOGIN_HASH),
+    "KSMBD_EVENT_SPNEGO_AUTHEN_RESPONSE": _ksmbd_after(KSMBD_SPNEGO_SECRET),
 })
+ATTR_OVERRIDES.update({"OVPN_A_PEER_" + what: _uint for what in (
+    "VPN_RX_BYTES", "VPN_TX_BYTES", "VPN_RX_PACKETS", "VPN_TX_PACKETS",
+    "LINK_RX_BYTES", "LINK_TX_BYTES", "LINK_RX_PACKETS", "LINK_TX_PACKETS")})

@@ -435,7 +435,7 @@ def _genl(d):
 def _cmd(d):
     if d.type_name and "." in d.type_name:
         return d.type_name.split(".", 1)[1]
-    return str(d.cmd)
+    return "?" if d.cmd is None else str(d.cmd)     # cut before the genl header
 
 
 # -- nftables ---------------------------------------------------------------------
@@ -537,7 +537,14 @@ def _sock_diag(d):
 def _lc(name, prefix):
     if isinstance(name, str) and name.startswith(prefix):
         return name[len(prefix):].lower()
-    return name
+    return _q(name)
+
+
+def _q(v):
+    """A field of a message cut short: '?' when missing, hex when still raw."""
+    if v is None:
+        return "?"
+    return bytes(v).hex() if isinstance(v, (bytes, bytearray)) else v
 
 
 def _xfrm(d):
@@ -546,7 +553,7 @@ def _xfrm(d):
     sel = f.get("sel")
     ident = f.get("id")
     if isinstance(ident, dict):          # an SA
-        parts += ["src %s" % f.get("saddr"), "dst %s" % ident.get("daddr"),
+        parts += ["src %s" % _q(f.get("saddr")), "dst %s" % _q(ident.get("daddr")),
                   "proto %s" % _lc(ident.get("proto"), "IPPROTO_"),
                   "spi 0x%08x" % (ident.get("spi") or 0)]
         if f.get("reqid") is not None:
@@ -554,14 +561,14 @@ def _xfrm(d):
         if f.get("mode") is not None:
             parts.append("mode %s" % _lc(f["mode"], "XFRM_MODE_"))
     elif "spi" in f:                     # an SA id
-        parts += ["dst %s" % f.get("daddr"),
+        parts += ["dst %s" % _q(f.get("daddr")),
                   "proto %s" % _lc(f.get("proto"), "IPPROTO_"),
                   "spi 0x%08x" % (f.get("spi") or 0)]
         if a.get("XFRMA_SRCADDR"):
             parts.insert(0, "src %s" % a["XFRMA_SRCADDR"])
     elif isinstance(sel, dict):          # a policy
-        parts += ["src %s/%s" % (sel.get("saddr"), sel.get("prefixlen_s")),
-                  "dst %s/%s" % (sel.get("daddr"), sel.get("prefixlen_d"))]
+        parts += ["src %s/%s" % (_q(sel.get("saddr")), _q(sel.get("prefixlen_s"))),
+                  "dst %s/%s" % (_q(sel.get("daddr")), _q(sel.get("prefixlen_d")))]
         if f.get("dir") is not None:
             parts.append("dir %s" % _lc(f["dir"], "XFRM_POLICY_"))
         if f.get("priority") is not None:
@@ -571,7 +578,7 @@ def _xfrm(d):
         for tmpl in a.get("XFRMA_TMPL") or ():
             if isinstance(tmpl, dict):
                 parts.append("tmpl src %s dst %s proto %s reqid %s mode %s" % (
-                    tmpl.get("saddr"), tmpl.get("daddr"),
+                    _q(tmpl.get("saddr")), _q(tmpl.get("daddr")),
                     _lc(tmpl.get("proto"), "IPPROTO_"), tmpl.get("reqid"),
                     _lc(tmpl.get("mode"), "XFRM_MODE_")))
     for k in ("XFRMA_ALG_CRYPT", "XFRMA_ALG_AUTH", "XFRMA_ALG_AUTH_TRUNC",

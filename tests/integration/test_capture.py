@@ -125,7 +125,10 @@ def test_top_counts_the_requests_a_process_really_made(nlbpf, netns, nlclient):
     intervals = run.records()
     assert intervals and all("rows" in i and "lost" in i for i in intervals)
     rows = [r for i in intervals for r in i["rows"] if r["pid"] == result["pid"]]
-    assert sum(r["requests"] for r in rows) == 250
+    seen = [(i["interval_s"], i["lost"], [(r["pid"], r["comm"], r["requests"], r["msgs_out"],
+                                           r["msgs_in"]) for r in i["rows"]])
+            for i in intervals]
+    assert sum(r["requests"] for r in rows) == 250, (result, seen, run.stderr_lines[-5:])
     assert sum(r["msgs_out"] for r in rows) == 250
     assert sum(r["msgs_in"] for r in rows) == 500        # a reply and an ack each
     assert sum(r["errors"] for r in rows) == 0

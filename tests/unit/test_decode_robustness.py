@@ -383,3 +383,11 @@ def test_mutated_captures_never_raise(item, data):
         buf[i] = data.draw(st.integers(0, 255))
     d = decode(proto, bytes(buf), GenlFamilies())
     check_plain(d)
+
+
+@pytest.mark.parametrize("name,protocol,data", CUT, ids=[a[0] for a in CUT])
+def test_summary_of_a_cut_message_shows_no_python_reprs(name, protocol, data):
+    """A message cut short prints '?' or hex where a field is missing, never b'...'."""
+    for cut in range(16, min(len(data), 1024), 4):
+        line = decode(protocol, data[:cut]).summary() or ""
+        assert "b'" not in line and 'b"' not in line and "bytearray(" not in line, (cut, line)

@@ -16,8 +16,9 @@ from nlbpf.decode import GenlFamilies, decode
 from nlbpf.model import Message, REQUEST, REPLY
 from nlbpf.output.records import Decoder, message_record, transaction_record
 
-WG, MACSEC, NL80211 = 0x20, 0x21, 0x22
-FAMILIES = {WG: "wireguard", MACSEC: "macsec", NL80211: "nl80211"}
+WG, MACSEC, NL80211, OVPN, SMBD = 0x20, 0x21, 0x22, 0x23, 0x24
+FAMILIES = {WG: "wireguard", MACSEC: "macsec", NL80211: "nl80211", OVPN: "ovpn",
+            SMBD: "SMBD_GENL"}
 NLM_F_REQUEST, NLM_F_ACK = 1, 4
 
 
@@ -84,8 +85,27 @@ def xfrm_newsa():
         [enc, auth, aead], None
 
 
+def ovpn_key_new():
+    enc, enc_nonce, dec, dec_nonce = key(0xE1, 32), key(0xE2, 8), key(0xE3, 32), key(0xE4, 8)
+    keyconf = (nla(1, struct.pack("=I", 7)) + nla(2, struct.pack("=I", 0))
+               + nla(3, struct.pack("=I", 1)) + nla(4, struct.pack("=I", 1))
+               + nla(5, nla(1, enc) + nla(2, enc_nonce), nested=True)
+               + nla(6, nla(1, dec) + nla(2, dec_nonce), nested=True))
+    msg = genl(OVPN, 6, [nla(1, struct.pack("=I", 4)), nla(3, keyconf, nested=True)])
+    return 16, msg, [enc, enc_nonce, dec, dec_nonce], None
+
+
+def ksmbd_login_response():
+    pw_hash = key(0xF1, 16) + b"\x2a\x2b"             # NT hash (the struct has room for 18)
+    body = (struct.pack("=III", 9, 1000, 1000) + b"alice".ljust(48, b"\0")
+            + struct.pack("=HH", 1, 16) + pw_hash + bytes(2) + bytes(64))
+    msg = genl(SMBD, 5, [nla(5, body)])
+    return 16, msg, [pw_hash], b"alice"
+
+
 MESSAGES = {"wireguard": wireguard_set_device, "macsec": macsec_add_rxsa,
-            "nl80211": nl80211_new_key, "xfrm": xfrm_newsa}
+            "nl80211": nl80211_new_key, "xfrm": xfrm_newsa, "ovpn": ovpn_key_new,
+            "ksmbd": ksmbd_login_response}
 
 
 def error_echo(protocol, request, errno=22):
@@ -177,6 +197,8 @@ def test_cut_short_by_the_snap_length_still_redacted(family):
     for snap in range(16, len(data), 3):
         cut = data[:snap]
         out = secrets.scrub(protocol, cut, fams)
+        line = decode(protocol, cut, fams).summary() or ""
+        assert "b'" not in line and "None" not in line, (snap, line)     # '?' or hex instead
         for k in keys:
             # no 4-byte run of any key survives
             assert not any(k[i:i + 4] in out for i in range(0, len(k) - 3)), (snap, k)
@@ -277,3 +299,28 @@ def test_a_forged_family_name_cannot_hide_keys(monkeypatch):
                           data=raw, length=len(raw), sock=3))
     assert pipe.decoder.families.name(WG) == "foo"        # the display table was fooled...
     assert not leaks("".join(seen), keys)                   # ...the scrubber was not
+
+
+def test_ksmbd_kerberos_session_key_is_redacted():
+    session_key, pw_hash = key(0xF5, 16), key(0xF6, 18)
+    login = (struct.pack("=III", 9, 1000, 1000) + b"bob".ljust(48, b"\0")
+             + struct.pack("=HH", 1, 18) + pw_hash + bytes(2) + bytes(64))
+    body = struct.pack("=I", 9) + login + struct.pack("=HH", 16, 4) + session_key + b"\x6f\x81"
+    data = genl(SMBD, 15, [nla(15, body)], flags=0)
+    fams = GenlFamilies(FAMILIES)
+    out = secrets.scrub(16, data, fams)
+    assert not leaks(out.hex(), [session_key, pw_hash])
+    assert b"bob" in out
+    d = decode(16, data, fams)
+    text = json.dumps(d.to_json())
+    assert not leaks(text, [session_key, pw_hash]) and "<redacted" in text
+    assert d.type_name == "SMBD_GENL.KSMBD_EVENT_SPNEGO_AUTHEN_RESPONSE"
+
+
+def test_ovpn_attributes_have_names():
+    d = decode(*MESSAGES["ovpn"]()[:2], GenlFamilies(FAMILIES))
+    assert d.type_name == "ovpn.OVPN_CMD_KEY_NEW"
+    conf = d.attrs["OVPN_A_KEYCONF"]
+    assert conf["OVPN_A_KEYCONF_PEER_ID"] == 7
+    assert conf["OVPN_A_KEYCONF_ENCRYPT_DIR"]["OVPN_A_KEYDIR_CIPHER_KEY"] == "<redacted 32 bytes>"
+    assert conf["OVPN_A_KEYCONF_DECRYPT_DIR"]["OVPN_A_KEYDIR_NONCE_TAIL"] == "<redacted 8 bytes>"
