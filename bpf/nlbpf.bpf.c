@@ -44,7 +44,7 @@
 /* steps per walk() run, re-entered by tail call; top's accounting makes each
  * step costlier to verify, so it takes smaller chunks */
 #ifdef MODE_TOP
-#define WALK_CHUNK 16
+#define WALK_CHUNK 8
 #else
 #define WALK_CHUNK 48
 #endif
@@ -761,6 +761,96 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
 }
 
 
+/* headers walked after the full messages: a 32 KB dump chunk of small routes is
+ * ~630 messages; trace emits an event per header, which costs the verifier more */
+#ifdef MODE_TRACE
+#define WALK_HDRS 256
+#else
+#define WALK_HDRS 1024
+#endif
+
+/* Headers-only pass over what the full walk left of the current buffer
+ * segment: every message still counts (dump parts, trace lines with the
+ * header), without the payload. Counters stay in registers and reach the
+ * maps once: the verifier walks this loop WALK_HDRS times. Returns 1 when
+ * it stopped at that cap with messages left. */
+static __always_inline int walk_headers(void *ctx, struct walk_state *w, struct nl_event *e)
+{
+    u64 parts = 0, bytes = 0;
+    u8 intr = 0;
+    int final = 0, i = 0;
+    int recv = w->c.dir == DIR_RECV && !w->groups;
+    /* replies in one skb answer one request: its seq, read once */
+    u32 seq0 = 0;
+    read_buf(w, &seq0, sizeof(seq0), w->base + w->off + 8);
+    /* few branches per iteration: 6.1's verifier gives up past 8192 pending ones */
+#pragma clang loop unroll(disable)
+    for (i = 0; i < WALK_HDRS; i++) {
+        if (w->off + NLMSG_HDRLEN > w->seg_len)
+            break;
+        u32 hdr[4] = {};
+        read_buf(w, hdr, sizeof(hdr), w->base + w->off);
+        u64 len = hdr[0];
+        if (len < NLMSG_HDRLEN)
+            break;
+        u16 type = hdr[1] & 0xffff;
+        if (recv && (type <= NLMSG_DONE || hdr[2] != seq0)) {
+            final = type == NLMSG_DONE || type == NLMSG_ERROR;
+            break;              /* the final reply (handled in full below), or another request's */
+        }
+        parts++;
+        bytes += len;
+        intr |= (hdr[1] >> 16) & NLM_F_DUMP_INTR;
+#ifdef MODE_TRACE
+        e->nl_len = len;
+        e->nl_type = type;
+        e->nl_flags = hdr[1] >> 16;
+        e->nl_seq = hdr[2];
+        e->flags = w->eflags;
+        __builtin_memcpy(e->data, hdr, sizeof(hdr));
+        e->cap_len = NLMSG_HDRLEN;
+        emit(ctx, e, NL_EVENT_HDR + NLMSG_HDRLEN);
+#endif
+        w->off += (len + 3) & ~3ULL;
+    }
+    int cut = i == WALK_HDRS && w->off + NLMSG_HDRLEN <= w->seg_len;
+#ifdef MODE_TOP
+    /* looked up again: the verifier loses the null check of `t` across the loop */
+    u32 pid = w->c.pid;
+    struct top_val *tt = top.lookup(&pid);
+    if (tt) {
+        if (w->c.dir == DIR_SEND) {
+            __sync_fetch_and_add(&tt->msgs_out, parts);
+            __sync_fetch_and_add(&tt->bytes_out, bytes);
+        } else {
+            __sync_fetch_and_add(&tt->msgs_in, parts);
+            __sync_fetch_and_add(&tt->bytes_in, bytes);
+        }
+    }
+#endif
+    if (recv && parts) {
+        struct pend_key k = {.sk = w->c.sk, .seq = seq0};
+        struct pend_val *p = pending.lookup(&k);
+        if (p) {
+            p->parts += parts;
+            p->bytes += bytes;
+            if (intr)
+                p->intr = 1;
+        }
+    } else if (!recv && parts && w->c.dir == DIR_SEND) {
+        stat_inc(ST_TRUNC_WALK);        /* requests past KWALK_FULL are not paired */
+    }
+    if (final) {
+        struct top_val *t = 0;
+#ifdef MODE_TOP
+        t = tt;         /* not carried across the loop: it would multiply verifier states */
+#endif
+        walk_step(ctx, w, e, t);
+    }
+    return cut;
+}
+
+
 /* ------------------------------------------------ extack and lock waits */
 
 /* The kernel's error text, even for sockets that did not ask for extended acks. */
@@ -857,6 +947,12 @@ int walk(void *ctx)
         if (!more)
             break;
     }
+#ifdef MODE_TOP
+    /* top only counts: a received dump chunk (hundreds of small messages) goes
+     * header by header, many more per tail call than full steps */
+    if (more && w->c.dir == DIR_RECV && !w->skip && w->off + NLMSG_HDRLEN <= w->seg_len)
+        walk_headers(ctx, w, e);
+#endif
     if (more) {
         if (w->tail < MAX_TAIL) {
             w->tail++;
@@ -1046,13 +1142,6 @@ TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_call(args, args->ret
 #else
 #define KWALK_FULL 16
 #endif
-/* headers walked after the full messages: a 32 KB dump chunk of small routes is
- * ~630 messages; trace emits an event per header, which costs the verifier more */
-#ifdef MODE_TRACE
-#define KWALK_HDRS 256
-#else
-#define KWALK_HDRS 1024
-#endif
 #define MARK_HANDLER 1
 #define MARK_DUMP 2
 
@@ -1101,86 +1190,6 @@ static __always_inline u32 nlh_seq(u64 nlh)
     return seq;
 }
 
-/* Headers-only pass over what the full walk left: every message still
- * counts (dump parts, trace lines with the header), without the payload.
- * Counters stay in registers and reach the maps once: the verifier walks
- * this loop KWALK_HDRS times. */
-static __always_inline void kwalk_rest(void *ctx, struct walk_state *w, struct nl_event *e)
-{
-    u64 parts = 0, bytes = 0;
-    u8 intr = 0;
-    int final = 0, i = 0;
-    int recv = w->c.dir == DIR_RECV && !w->groups;
-    /* replies in one skb answer one request: its seq, read once */
-    u32 seq0 = 0;
-    bpf_probe_read_kernel(&seq0, sizeof(seq0), (void *)(w->base + w->off + 8));
-    /* few branches per iteration: 6.1's verifier gives up past 8192 pending ones */
-#pragma clang loop unroll(disable)
-    for (i = 0; i < KWALK_HDRS; i++) {
-        if (w->off + NLMSG_HDRLEN > w->seg_len)
-            break;
-        u32 hdr[4] = {};
-        bpf_probe_read_kernel(hdr, sizeof(hdr), (void *)(w->base + w->off));
-        u64 len = hdr[0];
-        if (len < NLMSG_HDRLEN)
-            break;
-        u16 type = hdr[1] & 0xffff;
-        if (recv && (type <= NLMSG_DONE || hdr[2] != seq0)) {
-            final = type == NLMSG_DONE || type == NLMSG_ERROR;
-            break;              /* the final reply (handled in full below), or another request's */
-        }
-        parts++;
-        bytes += len;
-        intr |= (hdr[1] >> 16) & NLM_F_DUMP_INTR;
-#ifdef MODE_TRACE
-        e->nl_len = len;
-        e->nl_type = type;
-        e->nl_flags = hdr[1] >> 16;
-        e->nl_seq = hdr[2];
-        e->flags = w->eflags;
-        __builtin_memcpy(e->data, hdr, sizeof(hdr));
-        e->cap_len = NLMSG_HDRLEN;
-        emit(ctx, e, NL_EVENT_HDR + NLMSG_HDRLEN);
-#endif
-        w->off += (len + 3) & ~3ULL;
-    }
-    if (i == KWALK_HDRS && w->off + NLMSG_HDRLEN <= w->seg_len)
-        stat_inc(ST_TRUNC_WALK);        /* more messages than the probe walks */
-#ifdef MODE_TOP
-    /* looked up again: the verifier loses the null check of `t` across the loop */
-    u32 pid = w->c.pid;
-    struct top_val *tt = top.lookup(&pid);
-    if (tt) {
-        if (w->c.dir == DIR_SEND) {
-            __sync_fetch_and_add(&tt->msgs_out, parts);
-            __sync_fetch_and_add(&tt->bytes_out, bytes);
-        } else {
-            __sync_fetch_and_add(&tt->msgs_in, parts);
-            __sync_fetch_and_add(&tt->bytes_in, bytes);
-        }
-    }
-#endif
-    if (recv && parts) {
-        struct pend_key k = {.sk = w->c.sk, .seq = seq0};
-        struct pend_val *p = pending.lookup(&k);
-        if (p) {
-            p->parts += parts;
-            p->bytes += bytes;
-            if (intr)
-                p->intr = 1;
-        }
-    } else if (!recv && parts && w->c.dir == DIR_SEND) {
-        stat_inc(ST_TRUNC_WALK);        /* requests past KWALK_FULL are not paired */
-    }
-    if (final) {
-        struct top_val *t = 0;
-#ifdef MODE_TOP
-        t = tt;         /* not carried across the loop: it would multiply verifier states */
-#endif
-        walk_step(ctx, w, e, t);
-    }
-}
-
 /* Walk the netlink messages in an skb seen on socket sk. */
 static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups, u8 eflags)
 {
@@ -1225,8 +1234,8 @@ static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups,
         if (!more)
             break;
     }
-    if (more)
-        kwalk_rest(ctx, w, e);
+    if (more && walk_headers(ctx, w, e))
+        stat_inc(ST_TRUNC_WALK);        /* more messages than the probe walks */
     return 0;
 }
 

@@ -76,7 +76,8 @@ run_pytest() {   # $1 = result dir; env decides the hook layer
     cd "$src" || return 1
     local cmd=(timeout -k 10 "$LAYER_TIMEOUT" python -m pytest -m root tests/integration
                -p no:cacheprovider -rfEs --junitxml="$1/junit.xml"
-               -o junit_suite_name="nlbpf-$(basename "$1")" "${PYTEST_ARGS[@]}")
+               -o junit_suite_name="nlbpf-$(basename "$1")" -o junit_logging=system-out
+               "${PYTEST_ARGS[@]}")
     echo "+ ${cmd[*]@Q}" >"$1/pytest.log"
     if [ "$VERBOSE" = 1 ]; then
         "${cmd[@]}" 2>&1 | tee -a "$1/pytest.log"

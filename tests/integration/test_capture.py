@@ -137,6 +137,20 @@ def test_top_counts_the_requests_a_process_really_made(nlbpf, netns, nlclient):
     assert sum(i["lost"] for i in intervals) == 0
 
 
+def test_top_counts_every_part_of_a_big_dump(nlbpf, netns, nlclient):
+    """A 32 KB dump chunk of small routes holds ~600 messages: every one counts."""
+    n = 5000
+    netns.batch([f"route add blackhole 10.9.{i // 250}.{i % 250}/32" for i in range(n)])
+    run = nlbpf("top", "--json", "-i", "1")
+    result = nlclient(netns, "dumproutes", 1)
+    time.sleep(1.5)
+    run.stop(settle=0)
+    rows = [r for i in run.records() for r in i["rows"] if r["pid"] == result["pid"]]
+    assert sum(r["dumps"] for r in rows) == 1
+    assert sum(r["msgs_in"] for r in rows) == result["parts"][0] + 1 >= n + 1   # and NLMSG_DONE
+    assert "partly walked" not in "".join(run.stderr_lines)
+
+
 def test_interrupted_dump_is_flagged(nlbpf, netns, nlclient):
     netns.batch([f"link add br{i} type bridge" for i in range(300)])
     run = nlbpf("errors", "--json")
