@@ -44,7 +44,7 @@
 /* steps per walk() run, re-entered by tail call; top's accounting makes each
  * step costlier to verify, so it takes smaller chunks */
 #ifdef MODE_TOP
-#define WALK_CHUNK 8
+#define WALK_CHUNK 16
 #else
 #define WALK_CHUNK 48
 #endif
@@ -77,7 +77,7 @@ BPF_PERF_OUTPUT(events);
 
 BPF_PERCPU_ARRAY(stats, u64, ST_NR);
 BPF_PERCPU_ARRAY(scratch, struct nl_event, 1);
-BPF_PROG_ARRAY(progs, 1);
+BPF_PROG_ARRAY(progs, 2);        /* 0: walk, 1: walk_hdrs (top) */
 
 /* A netlink call in flight on one thread. */
 struct call {
@@ -768,13 +768,20 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
 #else
 #define WALK_HDRS 1024
 #endif
+/* which memory is fixed per layer: no branch per header for the verifier */
+#ifdef KERNEL_LAYER
+#define read_hdr(dst, n, src) bpf_probe_read_kernel(dst, n, (void *)(src))
+#else
+#define read_hdr(dst, n, src) bpf_probe_read_user(dst, n, (void *)(src))
+#endif
 
 /* Headers-only pass over what the full walk left of the current buffer
  * segment: every message still counts (dump parts, trace lines with the
  * header), without the payload. Counters stay in registers and reach the
- * maps once: the verifier walks this loop WALK_HDRS times. Returns 1 when
- * it stopped at that cap with messages left. */
-static __always_inline int walk_headers(void *ctx, struct walk_state *w, struct nl_event *e)
+ * maps once: the verifier walks this loop WALK_HDRS times. count_cut: the
+ * caller cannot come back for the rest, so stopping at the cap is counted. */
+static __always_inline void walk_headers(void *ctx, struct walk_state *w, struct nl_event *e,
+                                         int count_cut)
 {
     u64 parts = 0, bytes = 0;
     u8 intr = 0;
@@ -782,14 +789,14 @@ static __always_inline int walk_headers(void *ctx, struct walk_state *w, struct 
     int recv = w->c.dir == DIR_RECV && !w->groups;
     /* replies in one skb answer one request: its seq, read once */
     u32 seq0 = 0;
-    read_buf(w, &seq0, sizeof(seq0), w->base + w->off + 8);
+    read_hdr(&seq0, sizeof(seq0), w->base + w->off + 8);
     /* few branches per iteration: 6.1's verifier gives up past 8192 pending ones */
 #pragma clang loop unroll(disable)
     for (i = 0; i < WALK_HDRS; i++) {
         if (w->off + NLMSG_HDRLEN > w->seg_len)
             break;
         u32 hdr[4] = {};
-        read_buf(w, hdr, sizeof(hdr), w->base + w->off);
+        read_hdr(hdr, sizeof(hdr), w->base + w->off);
         u64 len = hdr[0];
         if (len < NLMSG_HDRLEN)
             break;
@@ -813,7 +820,8 @@ static __always_inline int walk_headers(void *ctx, struct walk_state *w, struct 
 #endif
         w->off += (len + 3) & ~3ULL;
     }
-    int cut = i == WALK_HDRS && w->off + NLMSG_HDRLEN <= w->seg_len;
+    if (count_cut && i == WALK_HDRS && w->off + NLMSG_HDRLEN <= w->seg_len)
+        stat_inc(ST_TRUNC_WALK);        /* more messages than the probe walks */
 #ifdef MODE_TOP
     /* looked up again: the verifier loses the null check of `t` across the loop */
     u32 pid = w->c.pid;
@@ -847,7 +855,6 @@ static __always_inline int walk_headers(void *ctx, struct walk_state *w, struct 
 #endif
         walk_step(ctx, w, e, t);
     }
-    return cut;
 }
 
 
@@ -949,9 +956,12 @@ int walk(void *ctx)
     }
 #ifdef MODE_TOP
     /* top only counts: a received dump chunk (hundreds of small messages) goes
-     * header by header, many more per tail call than full steps */
-    if (more && w->c.dir == DIR_RECV && !w->skip && w->off + NLMSG_HDRLEN <= w->seg_len)
-        walk_headers(ctx, w, e);
+     * on header by header in walk_hdrs, many more per tail call than full steps */
+    if (more && w->c.dir == DIR_RECV && !w->skip && w->off + NLMSG_HDRLEN <= w->seg_len
+        && w->tail < MAX_TAIL) {
+        w->tail++;
+        progs.call(ctx, 1);
+    }
 #endif
     if (more) {
         if (w->tail < MAX_TAIL) {
@@ -963,6 +973,25 @@ int walk(void *ctx)
     }
     return 0;
 }
+
+#ifdef MODE_TOP
+/* A separate program: with the full steps in one, 6.1's verifier gives up. */
+int walk_hdrs(void *ctx)
+{
+    u32 zero = 0;
+    struct walk_state *w = walkst.lookup(&zero);
+    struct nl_event *e = scratch.lookup(&zero);
+    if (!w || !e)
+        return 0;
+    walk_headers(ctx, w, e, 0);
+    if (w->tail < MAX_TAIL) {
+        w->tail++;
+        progs.call(ctx, 0);     /* back for the rest: the final reply, other segments */
+    }
+    stat_inc(ST_TRUNC_WALK);
+    return 0;
+}
+#endif
 
 /* Common exit: take the call, report failures, start the walk. */
 static __always_inline int exit_call(void *ctx, long ret)
@@ -1234,8 +1263,8 @@ static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups,
         if (!more)
             break;
     }
-    if (more && walk_headers(ctx, w, e))
-        stat_inc(ST_TRUNC_WALK);        /* more messages than the probe walks */
+    if (more)
+        walk_headers(ctx, w, e, 1);
     return 0;
 }
 

@@ -165,6 +165,9 @@ class Capture:
         try:
             walk = self.bpf.load_func("walk", bcc.BPF.TRACEPOINT)
             self.bpf["progs"][ct.c_int(0)] = ct.c_int(walk.fd)
+            if self.mode == "top":
+                hdrs = self.bpf.load_func("walk_hdrs", bcc.BPF.TRACEPOINT)
+                self.bpf["progs"][ct.c_int(1)] = ct.c_int(hdrs.fd)
         except Exception as e:
             self.close()
             raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
