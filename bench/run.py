@@ -107,10 +107,12 @@ def busy_fraction(seconds=0.5):
 
 def foreign_tracing_progs():
     """Tracing BPF programs loaded on this machine (someone else's tracer: it would slow every
-    configuration, bare included)."""
+    configuration, bare included). Programs no process holds are left out: those of the
+    tracer this script just stopped, still being freed, are not someone else's load."""
     try:
         out = sh("bpftool", "prog", "show", "-j", check=False).stdout
-        return [p for p in json.loads(out or "[]") if p.get("type") in TRACING_PROG_TYPES]
+        return [p for p in json.loads(out or "[]")
+                if p.get("type") in TRACING_PROG_TYPES and p.get("pids")]
     except (OSError, ValueError):
         return []
 
