@@ -14,6 +14,9 @@ import pytest
 
 from conftest import nlbpf_cmd
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from nlfixtures import answered_requests  # noqa: E402
+
 TIMEOUT = 120
 
 
@@ -57,16 +60,20 @@ def first(field):
     return field.split(",")[0] if field else ""
 
 
-@pytest.mark.skipif(not shutil.which("tshark"), reason="tshark (Wireshark) is not installed")
-def test_wireshark_dissects_what_nlbpf_recorded(nlbpf, netns, workdir):
+def record_route_workload(nlbpf, netns, path):
+    """`nlbpf record` of route_workload into path, readable by anyone."""
     setup_link(netns)
-    path = workdir / "route.pcapng"
     run = nlbpf("record", "-w", str(path), "--netns", netns.name)
     route_workload(netns)
     run.stop()
     assert run.proc.returncode == 0, run.stderr
     assert run.lost() == 0
     path.chmod(0o644)
+    return path
+
+@pytest.mark.skipif(not shutil.which("tshark"), reason="tshark (Wireshark) is not installed")
+def test_wireshark_dissects_what_nlbpf_recorded(nlbpf, netns, workdir):
+    path = record_route_workload(nlbpf, netns, workdir / "route.pcapng")
 
     recs, _ = read(path)
     ours = [r for r in recs if r["comm"] == "ip"]
@@ -214,12 +221,7 @@ def test_offline_top_adds_up_to_the_live_intervals(nlbpf, netns, nlclient, workd
 
 
 def test_reading_needs_no_root_and_loads_no_bcc(nlbpf, netns, workdir):
-    setup_link(netns)
-    path = workdir / "r.pcapng"
-    run = nlbpf("record", "-w", str(path), "--netns", netns.name)
-    route_workload(netns)
-    run.stop()
-    path.chmod(0o644)
+    path = record_route_workload(nlbpf, netns, workdir / "r.pcapng")
     probe = ("import sys\nfrom nlbpf import cli\ntry:\n    cli.main(sys.argv[1:])\n"
              "except SystemExit as e:\n    print('exit', e.code, 'bcc' in sys.modules, file=sys.stderr)\n")
     for view in ("trace", "errors", "slow", "top"):
@@ -232,22 +234,8 @@ def test_reading_needs_no_root_and_loads_no_bcc(nlbpf, netns, workdir):
 
 
 def pairs(path):
-    """(request type, flags, seq, final type, errno, parts) per answered request of `ip`."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from nlbpf.capfile import CaptureFile
-    from nlbpf.correlate import Correlator
-    from nlbpf.model import Message
-    cap = CaptureFile.open(str(path))
-    corr = Correlator()
-    out = []
-    for rec in cap.records():
-        if isinstance(rec, Message):
-            txn, done = corr.feed(rec)
-            if done and rec.comm in ("ip", "?"):
-                out.append((txn.request.nl_type, txn.request.nl_flags, txn.request.seq,
-                            txn.final.nl_type, txn.errno, txn.parts))
-    cap.close()
-    return out
+    """Answered requests of `ip` ("?": an nlmon capture has no process names)."""
+    return answered_requests(path, comms=("ip", "?"))
 
 
 def test_nlmon_capture_pairs_like_nlbpfs_own(nlbpf, netns, workdir):

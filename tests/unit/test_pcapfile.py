@@ -21,6 +21,9 @@ from nlbpf.filters import Filters
 from nlbpf.model import Message, SyscallError, REQUEST, REPLY, NOTIFY
 from nlbpf.pcapfile import PcapError, Reader
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from nlfixtures import answered_requests  # noqa: E402
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pcap"
 NLBPF = [sys.executable, "-m", "nlbpf.cli"]
 OFFSET = 1_700_000_000_000_000_000
@@ -329,19 +332,8 @@ def fixture(name):
 
 
 def pairs(path):
-    """(request type, flags, seq, final type, errno) per answered request, in order."""
-    from nlbpf.correlate import Correlator
-    cap = CaptureFile.open(str(path))
-    corr = Correlator()
-    out = []
-    for rec in cap.records():
-        if isinstance(rec, Message):
-            txn, done = corr.feed(rec)
-            if done:
-                out.append((txn.request.nl_type, txn.request.nl_flags, txn.request.seq,
-                            txn.final.nl_type, txn.errno, txn.parts))
-    cap.close()
-    return out
+    """(request type, flags, seq, final type, errno, parts) per answered request, in order."""
+    return answered_requests(path)
 
 
 def test_nlmon_fixture_has_the_same_pairs_as_nlbpfs_own_capture():
