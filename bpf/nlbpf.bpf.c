@@ -92,7 +92,7 @@ struct call {
     u8 proto;
     u8 syscall;
     u8 dir;
-    u8 pad;
+    u8 live;                    /* task storage: the slot holds a call in flight */
     char comm[16];
     /* lock contention seen while this call ran */
     u64 lock_wait;
@@ -104,7 +104,52 @@ struct call {
     char holder_comm[16];
     char cur_holder_comm[16];
 };
-BPF_HASH(calls, u32, struct call, 10240);
+#ifdef USE_TASK_STORAGE
+/* The call in flight lives with its thread: a task-storage lookup costs a few ns
+ * where a hash keyed by tid costs ~30 per update, lookup or delete (bench/). */
+BPF_TASK_STORAGE(calls, struct call);
+#else
+BPF_HASH(calls, u32, struct call, 10240);   /* kernels without task storage here */
+#endif
+
+/* This thread's call in flight, or 0. */
+static __always_inline struct call *call_get(void)
+{
+#ifdef USE_TASK_STORAGE
+    struct call *c = calls.task_storage_get(bpf_get_current_task_btf(), 0, 0);
+    return c && c->live ? c : 0;
+#else
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    return calls.lookup(&tid);
+#endif
+}
+
+/* Start this thread's call (replacing any left over). */
+static __always_inline void call_put(struct call *c)
+{
+#ifdef USE_TASK_STORAGE
+    struct call *slot = calls.task_storage_get(bpf_get_current_task_btf(), 0,
+                                               BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (!slot)
+        return;
+    __builtin_memcpy(slot, c, sizeof(*slot));
+    slot->live = 1;
+#else
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    calls.update(&tid, c);
+#endif
+}
+
+/* This thread's call is over. */
+static __always_inline void call_end(struct call *c)
+{
+#ifdef USE_TASK_STORAGE
+    c->live = 0;
+#else
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    calls.delete(&tid);
+#endif
+}
 
 /* Walk state of the syscall being processed on this CPU. */
 struct walk_state {
@@ -118,6 +163,7 @@ struct walk_state {
     u64 seg_len;
     u64 off;
     u64 skip;                   /* bytes of a straddling message still to skip */
+    u64 msg_src;                /* the current message, when its payload is not read yet */
     u64 mmsg_ptr;
     u32 mmsg_idx;
     u32 mmsg_cnt;
@@ -296,8 +342,12 @@ static __always_inline int fill_call(struct call *c, u64 sk, u8 proto, u32 netns
     c->pid = pid;
     c->cgroup = bpf_get_current_cgroup_id();
 #ifdef MODE_TOP
-    struct top_where where = {.cgroup = c->cgroup, .netns = netns};
-    top_ctx.update(&pid, &where);
+    /* written only when it changes: a lookup is cheaper than an update per call */
+    struct top_where *was = top_ctx.lookup(&pid);
+    if (!was || was->cgroup != c->cgroup || was->netns != netns) {
+        struct top_where where = {.cgroup = c->cgroup, .netns = netns};
+        top_ctx.update(&pid, &where);
+    }
 #endif
     return 1;
 }
@@ -321,8 +371,7 @@ static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u
     c.arg_ptr = arg_ptr;
     c.arg_len = arg_len;
     c.addr_ptr = addr_ptr;
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    calls.update(&tid, &c);
+    call_put(&c);
     return 0;
 }
 
@@ -429,6 +478,35 @@ static __always_inline void top_count_type(struct walk_state *w, u16 type)
 #endif
 
 /* ------------------------------------------------------ per-message logic */
+
+/* Payloads read only for messages handed over: top hands over none; errors and
+ * slow, of the replies, only the final ones that failed or took long. A reply's
+ * first 20 bytes (header and NLMSG_ERROR status) are always read. */
+#if defined(MODE_ERRORS) || defined(MODE_SLOW)
+#define LAZY_PAYLOAD(w) ((w)->c.dir == DIR_RECV)
+#else
+#define LAZY_PAYLOAD(w) 0
+#endif
+#define STATUS_END 20
+
+static __always_inline long read_buf(struct walk_state *w, void *dst, u64 n, u64 src);
+
+#if defined(MODE_ERRORS) || defined(MODE_SLOW)
+/* The rest of a message whose payload walk_step left unread. */
+static __always_inline void read_payload(struct walk_state *w, struct nl_event *e)
+{
+    if (!w->msg_src)
+        return;
+    u64 cap = e->cap_len;
+    if (cap > SNAPLEN)
+        cap = SNAPLEN;
+    asm volatile("" : "+r"(cap));
+    if (cap > SNAPLEN)
+        cap = SNAPLEN;
+    read_buf(w, e->data, cap, w->msg_src);
+    w->msg_src = 0;
+}
+#endif
 
 static __always_inline void on_request(void *ctx, struct walk_state *w, struct nl_event *e,
                                        struct top_val *t)
@@ -600,6 +678,7 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
         if (p->req_size)
             emit(ctx, &p->req, p->req_size);
 #endif
+        read_payload(w, e);
         emit_event(ctx, e);
     }
 #endif
@@ -731,10 +810,21 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
     asm volatile("" : "+r"(cap));
     if (cap > SNAPLEN)
         cap = SNAPLEN;
+    w->msg_src = 0;
     if (gathered && msg_len >= NLMSG_HDRLEN)
         cap = NLMSG_HDRLEN;     /* the header, whole, is in e->data already */
+#ifdef MODE_TOP
+    /* top only counts: header and status, a constant read (what a short message
+     * leaves past its end in data[] is never looked at: cap_len says so) */
     else
+        read_buf(w, e->data, STATUS_END, src);
+#else
+    else if (LAZY_PAYLOAD(w) && cap > STATUS_END && msg_len >= NLMSG_HDRLEN) {
+        read_buf(w, e->data, STATUS_END, src);
+        w->msg_src = src;
+    } else
         read_buf(w, e->data, cap, src);
+#endif
     e->cap_len = cap;
 
     if ((avail < NLMSG_HDRLEN && !gathered) || msg_len < NLMSG_HDRLEN) {
@@ -864,7 +954,7 @@ static __always_inline void walk_headers(void *ctx, struct walk_state *w, struct
 static __always_inline int on_extack_text(void *ctx, const void *text)
 {
     u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct call *c = calls.lookup(&tid);
+    struct call *c = call_get();
     if (!c)
         return 0;
     u32 zero = 0;
@@ -891,8 +981,7 @@ static __always_inline int on_extack_text(void *ctx, const void *text)
 /* Time a netlink call spends waiting for kernel locks, and who held the mutex. */
 static __always_inline int on_contention_begin(u64 lock_addr, u32 flags)
 {
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct call *c = calls.lookup(&tid);
+    struct call *c = call_get();
     if (!c || c->lock_begin)
         return 0;               /* nested or repeated begin: keep the first */
     c->lock_begin = bpf_ktime_get_ns();
@@ -910,8 +999,7 @@ static __always_inline int on_contention_begin(u64 lock_addr, u32 flags)
 
 static __always_inline int on_contention_end(u64 lock_addr)
 {
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct call *c = calls.lookup(&tid);
+    struct call *c = call_get();
     if (!c || !c->lock_begin || c->lock_addr != lock_addr)
         return 0;
     u64 wait = bpf_ktime_get_ns() - c->lock_begin;
@@ -996,19 +1084,18 @@ int walk_hdrs(void *ctx)
 /* Common exit: take the call, report failures, start the walk. */
 static __always_inline int exit_call(void *ctx, long ret)
 {
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct call *c = calls.lookup(&tid);
+    struct call *c = call_get();
     if (!c)
         return 0;
     u32 zero = 0;
     struct walk_state *w = walkst.lookup(&zero);
     struct nl_event *e = scratch.lookup(&zero);
     if (!w || !e) {
-        calls.delete(&tid);
+        call_end(c);
         return 0;
     }
     __builtin_memcpy(&w->c, c, sizeof(struct call));
-    calls.delete(&tid);
+    call_end(c);
     w->now = bpf_ktime_get_ns();
     w->ret = ret;
     w->groups = 0;
@@ -1288,8 +1375,7 @@ static __always_inline int on_sendskb(void *ctx, u64 sk, u64 skb)
 
 static __always_inline int on_broadcast(void *ctx, u64 ssk, u64 skb, u32 group)
 {
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct call *c = calls.lookup(&tid);
+    struct call *c = call_get();
     u8 eflags = (c && c->arg_ptr == MARK_HANDLER) ? EVF_IN_HANDLER : 0;
     return kwalk(ctx, ssk, skb, DIR_RECV, group ? group : 0xffffffff, eflags);
 }
@@ -1309,8 +1395,7 @@ static __always_inline int on_handler_enter(u64 skb, u64 nlh)
     c.syscall = SC_KERNEL;
     c.arg_ptr = MARK_HANDLER;
     c.arg_len = nlh_seq(nlh);
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    calls.update(&tid, &c);
+    call_put(&c);
     return 0;
 }
 
@@ -1337,12 +1422,11 @@ static __always_inline void charge(struct call *c, u64 sk, u32 seq, u64 dur, int
 
 static __always_inline int on_handler_exit(void)
 {
-    u32 tid = (u32)bpf_get_current_pid_tgid();
-    struct call *c = calls.lookup(&tid);
+    struct call *c = call_get();
     if (!c || c->arg_ptr != MARK_HANDLER)
         return 0;
     charge(c, c->sk, (u32)c->arg_len, bpf_ktime_get_ns() - c->ts, 0);
-    calls.delete(&tid);
+    call_end(c);
     return 0;
 }
 
@@ -1353,7 +1437,7 @@ static __always_inline int on_dump_enter(u64 sk)
     struct dump_ts d = {.ts = bpf_ktime_get_ns(), .sk = sk};
     u64 nlh = read_kptr(sk + OFF_NLSK_CB_NLH);
     d.seq = nlh ? nlh_seq(nlh) : 0;
-    if (!calls.lookup(&tid)) {
+    if (!call_get()) {
         struct call c = {};
         u8 proto = 0;
         u32 netns = 0;
@@ -1363,7 +1447,7 @@ static __always_inline int on_dump_enter(u64 sk)
         c.syscall = SC_KERNEL;
         c.arg_ptr = MARK_DUMP;
         c.arg_len = d.seq;
-        calls.update(&tid, &c);
+        call_put(&c);
         d.own_call = 1;
     }
     dumping.update(&tid, &d);
@@ -1376,10 +1460,10 @@ static __always_inline int on_dump_exit(void)
     struct dump_ts *d = dumping.lookup(&tid);
     if (!d)
         return 0;
-    struct call *c = d->own_call ? calls.lookup(&tid) : 0;
+    struct call *c = d->own_call ? call_get() : 0;
     charge(c, d->sk, d->seq, bpf_ktime_get_ns() - d->ts, 1);
-    if (d->own_call)
-        calls.delete(&tid);
+    if (c)
+        call_end(c);
     dumping.delete(&tid);
     return 0;
 }

@@ -5,4 +5,6 @@ CAPTURE_DEFAULTS = {
     "hooks": "auto",          # auto | kernel | syscall
     "kernel_probe": "auto",   # auto | fentry | kprobe
     "buffer_pages": None,     # None: the loader's default (--buffer-pages, hidden: tests)
+    "call_state": "auto",     # auto | hash: where a thread's call in flight is kept
+                              # (--call-state, hidden: tests of older kernels' path)
 }

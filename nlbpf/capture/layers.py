@@ -8,6 +8,7 @@ Two layers see the same traffic:
 The loader tries them in that order (like bcc's opensnoop picks fentry or kprobe).
 """
 import contextlib
+import ctypes
 import os
 from dataclasses import dataclass
 from functools import lru_cache
@@ -67,6 +68,24 @@ def kernel_hooks(btf):
     for h in hooks:
         h.present = have(h.function)
     return hooks
+
+
+# program types and helper ids from <linux/bpf.h>
+PROG_TYPE = {"syscall": 5, "kprobe": 2, "fentry": 26}     # TRACEPOINT, KPROBE, TRACING
+FUNC_TASK_STORAGE_GET, FUNC_GET_CURRENT_TASK_BTF = 156, 158
+
+
+@lru_cache(maxsize=None)
+def have_task_storage(layer):
+    """Can programs of this layer ("syscall", "kprobe", "fentry") keep per-thread state in
+    task storage? libbpf loads a two-instruction program per helper to find out (ms)."""
+    try:
+        probe = ctypes.CDLL("libbpf.so.1").libbpf_probe_bpf_helper
+    except (OSError, AttributeError):
+        return False
+    probe.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
+    return all(probe(PROG_TYPE[layer], helper, None) == 1
+               for helper in (FUNC_TASK_STORAGE_GET, FUNC_GET_CURRENT_TASK_BTF))
 
 
 def have_lock_tracepoints():

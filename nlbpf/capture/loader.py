@@ -54,6 +54,7 @@ class Capture:
         self._pending = []
         self._perf_lost = 0
         self.uses_ringbuf = None
+        self.call_state = None            # where a thread's call in flight is kept
 
     # ------------------------------------------------------------------ set-up
     def cflags(self, offsets, ringbuf, have_extack, have_locks):
@@ -160,8 +161,8 @@ class Capture:
                                  "(CONFIG_FTRACE_SYSCALLS); nlbpf cannot capture here")
         have_extack = environment.tracepoint_exists("netlink", "netlink_extack")
         have_locks = layers.have_lock_tracepoints()
-        self.bpf = self._compile(bcc, SOURCE,
-                                 self.cflags(offsets, self.uses_ringbuf, have_extack, have_locks))
+        flags = self.cflags(offsets, self.uses_ringbuf, have_extack, have_locks)
+        self.bpf = self._compile(bcc, SOURCE, flags + self._call_state("syscall"))
         try:
             walk = self.bpf.load_func("walk", bcc.BPF.TRACEPOINT)
             self.bpf["progs"][ct.c_int(0)] = ct.c_int(walk.fd)
@@ -194,6 +195,7 @@ class Capture:
         flags += ["-DKERNEL_LAYER"] + [f"-D{h.define}" for h in present]
         if method == "fentry":
             flags.append("-DUSE_FENTRY")
+        flags += self._call_state(method)
         self.bpf = self._compile(bcc, SOURCE, flags)   # fentry programs attach here
         if method == "kprobe":
             try:
@@ -208,6 +210,14 @@ class Capture:
         self.layer = f"kernel ({method})"
         self.hooks = [(h.function, f"attached ({method})" if h.present else "missing") for h in hooks]
         self.hooks.append(("lock:contention_begin/end", "attached" if have_locks else "missing"))
+
+    def _call_state(self, layer):
+        """-D for where a thread's call in flight is kept: task storage, else a hash by tid."""
+        if CAPTURE_DEFAULTS.get("call_state", "auto") == "auto" and layers.have_task_storage(layer):
+            self.call_state = "task storage"
+            return ["-DUSE_TASK_STORAGE"]
+        self.call_state = "hash map by thread id"
+        return []
 
     def _want_ringbuf(self, bcc):
         if self.buffer == "perf":

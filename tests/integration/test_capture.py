@@ -1,8 +1,13 @@
 """The capture engine end to end: real probes, real processes, real errors."""
+import json
 import subprocess
 import sys
 import textwrap
 import time
+
+import pytest
+
+from nlbpf.capture.layers import have_task_storage
 
 TIMEOUT = 120
 
@@ -11,8 +16,21 @@ def by_pid(records, pid):
     return [r for r in records if r["pid"] == pid]
 
 
-def test_failed_route_delete_is_reported_with_pid_errno_and_dst(nlbpf, netns):
-    run = nlbpf("errors", "--json")
+# where the probes keep a thread's call in flight: task storage (auto, here), or the
+# hash map kernels without task storage for tracing programs get
+CALL_STATES = pytest.mark.parametrize("call_state", ["auto", "hash"])
+
+
+@CALL_STATES
+def test_failed_route_delete_is_reported_with_pid_errno_and_dst(nlbpf, netns, call_state):
+    run = nlbpf("errors", "--json", "--call-state", call_state)
+    maps = json.loads(subprocess.run(["bpftool", "map", "show", "-j"], capture_output=True,
+                                     text=True, check=True).stdout)
+    kinds = {m["type"] for m in maps if m.get("name") == "calls"}
+    hooks = next(line.split() for line in run.stderr_lines if line.startswith("Hooks:"))
+    layer = hooks[2].strip("()") if hooks[1] == "kernel" else "syscall"    # fentry, kprobe
+    tasks = have_task_storage(layer) and call_state == "auto"
+    assert kinds == ({"task_storage"} if tasks else {"hash"}), (kinds, hooks)
     proc = subprocess.Popen(["ip", "-n", netns.name, "route", "del", "198.51.100.0/24",
                              "via", "127.0.0.1"], stderr=subprocess.PIPE, text=True)
     _, err = proc.communicate(timeout=TIMEOUT)
@@ -117,8 +135,9 @@ def test_dump_of_20k_routes_is_reported_slow_with_parts_and_bytes(nlbpf, netns, 
     assert run.lost() == 0
 
 
-def test_top_counts_the_requests_a_process_really_made(nlbpf, netns, nlclient):
-    run = nlbpf("top", "--json", "-i", "1")
+@CALL_STATES
+def test_top_counts_the_requests_a_process_really_made(nlbpf, netns, nlclient, call_state):
+    run = nlbpf("top", "--json", "-i", "1", "--call-state", call_state)
     result = nlclient(netns, "getlink", 250)
     time.sleep(1.5)
     run.stop(settle=0)

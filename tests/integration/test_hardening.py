@@ -4,6 +4,7 @@ two instances side by side, capabilities instead of root, state that expires.
 Every test drives real traffic in a throwaway network namespace and runs the
 real probes. See docs/hardening.md.
 """
+import ctypes
 import json
 import os
 import re
@@ -468,13 +469,15 @@ def test_kernel_state_of_dead_processes_is_dropped(netns):
         parked = netns.popen([sys.executable, "-c", PARKED])
         ppid = int(parked.stdout.readline())
         time.sleep(0.5)
-        calls = kernel_map(maps, "calls")
-        assert any(e["key"] == ppid or e.get("formatted", {}).get("key") == ppid
-                   or _u32(e["key"]) == ppid for e in calls), calls
-        parked.kill()
-        parked.wait()
-        time.sleep(0.5)
-        assert not [e for e in kernel_map(maps, "calls") if _u32(e["key"]) == ppid]
+        pidfd = os.pidfd_open(ppid)
+        try:
+            assert call_in_flight(maps, ppid, pidfd), "the parked recv is not in `calls`"
+            parked.kill()
+            parked.wait()
+            time.sleep(0.5)
+            assert not call_in_flight(maps, ppid, pidfd), "a dead thread's call stayed in `calls`"
+        finally:
+            os.close(pidfd)
         work = run_in(netns, NLCLIENT, "getlink", 10)
         time.sleep(1.5)
         rows = {_u32(e["key"]) for e in kernel_map(maps, "top")}
@@ -489,6 +492,34 @@ def test_kernel_state_of_dead_processes_is_dropped(netns):
     finally:
         top.stop(settle=0)
     assert_clean(top)
+
+
+CALL_PID_OFF, CALL_LIVE_OFF = 52, 59      # struct call in bpf/nlbpf.bpf.c
+
+
+def call_in_flight(ids, pid, pidfd):
+    """Does nlbpf's `calls` map hold a call in flight for this (single-threaded) process?
+    Task storage (keyed by pidfd, not dumpable) or, on older kernels, a hash by tid."""
+    for mid in ids:
+        info = bpftool_json("map", "show", "id", str(mid))
+        if info.get("name") != "calls":
+            continue
+        if info.get("type") != "task_storage":
+            return any(_u32(e["key"]) == pid for e in bpftool_json("map", "dump", "id", str(mid)))
+        libbpf = ctypes.CDLL("libbpf.so.1", use_errno=True)
+        fd = libbpf.bpf_map_get_fd_by_id(ctypes.c_uint(mid))
+        assert fd >= 0, f"map {mid}: errno {ctypes.get_errno()}"
+        try:
+            key = ctypes.c_int(pidfd)
+            value = ctypes.create_string_buffer(info["bytes_value"])
+            if libbpf.bpf_map_lookup_elem(fd, ctypes.byref(key), value) != 0:
+                return False                # the task is gone, and its storage with it
+            raw = value.raw
+            return (int.from_bytes(raw[CALL_PID_OFF:CALL_PID_OFF + 4], "little") == pid
+                    and raw[CALL_LIVE_OFF] == 1)
+        finally:
+            os.close(fd)
+    raise AssertionError("no map calls")
 
 
 def _u32(key):
