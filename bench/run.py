@@ -19,9 +19,11 @@ appeared meanwhile; noisy runs are left out of the medians when at least three
 quiet ones remain. Workloads and tracers run at nice -20 (--nice), so other
 users' jobs on a shared machine do not time-slice them.
 
-Then the throughput test: `nlbpf trace --json > /dev/null` against paced senders
-at rising message rates, each rate sustained for --tp-seconds; the kernel's
-lost counter in nlbpf's closing line says whether anything was dropped.
+Then the throughput test: `nlbpf trace --json > /dev/null` (every message decoded
+as it comes) and `nlbpf record -w FILE` (kept raw, decoded later by `nlbpf read`)
+against paced senders at rising message rates, each rate sustained for
+--tp-seconds; the kernel's lost counter in nlbpf's closing line says whether
+anything was dropped.
 
 Prints the markdown tables and writes bench/RESULTS.md and bench/results.json.
 """
@@ -48,7 +50,12 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 NLLOAD = BENCH / "nlload.py"
 TRACING_LINE = "Tracing netlink... Hit Ctrl-C to end."
-CLOSING_RE = re.compile(r"^nlbpf: (\d+) records, (\d+) events from the kernel, (\d+) lost")
+# trace: "nlbpf: N records, ..."; record: "nlbpf: N messages written to F; ..."
+CLOSING_RE = re.compile(r"^nlbpf: (\d+) (?:records|messages written to [^;]*)[,;] "
+                        r"(\d+) events from the kernel, (\d+) lost")
+# the throughput test's tracers: decode every message, or keep them raw for later
+TP_COMMANDS = {"trace": ("nlbpf trace --json > /dev/null", ["trace", "--json"]),
+               "record": ("nlbpf record -w FILE", ["record", "-w", "{file}"])}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SHM = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
@@ -68,6 +75,7 @@ CONFIGS = {
     "floor": ("empty BPF on the same tracepoints", ["floor"]),
 }
 DEFAULT_CONFIGS = "bare,trace,errors,slow,top,strace,floor"
+NLBPF_CONFIGS = ("trace", "errors", "slow", "top")
 WORKLOADS = {
     "batch": "ip -batch: 10k route add + 10k del",
     "getlink": "RTM_GETLINK loop",
@@ -483,19 +491,20 @@ def one_run(env, name, config, args, gate, rep):
             raise RuntimeError(f"{' '.join(argv)} failed ({rc}): {err[:300]}")
         if tracer is not None:
             # top prints what it counted at its next refresh; the others have it already
-            time.sleep(1.2 if config == "top" else 0.3)
+            base = base_config(config)
+            time.sleep(1.2 if base == "top" else 0.3)
             res.update(tracer.stop())
             res["closing"] = tracer.closing()
-            if config in ("trace", "trace-cmp"):
+            if base == "trace":
                 res["captured"], res["extra"] = count_trace(out_path, pid, name)
                 res["want"] = exp["messages"]
-            elif config == "errors":
+            elif base == "errors":
                 res["captured"] = count_errors(out_path, pid)
                 res["want"] = exp["failures"]
-            elif config == "slow":
+            elif base == "slow":
                 res["captured"] = count_records(out_path, pid)
                 res["want"] = 0         # nothing here takes 500 ms
-            elif config == "top":
+            elif base == "top":
                 res["captured"], lost = count_top(out_path, pid)
                 res["want"] = exp["messages"]
                 res["closing"] = {"lost": lost}
@@ -513,10 +522,12 @@ def one_run(env, name, config, args, gate, rep):
 
 # ------------------------------------------------------------- throughput
 
-def throughput_step(env, rate, seconds, mix, senders, gate, tree=None):
+def throughput_step(env, rate, seconds, mix, senders, gate, tree=None, command="trace"):
     g = gate.wait()
     sh("ip", "-n", env.tp_ns, "route", "flush", "type", "blackhole", check=False)
-    tracer = Tracer(NLBPF_CMD, ["trace", "--json"], None, tree=tree)      # > /dev/null
+    capfile = Path(tempfile.gettempdir()) / f"nlbench-tp-{os.getpid()}.pcapng"
+    argv = [a.format(file=capfile) for a in TP_COMMANDS[command][1]]
+    tracer = Tracer(NLBPF_CMD, argv, None, tree=tree)      # stdout > /dev/null
     try:
         attach = tracer.wait_ready()
         time.sleep(0.2)
@@ -543,11 +554,12 @@ def throughput_step(env, rate, seconds, mix, senders, gate, tree=None):
         closing = tracer.closing() or {}
     finally:
         tracer.kill()
+        capfile.unlink(missing_ok=True)
     messages = sum(i["messages"] for i in infos)
     span = max(i["seconds"] for i in infos)
     quiet = g["quiet"] and not foreign_tracing_progs()
     return {"target": rate, "mix": mix, "senders": senders, "seconds": span,
-            "tree": "compare" if tree else "main",
+            "tree": "compare" if tree else "main", "command": command,
             "messages": messages, "achieved": messages / span, "attach_s": attach,
             "records": closing.get("records"), "events": closing.get("events"),
             "lost": closing.get("lost"), "drain_s": stop["exit_s"], "cpu_s": stop["cpu_s"],
@@ -557,14 +569,23 @@ def throughput_step(env, rate, seconds, mix, senders, gate, tree=None):
 
 def throughput(env, args, gate, tree=None):
     """Rising rates until two in a row lose events, then bisect between the last clean
-    rate and the first lossy one."""
+    rate and the first lossy one; per command and mix."""
+    steps = []
+    for command in args.tp_commands:
+        steps += throughput_of(env, args, gate, tree, command)
+    return steps
+
+
+def throughput_of(env, args, gate, tree, command):
     steps = []
     label = f" ({args.compare_label})" if tree else ""
+    label = f" {command}{label}"
     for mix in args.tp_mix:
         results = []
         for rate in args.tp_rates:
             log(f"throughput {mix}{label}: {rate:,.0f} msgs/s for {args.tp_seconds:g}s ...")
-            r = throughput_step(env, rate, args.tp_seconds, mix, args.tp_senders, gate, tree)
+            r = throughput_step(env, rate, args.tp_seconds, mix, args.tp_senders, gate, tree,
+                                command)
             log(f"  achieved {r['achieved']:,.0f}/s, {r['events']} events, {r['lost']} lost, "
                 f"drain {r['drain_s']:.1f}s")
             results.append(r)
@@ -577,7 +598,8 @@ def throughput(env, args, gate, tree=None):
         for _ in range(args.tp_bisect if hi else 0):
             mid = (lo + hi) / 2
             log(f"throughput {mix}{label}: bisect {mid:,.0f} msgs/s ...")
-            r = throughput_step(env, mid, args.tp_seconds, mix, args.tp_senders, gate, tree)
+            r = throughput_step(env, mid, args.tp_seconds, mix, args.tp_senders, gate, tree,
+                                command)
             log(f"  achieved {r['achieved']:,.0f}/s, {r['lost']} lost")
             results.append(r)
             if r["lost"]:
@@ -662,7 +684,13 @@ def summarize(runs, workloads, configs):
     return out
 
 
+def base_config(config):
+    """trace-cmp (run from --compare-tree) counts like trace."""
+    return config[:-4] if config.endswith("-cmp") else config
+
+
 def capture_text(s, config):
+    config = base_config(config)
     if config in ("bare", "floor"):
         return "-"
     if config == "slow":
@@ -723,14 +751,15 @@ def tables(summary, workloads, configs, tp):
                 f"{s['exit_s']:.2f}" if nl else "-",
                 f"{s['quiet']}/{s['runs']}"))
     if tp:
-        lines += ["", "### Throughput: `nlbpf trace --json > /dev/null` against paced senders", "",
-                  "| nlbpf | mix | target msgs/s | achieved msgs/s | kernel events | lost | lost % | exit after SIGINT s | nlbpf CPU s | others' CPU s |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["", "### Throughput: nlbpf against paced senders", "",
+                  "| nlbpf | command | mix | target msgs/s | achieved msgs/s | kernel events | lost | lost % | exit after SIGINT s | nlbpf CPU s | others' CPU s |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in tp:
             ev = r["events"] or 0
             lost = r["lost"] or 0
             pct = f"{100 * lost / (ev + lost):.1f}%" if ev + lost else "-"
-            lines.append(f"| {TREE_LABELS.get(r.get('tree'), '')} | {r['mix']} | {fmt_rate(r['target'])} | {fmt_rate(r['achieved'])} | "
+            cmd = TP_COMMANDS[r.get("command", "trace")][0]
+            lines.append(f"| {TREE_LABELS.get(r.get('tree'), '')} | `{cmd}` | {r['mix']} | {fmt_rate(r['target'])} | {fmt_rate(r['achieved'])} | "
                          f"{ev:,} | {lost:,} | {pct} | {r['drain_s']:.1f} | {r['cpu_s']:.1f} | "
                          f"{r['foreign_cpu_s']:.1f} |")
     return "\n".join(lines)
@@ -764,10 +793,11 @@ def targets(summary, workloads, tp):
                     f"worst median {t:.2f}×{cpu_note('floor')}"))
     tp = [r for r in tp or [] if r.get("tree", "main") == "main"]
     if tp:
-        for mix in sorted({r["mix"] for r in tp}):
-            clean = [r["achieved"] for r in tp if r["mix"] == mix and r["lost"] == 0]
+        for cmd, mix in sorted({(r.get("command", "trace"), r["mix"]) for r in tp}):
+            clean = [r["achieved"] for r in tp if r["mix"] == mix and r["lost"] == 0
+                     and r.get("command", "trace") == cmd]
             best = max(clean, default=0)
-            out.append((f"zero loss at ≥ 200k msgs/s ({mix} mix)", best >= 200_000,
+            out.append((f"zero loss at ≥ 200k msgs/s ({cmd}, {mix} mix)", best >= 200_000,
                         f"highest clean rate {fmt_rate(best)} msgs/s"))
     nl = [s for (w, c), s in summary.items() if "attach_max" in s and c != "floor"]
     if nl:
@@ -795,13 +825,19 @@ def parse_args(argv):
     ap.add_argument("--tp-mix", default="route,getlink",
                     help="route: distinct route add/del; getlink: the same request repeated")
     ap.add_argument("--tp-senders", type=int, default=2)
+    ap.add_argument("--tp-commands", default="trace,record",
+                    help="trace: trace --json > /dev/null (decodes every message); "
+                         "record: record -w FILE (raw pcapng, decoded later by nlbpf read)")
     ap.add_argument("--tp-bisect", type=int, default=2)
     ap.add_argument("--tree", default=str(REPO),
                     help="nlbpf source tree to run (`python -m nlbpf.cli` from there)")
     ap.add_argument("--compare-tree", default=None,
                     help="another nlbpf tree (e.g. before a change): adds the configuration "
-                         "trace-cmp, run from it, interleaved with the others")
+                         "<config>-cmp (--compare-configs), run from it, interleaved with the others")
     ap.add_argument("--compare-label", default="before")
+    ap.add_argument("--compare-configs", default="trace",
+                    help="which nlbpf configurations also run from --compare-tree "
+                         "(comma-separated: trace,errors,slow,top)")
     ap.add_argument("--tp-compare", action="store_true",
                     help="run the throughput test from --compare-tree too")
     ap.add_argument("--quiet-timeout", type=float, default=300.0)
@@ -819,6 +855,10 @@ def parse_args(argv):
     a.configs = [c for c in a.configs.split(",") if c]
     a.tp_rates = [float(x) for x in a.tp_rates.split(",")]
     a.tp_mix = [m for m in a.tp_mix.split(",") if m]
+    a.tp_commands = [c for c in a.tp_commands.split(",") if c]
+    for c in a.tp_commands:
+        if c not in TP_COMMANDS:
+            ap.error(f"unknown throughput command {c} (trace, record)")
     for w in a.workloads:
         if w not in WORKLOADS:
             ap.error(f"unknown workload {w}")
@@ -830,11 +870,14 @@ def parse_args(argv):
     TREE_LABELS["compare"] = a.compare_label
     TREE_LABELS["main"] = a.label or "this tree"
     if a.compare_tree:
-        CONFIGS["trace-cmp"] = (f"nlbpf trace --json ({a.compare_label})", ["trace", "--json"])
-        CONFIG_TREES["trace-cmp"] = Path(a.compare_tree).resolve()
-        if "trace-cmp" not in a.configs:
-            a.configs.insert(a.configs.index("trace") + 1 if "trace" in a.configs else 1,
-                             "trace-cmp")
+        for base in a.compare_configs.split(","):
+            if base not in NLBPF_CONFIGS:
+                ap.error(f"--compare-configs: {base} is not an nlbpf configuration")
+            name = f"{base}-cmp"
+            CONFIGS[name] = (f"{CONFIGS[base][0]} ({a.compare_label})", CONFIGS[base][1])
+            CONFIG_TREES[name] = Path(a.compare_tree).resolve()
+            if name not in a.configs:
+                a.configs.insert(a.configs.index(base) + 1 if base in a.configs else 1, name)
     return a
 
 

@@ -77,7 +77,7 @@ BPF_PERF_OUTPUT(events);
 
 BPF_PERCPU_ARRAY(stats, u64, ST_NR);
 BPF_PERCPU_ARRAY(scratch, struct nl_event, 1);
-BPF_PROG_ARRAY(progs, 2);        /* 0: walk, 1: walk_hdrs (top) */
+BPF_PROG_ARRAY(progs, 2);        /* 0: walk, 1: walk_hdrs (top) or walk_chunk (trace) */
 
 /* A netlink call in flight on one thread. */
 struct call {
@@ -403,6 +403,28 @@ static __always_inline void fill_common(struct nl_event *e, struct walk_state *w
     e->portid = portid;
 }
 
+/* Hand over `size` bytes (bounded by the caller); `msgs` netlink messages in them.
+ * p is typed: bcc derives the Python event layout from what events.* is given. */
+static __always_inline void submit(void *ctx, struct nl_event *p, u64 size, u32 msgs)
+{
+#ifdef USE_RINGBUF
+    u64 flags = BPF_RB_NO_WAKEUP;
+    u32 zero = 0;
+    u32 *quiet = unsignalled.lookup(&zero);
+    if (quiet && ++*quiet >= WAKEUP_EVERY) {
+        *quiet = 0;
+        flags = BPF_RB_FORCE_WAKEUP;
+    }
+    int err = events.ringbuf_output(p, size, flags);
+#else
+    int err = events.perf_submit(ctx, p, size);
+#endif
+    u32 idx = err ? ST_LOST : ST_EMITTED;
+    u64 *v = stats.lookup(&idx);
+    if (v)
+        *v += msgs;
+}
+
 static __always_inline void emit(void *ctx, struct nl_event *e, u64 size)
 {
     /* the verifier needs the bound re-proven after clang's arithmetic */
@@ -413,19 +435,7 @@ static __always_inline void emit(void *ctx, struct nl_event *e, u64 size)
         size = sizeof(struct nl_event);
     if (size < NL_EVENT_HDR)
         size = NL_EVENT_HDR;
-#ifdef USE_RINGBUF
-    u64 flags = BPF_RB_NO_WAKEUP;
-    u32 zero = 0;
-    u32 *quiet = unsignalled.lookup(&zero);
-    if (quiet && ++*quiet >= WAKEUP_EVERY) {
-        *quiet = 0;
-        flags = BPF_RB_FORCE_WAKEUP;
-    }
-    int err = events.ringbuf_output(e, size, flags);
-#else
-    int err = events.perf_submit(ctx, e, size);
-#endif
-    stat_inc(err ? ST_LOST : ST_EMITTED);
+    submit(ctx, e, size, 1);
 }
 
 static __always_inline void emit_event(void *ctx, struct nl_event *e)
@@ -487,7 +497,7 @@ static __always_inline void top_count_type(struct walk_state *w, u16 type)
 #else
 #define LAZY_PAYLOAD(w) 0
 #endif
-#define STATUS_END 20
+#define STATUS_END (SNAPLEN < 20 ? SNAPLEN : 20)      /* a constant: no branch for the verifier */
 
 static __always_inline long read_buf(struct walk_state *w, void *dst, u64 n, u64 src);
 
@@ -972,7 +982,8 @@ static __always_inline int on_extack_text(void *ctx, const void *text)
     e->nl_seq = c->syscall == SC_KERNEL ? (u32)c->arg_len : 0;  /* kernel layer: the request's seq */
     e->flags = 0;
     __builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
-    int n = bpf_probe_read_kernel_str(e->data, 256, text);
+    /* extack texts are short (the kernel's are string literals); a small --snaplen cuts them */
+    int n = bpf_probe_read_kernel_str(e->data, SNAPLEN < 256 ? SNAPLEN : 256, text);
     e->cap_len = n > 0 ? n - 1 : 0;
     emit_event(ctx, e);
     return 0;
@@ -1024,6 +1035,108 @@ static __always_inline int on_contention_end(u64 lock_addr)
  * per run and re-enters itself.
  */
 
+#ifdef MODE_TRACE
+/* Dump parts travel in bulk: one EV_CHUNK per run of them, copied whole, instead
+ * of an event each (a 32 KB recv holds hundreds). A part qualifies when it is a
+ * whole NLM_F_MULTI data message inside the segment; the final NLMSG_DONE, and
+ * anything else, takes the full path in walk(). */
+#define CHUNK_HDRS 512
+struct chunk_event {
+    u8 head[__builtin_offsetof(struct nl_event, data)];
+    u8 data[CHUNK_MAX];
+};
+BPF_PERCPU_ARRAY(chunk_buf, struct chunk_event, 1);
+
+static __always_inline int is_part(struct walk_state *w, u32 *hdr, u64 start)
+{
+    u64 len = hdr[0];
+    return len >= NLMSG_HDRLEN && (hdr[1] & 0xffff) > NLMSG_DONE
+        && ((hdr[1] >> 16) & NLM_F_MULTI) && w->off + len <= w->seg_len
+        && w->off + len - start <= CHUNK_MAX;
+}
+
+/* Does the walk stand at a dump part a chunk can take? */
+static __always_inline int chunk_ready(struct walk_state *w)
+{
+    if (w->c.dir != DIR_RECV || w->groups || w->skip)
+        return 0;
+    if (w->off >= w->seg_len && !next_segment(w))
+        return 0;
+    if (w->off + NLMSG_HDRLEN > w->seg_len)
+        return 0;
+    u32 hdr[4] = {};
+    bpf_probe_read_user(hdr, sizeof(hdr), (void *)(w->base + w->off));
+    return is_part(w, hdr, w->off);
+}
+
+int walk_chunk(void *ctx)
+{
+    u32 zero = 0;
+    struct walk_state *w = walkst.lookup(&zero);
+    struct nl_event *e = scratch.lookup(&zero);
+    struct chunk_event *ch = chunk_buf.lookup(&zero);
+    if (!w || !e || !ch)
+        return 0;
+    u64 start = w->off;
+    u32 seq0 = 0;
+    bpf_probe_read_user(&seq0, sizeof(seq0), (void *)(w->base + start + 8));
+    u64 parts = 0, bytes = 0;
+    u8 intr = 0;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < CHUNK_HDRS; i++) {
+        if (w->off + NLMSG_HDRLEN > w->seg_len)
+            break;
+        u32 hdr[4] = {};
+        bpf_probe_read_user(hdr, sizeof(hdr), (void *)(w->base + w->off));
+        if (!is_part(w, hdr, start) || hdr[2] != seq0)
+            break;
+        parts++;
+        bytes += hdr[0];
+        intr |= (hdr[1] >> 16) & NLM_F_DUMP_INTR;
+        w->off += (hdr[0] + 3) & ~3ULL;
+    }
+    u64 end = w->off < w->seg_len ? w->off : w->seg_len;
+    u64 n = end - start;
+    if (parts) {
+        struct pend_key k = {.sk = w->c.sk, .seq = seq0};
+        struct pend_val *p = pending.lookup(&k);
+        if (p) {
+            p->parts += parts;
+            p->bytes += bytes;
+            if (intr)
+                p->intr = 1;
+        }
+#ifdef FILTER_TYPE
+        /* --type: replies go out only for requests of that type (on_reply does the same) */
+        if (!p)
+            goto next;
+#endif
+        e->kind = EV_CHUNK;
+        e->nl_seq = seq0;
+        e->flags = w->eflags;
+        e->cap_len = n;
+        __builtin_memcpy(ch->head, e, sizeof(ch->head));
+        e->kind = EV_MSG;
+        if (n > CHUNK_MAX)
+            n = CHUNK_MAX;
+        asm volatile("" : "+r"(n));
+        if (n > CHUNK_MAX)
+            n = CHUNK_MAX;
+        bpf_probe_read_user(ch->data, n, (void *)(w->base + start));
+        submit(ctx, (struct nl_event *)ch, sizeof(ch->head) + n, parts);
+    }
+#ifdef FILTER_TYPE
+next:
+#endif
+    if (w->tail < MAX_TAIL) {
+        w->tail++;
+        progs.call(ctx, 0);     /* back to walk: the final reply, other segments */
+    }
+    stat_inc(ST_TRUNC_WALK);
+    return 0;
+}
+#endif
+
 int walk(void *ctx)
 {
     u32 zero = 0;
@@ -1031,6 +1144,12 @@ int walk(void *ctx)
     struct nl_event *e = scratch.lookup(&zero);
     if (!w || !e)
         return 0;
+#ifdef MODE_TRACE
+    if (w->tail < MAX_TAIL && chunk_ready(w)) {
+        w->tail++;
+        progs.call(ctx, 1);
+    }
+#endif
     struct top_val *t = 0;
 #ifdef MODE_TOP
     t = top_entry(w);

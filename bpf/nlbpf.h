@@ -17,6 +17,12 @@
 #define EV_SYSERR 2             /* a netlink send/recv call failed (ret < 0) */
 #define EV_SPAN 3               /* a netlink call that lasted long (slow mode) */
 #define EV_EXTACK 4             /* netlink:netlink_extack text (data = text) */
+#define EV_CHUNK 5              /* consecutive dump parts of one reply, whole (data = the
+                                   messages back to back, cap_len bytes; trace, syscall layer) */
+
+#ifndef CHUNK_MAX
+#define CHUNK_MAX 16384         /* bytes of dump parts handed over in one EV_CHUNK (power of 2) */
+#endif
 
 /* directions */
 #define DIR_SEND 0
@@ -74,9 +80,9 @@ struct nl_event {
 #define NL_EVENT_HDR (sizeof(struct nl_event) - SNAPLEN)
 
 /* counters in the `stats` per-CPU array */
-#define ST_LOST 0               /* events the ring/perf buffer had no room for */
+#define ST_LOST 0               /* events the ring/perf buffer had no room for (in messages) */
 #define ST_TRUNC_WALK 1         /* syscalls whose messages were not all walked */
-#define ST_EMITTED 2            /* events handed over */
+#define ST_EMITTED 2            /* events handed over (an EV_CHUNK counts its messages) */
 #define ST_PENDING_FULL 3       /* requests whose pairing entry could not be stored */
 #define ST_NR 4
 

@@ -13,7 +13,7 @@ from . import environment
 from . import bootcache, layers
 from .defaults import CAPTURE_DEFAULTS
 from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, probe_offsets
-from .records import convert, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
+from .records import EV_CHUNK, convert, split_chunk, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 SOURCE = BPF_DIR / "nlbpf.bpf.c"
@@ -166,9 +166,11 @@ class Capture:
         try:
             walk = self.bpf.load_func("walk", bcc.BPF.TRACEPOINT)
             self.bpf["progs"][ct.c_int(0)] = ct.c_int(walk.fd)
-            if self.mode == "top":
-                hdrs = self.bpf.load_func("walk_hdrs", bcc.BPF.TRACEPOINT)
-                self.bpf["progs"][ct.c_int(1)] = ct.c_int(hdrs.fd)
+            # slot 1: top's header-only pass, or trace's bulk copy of dump parts
+            second = {"top": "walk_hdrs", "trace": "walk_chunk"}.get(self.mode)
+            if second:
+                prog = self.bpf.load_func(second, bcc.BPF.TRACEPOINT)
+                self.bpf["progs"][ct.c_int(1)] = ct.c_int(prog.fd)
         except Exception as e:
             self.close()
             raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
@@ -230,6 +232,9 @@ class Capture:
     # --------------------------------------------------------------- events
     def _on_event(self, ctx, data, size):
         ev = self.bpf["events"].event(data)
+        if ev.kind == EV_CHUNK:
+            self._pending.extend(split_chunk(ev, data, size, self.snaplen))
+            return
         rec = convert(ev)
         if rec is not None:
             self._pending.append(rec)

@@ -4,11 +4,14 @@ The ctypes layout comes from bcc (table.event()), which reads it from
 bpf/nlbpf.h; the constants below mirror the #defines there.
 """
 import ctypes as ct
+import struct
 from dataclasses import dataclass
 
 from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY
 
-EV_MSG, EV_SYSERR, EV_SPAN, EV_EXTACK = 1, 2, 3, 4
+U32 = struct.Struct("<I")
+
+EV_MSG, EV_SYSERR, EV_SPAN, EV_EXTACK, EV_CHUNK = 1, 2, 3, 4, 5
 DIR_SEND, DIR_RECV = 0, 1
 EVF_SPLIT, EVF_FINAL, EVF_SKIPPED_INTR, EVF_HELD, EVF_IN_HANDLER = 1, 2, 4, 8, 16
 SYSCALLS = {1: "sendmsg", 2: "sendto", 3: "sendmmsg", 4: "recvmsg", 5: "recvfrom", 6: "recvmmsg",
@@ -78,6 +81,8 @@ def convert(ev):
             in_handler=(bool(ev.flags & EVF_IN_HANDLER)
                         if ev.syscall == SC_KERNEL and direction == NOTIFY else None),
         )
+    if kind == EV_CHUNK:
+        raise ValueError("EV_CHUNK holds many messages: split_chunk() it")
     if kind == EV_EXTACK:
         text = ct.string_at(ct.addressof(ev.data), _cap(ev)).decode("utf-8", "replace")
         return Extack(ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, sock=ev.sk, text=text,
@@ -94,3 +99,26 @@ def convert(ev):
                     holder_pid=ev.holder_pid,
                     holder_comm=_str(ev.holder_comm) if ev.holder_pid else "")
     return None
+
+
+def split_chunk(ev, addr, size, snaplen):
+    """An EV_CHUNK (dump parts of one reply, back to back) -> one Message per part,
+    each cut at snaplen like the probes cut single messages. addr/size: the event
+    as the buffer handed it over; nothing past it is read, whatever cap_len says."""
+    off = type(ev).data.offset
+    n = max(0, min(ev.cap_len, size - off))
+    raw = ct.string_at(addr + off, n)
+    common = dict(
+        ts_ns=ev.ts_ns + ev.dur_ns, pid=ev.pid, tid=ev.tid, comm=_str(ev.comm),
+        protocol=ev.proto, direction=REPLY, netns=ev.netns, cgroup=ev.cgroup, sock=ev.sk,
+        portid=ev.portid, groups=0, syscall=SYSCALLS.get(ev.syscall, "?"), ret=ev.ret,
+        dur_ns=ev.dur_ns)
+    out = []
+    pos = 0
+    while pos + 16 <= n:
+        length = U32.unpack_from(raw, pos)[0]
+        if length < 16 or pos + length > n:
+            break               # the probe only sends whole parts: a bad chunk stops here
+        out.append(Message(data=raw[pos:pos + min(length, snaplen)], length=length, **common))
+        pos += (length + 3) & ~3
+    return out

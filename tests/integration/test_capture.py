@@ -170,6 +170,56 @@ def test_top_counts_every_part_of_a_big_dump(nlbpf, netns, nlclient):
     assert "partly walked" not in "".join(run.stderr_lines)
 
 
+def test_trace_shows_every_part_of_a_big_dump_filtered_and_cut(nlbpf, netns, nlclient):
+    """Dump parts reach trace in bulk (EV_CHUNK): each still comes out as its own
+    record, cut at --snaplen, paired with its request, and --type keeps only the
+    dump's request, parts and DONE (not the getlink traffic beside it)."""
+    n = 3000
+    netns.batch([f"route add blackhole 10.8.{i // 250}.{i % 250}/32 table {100 + i % 3}"
+                 for i in range(n)])
+    run = nlbpf("trace", "--json", "--type", "RTM_GETROUTE", "--snaplen", "40")
+    dump = nlclient(netns, "dumproutes", 2)
+    other = nlclient(netns, "getlink", 20)
+    time.sleep(0.5)
+    run.stop()
+    recs = by_pid(run.records(), dump["pid"])
+    parts = [r for r in recs if r["type"] == "RTM_NEWROUTE"]
+    done = [r for r in recs if r["type"] == "NLMSG_DONE"]
+    assert len(parts) == sum(dump["parts"]) >= 2 * n, (len(parts), dump)
+    assert len(done) == 2 and [d["dump"]["parts"] for d in done] == dump["parts"]
+    assert all(r["truncated"] and r["direction"] == "reply" for r in parts)
+    assert {r["seq"] for r in parts} == {1, 2}
+    assert all(r["syscall"]["name"] == "recvfrom" and r["syscall"]["ret"] > 0 for r in parts)
+    assert not by_pid(run.records(), other["pid"])
+    assert run.lost() == 0
+
+
+@pytest.mark.parametrize("argv", [["trace", "--json"], ["errors", "--json"],
+                                  ["slow", "--threshold", "1us", "--json"],
+                                  ["top", "--json", "-i", "1"]], ids=lambda a: a[0])
+def test_every_command_runs_at_the_smallest_snaplen(nlbpf, netns, nlclient, argv):
+    """--snaplen 16 keeps the header only: every probe must still load (extack text and
+    the reply status are read into the same buffer) and account for the traffic."""
+    run = nlbpf(*argv, "--snaplen", "16")
+    client = nlclient(netns, "getlink", 5)
+    time.sleep(1.2)
+    run.stop()
+    assert run.lost() == 0
+    recs = run.records()
+    if argv[0] == "trace":
+        mine = by_pid(recs, client["pid"])
+        assert [r["type"] for r in mine].count("RTM_NEWLINK") == 5
+        assert all(r["truncated"] for r in mine if r["type"] == "RTM_NEWLINK")
+        assert [r["error"] for r in mine if r["type"] == "NLMSG_ERROR"] == [None] * 5
+    elif argv[0] == "top":
+        rows = [r for i in recs for r in i["rows"] if r["pid"] == client["pid"]]
+        assert sum(r["requests"] for r in rows) == 5 and sum(r["errors"] for r in rows) == 0
+    elif argv[0] == "slow":
+        assert len(by_pid(recs, client["pid"])) == 5        # everything takes over 1 us
+    else:
+        assert not by_pid(recs, client["pid"])
+
+
 def test_interrupted_dump_is_flagged(nlbpf, netns, nlclient):
     netns.batch([f"link add br{i} type bridge" for i in range(300)])
     run = nlbpf("errors", "--json")
