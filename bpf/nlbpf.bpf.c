@@ -875,6 +875,22 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
 #define read_hdr(dst, n, src) bpf_probe_read_user(dst, n, (void *)(src))
 #endif
 
+/* Dump parts walked header by header count into their request's entry (its
+ * final reply reports them); returns the entry, or 0 for a request not seen. */
+static __always_inline struct pend_val *count_parts(struct walk_state *w, u32 seq, u64 parts,
+                                                    u64 bytes, u8 intr)
+{
+    struct pend_key k = {.sk = w->c.sk, .seq = seq};
+    struct pend_val *p = pending.lookup(&k);
+    if (p) {
+        p->parts += parts;
+        p->bytes += bytes;
+        if (intr)
+            p->intr = 1;
+    }
+    return p;
+}
+
 /* Headers-only pass over what the full walk left of the current buffer
  * segment: every message still counts (dump parts, trace lines with the
  * header), without the payload. Counters stay in registers and reach the
@@ -937,14 +953,7 @@ static __always_inline void walk_headers(void *ctx, struct walk_state *w, struct
     }
 #endif
     if (recv && parts) {
-        struct pend_key k = {.sk = w->c.sk, .seq = seq0};
-        struct pend_val *p = pending.lookup(&k);
-        if (p) {
-            p->parts += parts;
-            p->bytes += bytes;
-            if (intr)
-                p->intr = 1;
-        }
+        count_parts(w, seq0, parts, bytes, intr);
     } else if (!recv && parts && w->c.dir == DIR_SEND) {
         stat_inc(ST_TRUNC_WALK);        /* requests past KWALK_FULL are not paired */
     }
@@ -1098,14 +1107,7 @@ int walk_chunk(void *ctx)
     u64 end = w->off < w->seg_len ? w->off : w->seg_len;
     u64 n = end - start;
     if (parts) {
-        struct pend_key k = {.sk = w->c.sk, .seq = seq0};
-        struct pend_val *p = pending.lookup(&k);
-        if (p) {
-            p->parts += parts;
-            p->bytes += bytes;
-            if (intr)
-                p->intr = 1;
-        }
+        struct pend_val *p = count_parts(w, seq0, parts, bytes, intr);
 #ifdef FILTER_TYPE
         /* --type: replies go out only for requests of that type (on_reply does the same) */
         if (!p)

@@ -3,6 +3,8 @@
     python nlclient.py getlink COUNT        COUNT RTM_GETLINK(lo) requests with ACK
     python nlclient.py dumplinks SECONDS    dump links in a loop; prints dumps and DUMP_INTR parts
     python nlclient.py dumproutes COUNT     COUNT route dumps
+    python nlclient.py dumpiov SIZES        one route dump read with recvmsg into iovecs of
+                                            these sizes (e.g. 1000,3001,60000): parts straddle them
     python nlclient.py raw HEX              send these bytes as they are (hostile input)
 
 Prints one JSON line with what it did, so a test can compare with what nlbpf saw.
@@ -49,12 +51,19 @@ def open_socket():
     return s
 
 
-def request(s, msg, seq):
-    """Send one request and read until its final reply; returns (parts, intr, errno)."""
+def request(s, msg, seq, iov_sizes=None):
+    """Send one request and read until its final reply; returns (parts, intr, errno).
+    iov_sizes: read with recvmsg into buffers of these sizes (the kernel fills them
+    in order, so messages straddle them), else with recv."""
     s.send(msg)
     parts, intr = 0, 0
     while True:
-        data = s.recv(1 << 16)
+        if iov_sizes:
+            bufs = [bytearray(n) for n in iov_sizes]
+            got = s.recvmsg_into(bufs)[0]
+            data = b"".join(bufs)[:got]
+        else:
+            data = s.recv(1 << 16)
         for type_, flags, rseq, payload in messages(data):
             if rseq != seq:
                 continue
@@ -101,6 +110,10 @@ def main(argv):
             p, _, _ = request(s, message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, rtmsg()), seq)
             parts.append(p)
         out.update(dumps=count, parts=parts)
+    elif what == "dumpiov":
+        sizes = [int(n) for n in argv[2].split(",")]
+        p, _, _ = request(s, message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 1, rtmsg()), 1, sizes)
+        out.update(dumps=1, parts=[p])
     else:
         print(__doc__, file=sys.stderr)
         return 2

@@ -1,5 +1,4 @@
 """What the record-printing commands (trace, errors, slow) share."""
-import json
 import sys
 import time
 
@@ -7,6 +6,7 @@ from ..capture.records import Extack
 from ..correlate import Correlator
 from ..model import Message, SyscallError, protocol_name
 from ..decode import errno_name
+from ..output.jsonline import dumps
 from ..output.records import Decoder, clock, wall_ts, where, where_tag
 from ..secrets import SECRET_PROTOCOLS, scrub_live, scrub_message
 from ..session import run, wall_offset_ns, write_line
@@ -42,7 +42,7 @@ class Printer:
     def __call__(self, rec, detail=()):
         self.count += 1
         if self.as_json:
-            write_line(json.dumps(rec, default=str, ensure_ascii=False))
+            write_line(dumps(rec))
             return
         write_line(f"{clock(rec['ts'])} {rec['summary']}")
         for line in detail:
