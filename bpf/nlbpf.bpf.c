@@ -498,6 +498,8 @@ static __always_inline void top_count_type(struct walk_state *w, u16 type)
 #define LAZY_PAYLOAD(w) 0
 #endif
 #define STATUS_END (SNAPLEN < 20 ? SNAPLEN : 20)      /* a constant: no branch for the verifier */
+/* extack texts are short (the kernel's are string literals); a small --snaplen cuts them */
+#define EXTACK_MAX (SNAPLEN < 256 ? SNAPLEN : 256)
 
 static __always_inline long read_buf(struct walk_state *w, void *dst, u64 n, u64 src);
 
@@ -991,8 +993,7 @@ static __always_inline int on_extack_text(void *ctx, const void *text)
     e->nl_seq = c->syscall == SC_KERNEL ? (u32)c->arg_len : 0;  /* kernel layer: the request's seq */
     e->flags = 0;
     __builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
-    /* extack texts are short (the kernel's are string literals); a small --snaplen cuts them */
-    int n = bpf_probe_read_kernel_str(e->data, SNAPLEN < 256 ? SNAPLEN : 256, text);
+    int n = bpf_probe_read_kernel_str(e->data, EXTACK_MAX, text);
     e->cap_len = n > 0 ? n - 1 : 0;
     emit_event(ctx, e);
     return 0;
@@ -1617,7 +1618,7 @@ static __always_inline int on_ack(void *ctx, u64 in_skb, u64 nlh, u64 extack)
     w->c.syscall = SC_KERNEL;
     fill_common(e, w, EV_EXTACK);
     e->nl_seq = nlh_seq(nlh);
-    int n = bpf_probe_read_kernel_str(e->data, 256, (void *)msg);
+    int n = bpf_probe_read_kernel_str(e->data, EXTACK_MAX, (void *)msg);
     e->cap_len = n > 0 ? n - 1 : 0;
     emit_event(ctx, e);
     return 0;
