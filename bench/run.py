@@ -388,41 +388,36 @@ def expected(env, name, info):
     return {"messages": info.get("messages", 0), "failures": info.get("errors", 0)}
 
 
+def pid_lines(path, pid):
+    """The JSON lines of nlbpf's output that may be this pid's (a cheap byte test first:
+    parsing every line of a big trace costs more than the run; compact or spaced JSON)."""
+    tags = (b'"pid": %d,' % pid, b'"pid":%d,' % pid)
+    with open(path, "rb") as f:
+        for raw in f:
+            if tags[0] in raw or tags[1] in raw:
+                rec = json.loads(raw)
+                if rec.get("pid") == pid:
+                    yield rec
+
+
 def count_trace(path, pid, name):
     """Records of the workload in trace --json output (the batch: route requests and their
     NLMSG_ERROR replies, which is everything ip exchanges for a route command)."""
     n = other = 0
-    with open(path, "rb") as f:
-        for raw in f:
-            if b'"pid": %d,' % pid not in raw:
-                continue
-            rec = json.loads(raw)
-            if rec.get("pid") != pid:
-                continue
-            if name != "batch" or rec.get("type") in ("RTM_NEWROUTE", "RTM_DELROUTE", "NLMSG_ERROR"):
-                n += 1
-            else:
-                other += 1
+    for rec in pid_lines(path, pid):
+        if name != "batch" or rec.get("type") in ("RTM_NEWROUTE", "RTM_DELROUTE", "NLMSG_ERROR"):
+            n += 1
+        else:
+            other += 1
     return n, other
 
 
 def count_errors(path, pid):
-    n = 0
-    with open(path, "rb") as f:
-        for raw in f:
-            if b'"pid": %d,' % pid in raw:
-                rec = json.loads(raw)
-                n += rec.get("pid") == pid and bool(rec.get("errno"))
-    return n
+    return sum(bool(rec.get("errno")) for rec in pid_lines(path, pid))
 
 
 def count_records(path, pid):
-    n = 0
-    with open(path, "rb") as f:
-        for raw in f:
-            if b'"pid": %d,' % pid in raw:
-                n += json.loads(raw).get("pid") == pid
-    return n
+    return sum(1 for _ in pid_lines(path, pid))
 
 
 def count_top(path, pid):

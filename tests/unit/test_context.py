@@ -252,10 +252,12 @@ def test_netns_name_of_a_process_owned_namespace():
         pytest.skip("needs root for unshare")
     proc = subprocess.Popen(["unshare", "-n", "sleep", "30"])
     try:
-        for _ in range(100):
+        # until unshare has made the namespace and exec'd sleep (seconds on a busy machine)
+        for _ in range(500):
             try:
                 ino = os.stat(f"/proc/{proc.pid}/ns/net").st_ino
-                if ino != os.stat("/proc/self/ns/net").st_ino:
+                comm = open(f"/proc/{proc.pid}/comm").read().strip()
+                if ino != os.stat("/proc/self/ns/net").st_ino and comm == "sleep":
                     break
             except OSError:
                 pass
