@@ -313,7 +313,11 @@ def test_no_probe_left_behind(netns, how):
         time.sleep(0.1)
     progs, maps = program_ids(proc.pid)
     perf = [p for p in bpftool_json("perf", "show") if p["pid"] == proc.pid]
-    assert progs and maps and len(perf) >= 12, perf         # 12 syscall tracepoints at least
+    assert progs and maps, (progs, maps)
+    hooks = next(line for line in err_lines if line.startswith("Hooks:"))
+    if hooks.split()[1] == "syscall":
+        assert len(perf) >= 12, perf        # 12 syscall tracepoints at least
+    # (the kernel layer attaches through fentry links or kprobe perf events instead)
     assert {p["prog_id"] for p in perf} <= progs
     if how in ("SIGINT", "SIGTERM"):
         _traffic(netns)
