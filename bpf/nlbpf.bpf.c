@@ -215,11 +215,16 @@ BPF_PERCPU_ARRAY(top_zero, struct top_val, 1);
 
 /* --------------------------------------------------------------- helpers */
 
-static __always_inline void stat_inc(u32 idx)
+static __always_inline void stat_add(u32 idx, u64 n)
 {
     u64 *v = stats.lookup(&idx);
     if (v)
-        (*v)++;
+        *v += n;
+}
+
+static __always_inline void stat_inc(u32 idx)
+{
+    stat_add(idx, 1);
 }
 
 static __always_inline u64 read_kptr(u64 addr)
@@ -418,10 +423,7 @@ static __always_inline void submit(void *ctx, struct nl_event *p, u64 size, u32 
 #else
     int err = events.perf_submit(ctx, p, size);
 #endif
-    u32 idx = err ? ST_LOST : ST_EMITTED;
-    u64 *v = stats.lookup(&idx);
-    if (v)
-        *v += msgs;
+    stat_add(err ? ST_LOST : ST_EMITTED, msgs);
 }
 
 static __always_inline void emit(void *ctx, struct nl_event *e, u64 size)
