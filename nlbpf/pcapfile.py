@@ -383,6 +383,23 @@ def _options(items):
     return b"".join(_option(c, v) for c, v in items) + _option(OPT_ENDOFOPT, b"")
 
 
+_ZEROS = (b"", b"\0", b"\0\0", b"\0\0\0")       # by -len & 3: padding to 4 bytes
+_OPT_HDR = struct.Struct("<HH")
+_EPB_HEAD = struct.Struct("<IIIIIII")     # block type, total length, EPB fields
+_TOTAL = struct.Struct("<I")
+_END_OF_OPTIONS = _OPT_HDR.pack(OPT_ENDOFOPT, 0)
+_FLAGS_OPTIONS = {}
+
+
+def _flags_option(flags):
+    opt = _FLAGS_OPTIONS.get(flags)
+    if opt is None:
+        opt = _option(EPB_FLAGS, struct.pack("<I", flags))
+        if len(_FLAGS_OPTIONS) < 64:
+            _FLAGS_OPTIONS[flags] = opt
+    return opt
+
+
 def _block(btype, body):
     total = 12 + len(body)
     return struct.pack("<II", btype, total) + body + struct.pack("<I", total)
@@ -418,14 +435,26 @@ class PcapngWriter:
         return max(0, ticks) & 0xFFFFFFFFFFFFFFFF
 
     def write_packet(self, iface, ts_ns, data, orig_len=None, comments=(), flags=None):
+        # the hot path of `nlbpf record`: one join and one write per packet, the
+        # same bytes _block(_options(...)) would give
         ticks = self._ticks(iface, ts_ns)
-        orig = max(len(data), orig_len if orig_len is not None else len(data))
-        opts = [(OPT_COMMENT, _utf8(c)) for c in comments]
+        n = len(data)
+        orig = n if orig_len is None or orig_len < n else orig_len
+        parts = [None, data, _ZEROS[-n & 3]]
+        for c in comments:
+            if c is None:
+                continue
+            value = c.encode("utf-8", "replace")
+            parts += (_OPT_HDR.pack(OPT_COMMENT, len(value)), value, _ZEROS[-len(value) & 3])
         if flags is not None:
-            opts.append((EPB_FLAGS, struct.pack("<I", flags)))
-        body = (struct.pack("<IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF, len(data), orig)
-                + data + b"\0" * (_pad4(len(data)) - len(data)) + _options(opts))
-        self.f.write(_block(PCAPNG_EPB, body))
+            parts.append(_flags_option(flags))
+        if len(parts) > 3:
+            parts.append(_END_OF_OPTIONS)
+        total = 12 + 20 + sum(map(len, parts[1:]))
+        parts[0] = _EPB_HEAD.pack(PCAPNG_EPB, total, iface, ticks >> 32, ticks & 0xFFFFFFFF, n,
+                                  orig)
+        parts.append(_TOTAL.pack(total))
+        self.f.write(b"".join(parts))
 
     def write_stats(self, iface, ts_ns, ifrecv=None, ifdrop=None, starttime_ns=None,
                     endtime_ns=None, comments=()):

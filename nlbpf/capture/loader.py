@@ -13,7 +13,7 @@ from . import environment
 from . import bootcache, layers
 from .defaults import CAPTURE_DEFAULTS
 from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, probe_offsets
-from .records import EV_CHUNK, convert, split_chunk, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
+from .records import EV_CHUNK, EventReader, convert, split_chunk, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 SOURCE = BPF_DIR / "nlbpf.bpf.c"
@@ -53,6 +53,7 @@ class Capture:
         self.hooks = []           # (hook, status) for doctor/debug
         self._pending = []
         self._perf_lost = 0
+        self._reader = None
         self.uses_ringbuf = None
         self.call_state = None            # where a thread's call in flight is kept
 
@@ -230,12 +231,24 @@ class Capture:
         return has
 
     # --------------------------------------------------------------- events
+    def _reader_for(self, data):
+        # bcc's class for the C struct, found once; EventReader reads it in one
+        # unpack, else from_address (table.event() casts through a pointer each time)
+        cls = type(self.bpf["events"].event(data))
+        self._reader = EventReader.for_class(cls) or cls
+        return self._reader
+
     def _on_event(self, ctx, data, size):
-        ev = self.bpf["events"].event(data)
+        reader = self._reader or self._reader_for(data)
+        if reader.__class__ is EventReader:
+            ev, offset = reader.read(data), reader.data_offset
+            payload = None if ev.kind == EV_CHUNK else reader.payload(ev, data, size)
+        else:
+            ev, offset, payload = reader.from_address(data), None, None
         if ev.kind == EV_CHUNK:
-            self._pending.extend(split_chunk(ev, data, size, self.snaplen))
+            self._pending.extend(split_chunk(ev, data, size, self.snaplen, offset))
             return
-        rec = convert(ev)
+        rec = convert(ev, payload)
         if rec is not None:
             self._pending.append(rec)
 

@@ -5,6 +5,7 @@ bpf/nlbpf.h; the constants below mirror the #defines there.
 """
 import ctypes as ct
 import struct
+from collections import namedtuple
 from dataclasses import dataclass
 
 from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY
@@ -46,8 +47,17 @@ class Extack:
     seq: int = None            # kernel layer: the failed request's seq (exact pairing)
 
 
+_STRS = {}      # comm bytes -> str: the same few names come in every event
+
+
 def _str(chars):
-    return bytes(chars).split(b"\0", 1)[0].decode("utf-8", "replace")
+    raw = bytes(chars)
+    text = _STRS.get(raw)
+    if text is None:
+        text = raw.split(b"\0", 1)[0].decode("utf-8", "replace")
+        if len(_STRS) < 4096:
+            _STRS[raw] = text
+    return text
 
 
 def _cap(ev):
@@ -55,11 +65,70 @@ def _cap(ev):
     return max(0, min(ev.cap_len, ct.sizeof(ev.data)))
 
 
-def convert(ev):
-    """One bcc event (ctypes struct over the buffer) -> a record, copying what it keeps."""
+class EventReader:
+    """Reads an event's fields before `data` with one struct.unpack.
+
+    The layout is still bcc's (its ctypes class, parsed from nlbpf.h): this only
+    turns it into a struct format, because reading ~25 ctypes attributes one by
+    one is a third of the per-event cost at high rates. for_class() gives None
+    for a layout it cannot express; the caller then reads the ctypes struct."""
+
+    def __init__(self, cls, fmt, names):
+        self.cls = cls
+        self.header = struct.Struct(fmt)
+        self.fields = namedtuple("Event", names)._make
+        self.data_offset = cls.data.offset
+        self.data_size = cls.data.size
+
+    @classmethod
+    def for_class(cls, event_cls):
+        fmt, names, pos = ["="], [], 0
+        for name, ctype in event_cls._fields_:
+            if name == "data":
+                break
+            off = getattr(event_cls, name).offset
+            if off < pos:
+                return None
+            if off > pos:
+                fmt.append(f"{off - pos}x")
+            if issubclass(ctype, ct.Array):
+                if ctype._type_ is not ct.c_char:
+                    return None
+                code = f"{ctype._length_}s"       # _str() cuts at the NUL, as ctypes would
+            else:
+                code = getattr(ctype, "_type_", None)
+                if not isinstance(code, str) or len(code) != 1 or code not in "bBhHiIlLqQc?":
+                    return None
+                if code in "lL" and ct.sizeof(ctype) == 8:
+                    code = "q" if code == "l" else "Q"      # struct's "=l" is 4 bytes
+            if struct.calcsize("=" + code) != ct.sizeof(ctype):
+                return None
+            fmt.append(code)
+            names.append(name)
+            pos = off + ct.sizeof(ctype)
+        else:
+            return None                             # no `data` field: not nlbpf's event
+        if event_cls.data.offset < pos:
+            return None
+        return cls(event_cls, "".join(fmt), names)
+
+    def read(self, addr):
+        """The fields of the event at addr."""
+        return self.fields(self.header.unpack(ct.string_at(addr, self.header.size)))
+
+    def payload(self, ev, addr, size):
+        """Its data bytes: cap_len of them, never past the array or the size handed over."""
+        n = min(ev.cap_len, self.data_size, size - self.data_offset)
+        return ct.string_at(addr + self.data_offset, n) if n > 0 else b""
+
+
+def convert(ev, data=None):
+    """One bcc event -> a record, copying what it keeps. ev: the ctypes struct over
+    the buffer, or EventReader's fields with data, the payload it read."""
     kind = ev.kind
     if kind == EV_MSG:
-        data = ct.string_at(ct.addressof(ev.data), _cap(ev))
+        if data is None:
+            data = ct.string_at(ct.addressof(ev.data), _cap(ev))
         if ev.dir == DIR_SEND:
             direction = REQUEST
         else:
@@ -84,7 +153,9 @@ def convert(ev):
     if kind == EV_CHUNK:
         raise ValueError("EV_CHUNK holds many messages: split_chunk() it")
     if kind == EV_EXTACK:
-        text = ct.string_at(ct.addressof(ev.data), _cap(ev)).decode("utf-8", "replace")
+        if data is None:
+            data = ct.string_at(ct.addressof(ev.data), _cap(ev))
+        text = data.decode("utf-8", "replace")
         return Extack(ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, sock=ev.sk, text=text,
                       seq=ev.nl_seq if ev.syscall == SC_KERNEL else None)
     if kind == EV_SYSERR:
@@ -101,11 +172,12 @@ def convert(ev):
     return None
 
 
-def split_chunk(ev, addr, size, snaplen):
+def split_chunk(ev, addr, size, snaplen, data_offset=None):
     """An EV_CHUNK (dump parts of one reply, back to back) -> one Message per part,
     each cut at snaplen like the probes cut single messages. addr/size: the event
-    as the buffer handed it over; nothing past it is read, whatever cap_len says."""
-    off = type(ev).data.offset
+    as the buffer handed it over; nothing past it is read, whatever cap_len says.
+    data_offset: where data starts (read from ev's ctypes class when not given)."""
+    off = type(ev).data.offset if data_offset is None else data_offset
     n = max(0, min(ev.cap_len, size - off))
     raw = ct.string_at(addr + off, n)
     common = dict(

@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from nlbpf.capture.records import EV_CHUNK, convert, split_chunk
+from nlbpf.capture.records import EV_CHUNK, EventReader, convert, split_chunk
 from nlbpf.model import REPLY
 
 RTM_NEWROUTE, NLM_F_MULTI = 24, 2
@@ -68,3 +68,12 @@ def test_convert_refuses_a_chunk():
     ev, _addr, _size, _keep = event(pad(part(1, b"")))
     with pytest.raises(ValueError):
         convert(ev)
+
+
+def test_chunk_split_through_the_event_reader_matches_ctypes():
+    body = b"".join(pad(part(i, b"x" * i)) for i in range(1, 6))
+    ev, addr, size, _keep = event(body)
+    reader = EventReader.for_class(Ev)
+    fields = reader.read(addr)
+    assert split_chunk(fields, addr, size, 1024, reader.data_offset) == \
+        split_chunk(ev, addr, size, 1024)

@@ -2,6 +2,7 @@
 import io
 import json
 import os
+import random
 import shutil
 import socket
 import struct
@@ -11,15 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from nlbpf import pcapfile
 from nlbpf.capfile import (ARPHRD_NETLINK, LINKTYPE_NETLINK, CaptureFile, CaptureWriter,
-                           decode_comment, encode_comment, resolve_ports)
+                           _generic_message_comment, decode_comment, encode_comment,
+                           message_comment, resolve_ports)
 from nlbpf.capture.records import Extack
 from nlbpf.commands.read import OfflineFilter, TopCounters, lat_bucket
 from nlbpf.commands.top import bucket_mid_ns
 from nlbpf.decode import GenlFamilies
 from nlbpf.filters import Filters
 from nlbpf.model import Message, SyscallError, REQUEST, REPLY, NOTIFY
-from nlbpf.pcapfile import PcapError, Reader
+from nlbpf.pcapfile import PcapError, PcapngWriter, Reader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from nlfixtures import answered_requests  # noqa: E402
@@ -165,6 +168,53 @@ def test_comment_codec_quotes_what_needs_it():
     assert text.startswith('comm="a \\"b\\"=c" n=5 x=plain')
     assert decode_comment(text) == {k: str(v) for k, v in pairs}
     assert decode_comment('pid=1 junk "unterminated comm="x')["pid"] == "1"
+
+
+def test_fast_message_comment_is_the_generic_codec():
+    """record's cached comment text equals the field-by-field codec, whatever the record holds."""
+    rnd = random.Random(7)
+    rare = {"groups": 1, "lock_wait_ns": 9, "lock_holder_pid": 3, "lock_holder_comm": "x y",
+            "extack": "bad", "skipped_parts": 2, "skipped_bytes": 8, "skipped_intr": True,
+            "split": True, "handler_ns": 5, "dump_ns": 6, "in_handler": False}
+    for _ in range(5000):
+        kw = dict(ts_ns=1, pid=rnd.choice([1, 40000]), tid=rnd.choice([1, 2]),
+                  comm=rnd.choice(["ip", 'a "b"', "", "zürich"]), protocol=0,
+                  direction=rnd.choice([REQUEST, REPLY, NOTIFY]), data=b"",
+                  length=rnd.choice([0, 16, 100]), netns=rnd.choice([0, NETNS]),
+                  sock=rnd.choice([0, 0xFFFF888012345678]), syscall=rnd.choice(["", "sendmsg"]),
+                  ret=rnd.choice([0, -1, 5, True]), dur_ns=rnd.choice([0, 123]))
+        if rnd.random() < 0.3:
+            name = rnd.choice(sorted(rare))
+            kw[name] = rnd.choice([rare[name], 0, None, ""])
+        if rnd.random() < 0.05:
+            kw[rnd.choice(["comm", "sock", "pid"])] = None
+        msg = Message(**kw)
+        orig = rnd.choice([16, msg.length + 16])
+        assert message_comment(msg, orig) == _generic_message_comment(msg, orig), kw
+
+
+def test_packet_writer_bytes_match_the_block_builders():
+    rnd = random.Random(3)
+    for _ in range(2000):
+        out = io.BytesIO()
+        w = PcapngWriter(out)
+        w.add_interface(LINKTYPE_NETLINK, 1040)
+        start = out.tell()
+        data = bytes(rnd.randrange(256) for _ in range(rnd.randrange(40)))
+        comments = [rnd.choice([None, "", "a", "ü x", "abc" * rnd.randrange(5)])
+                    for _ in range(rnd.randrange(3))]
+        flags = rnd.choice([None, 1, 0x11])
+        orig = rnd.choice([None, 0, len(data) + 5])
+        ts = rnd.randrange(2 ** 62)
+        w.write_packet(0, ts, data, orig, comments=comments, flags=flags)
+        ticks = w._ticks(0, ts)
+        opts = [(pcapfile.OPT_COMMENT, pcapfile._utf8(c)) for c in comments]
+        if flags is not None:
+            opts.append((pcapfile.EPB_FLAGS, struct.pack("<I", flags)))
+        body = (struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
+                            max(len(data), orig or 0))
+                + data + b"\0" * (-len(data) % 4) + pcapfile._options(opts))
+        assert out.getvalue()[start:] == pcapfile._block(pcapfile.PCAPNG_EPB, body)
 
 
 def test_stream_from_stdin_and_unknown_blocks_are_skipped():
