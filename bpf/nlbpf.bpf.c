@@ -845,9 +845,9 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
 #endif
 /* which memory is fixed per layer: no branch per header for the verifier */
 #ifdef KERNEL_LAYER
-#define read_hdr(dst, n, src) bpf_probe_read_kernel(dst, n, (void *)(src))
+#define read_walked(dst, n, src) bpf_probe_read_kernel(dst, n, (void *)(src))   /* the skb */
 #else
-#define read_hdr(dst, n, src) bpf_probe_read_user(dst, n, (void *)(src))
+#define read_walked(dst, n, src) bpf_probe_read_user(dst, n, (void *)(src))     /* the iovecs */
 #endif
 
 /* Dump parts walked header by header count into their request's entry (its
@@ -880,14 +880,14 @@ static __always_inline void walk_headers(void *ctx, struct walk_state *w, struct
     int recv = w->c.dir == DIR_RECV && !w->groups;
     /* replies in one skb answer one request: its seq, read once */
     u32 seq0 = 0;
-    read_hdr(&seq0, sizeof(seq0), w->base + w->off + 8);
+    read_walked(&seq0, sizeof(seq0), w->base + w->off + 8);
     /* few branches per iteration: 6.1's verifier gives up past 8192 pending ones */
 #pragma clang loop unroll(disable)
     for (i = 0; i < WALK_HDRS; i++) {
         if (w->off + NLMSG_HDRLEN > w->seg_len)
             break;
         u32 hdr[4] = {};
-        read_hdr(hdr, sizeof(hdr), w->base + w->off);
+        read_walked(hdr, sizeof(hdr), w->base + w->off);
         u64 len = hdr[0];
         if (len < NLMSG_HDRLEN)
             break;
@@ -941,6 +941,90 @@ static __always_inline void walk_headers(void *ctx, struct walk_state *w, struct
     }
 }
 
+
+#ifdef MODE_TRACE
+/* Dump parts travel in bulk: one EV_CHUNK per run of them, copied whole, instead
+ * of an event each (a 32 KB recv holds hundreds). A part qualifies when it is a
+ * whole NLM_F_MULTI data message inside the segment; the final NLMSG_DONE, and
+ * anything else, takes the full path. Both layers: walk_chunk() (a tail-called
+ * program) on the syscall layer, kwalk() on the kernel layer. */
+#define CHUNK_HDRS 512
+struct chunk_event {
+    u8 head[__builtin_offsetof(struct nl_event, data)];
+    u8 data[CHUNK_MAX];
+};
+BPF_PERCPU_ARRAY(chunk_buf, struct chunk_event, 1);
+
+static __always_inline int is_part(struct walk_state *w, u32 *hdr, u64 start)
+{
+    u64 len = hdr[0];
+    return len >= NLMSG_HDRLEN && (hdr[1] & 0xffff) > NLMSG_DONE
+        && ((hdr[1] >> 16) & NLM_F_MULTI) && w->off + len <= w->seg_len
+        && w->off + len - start <= CHUNK_MAX;
+}
+
+/* Does the walk stand at a dump part a chunk can take? */
+static __always_inline int chunk_ready(struct walk_state *w)
+{
+    if (w->c.dir != DIR_RECV || w->groups || w->skip)
+        return 0;
+    if (w->off >= w->seg_len && !next_segment(w))
+        return 0;
+    if (w->off + NLMSG_HDRLEN > w->seg_len)
+        return 0;
+    u32 hdr[4] = {};
+    read_walked(hdr, sizeof(hdr), w->base + w->off);
+    return is_part(w, hdr, w->off);
+}
+
+/* Hand over the run of parts the walk stands at (chunk_ready() said there is one)
+ * as one EV_CHUNK, and move the walk past it. */
+static __always_inline void emit_chunk(void *ctx, struct walk_state *w, struct nl_event *e,
+                                       struct chunk_event *ch)
+{
+    u64 start = w->off;
+    u32 seq0 = 0;
+    read_walked(&seq0, sizeof(seq0), w->base + start + 8);
+    u64 parts = 0, bytes = 0;
+    u8 intr = 0;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < CHUNK_HDRS; i++) {
+        if (w->off + NLMSG_HDRLEN > w->seg_len)
+            break;
+        u32 hdr[4] = {};
+        read_walked(hdr, sizeof(hdr), w->base + w->off);
+        if (!is_part(w, hdr, start) || hdr[2] != seq0)
+            break;
+        parts++;
+        bytes += hdr[0];
+        intr |= (hdr[1] >> 16) & NLM_F_DUMP_INTR;
+        w->off += (hdr[0] + 3) & ~3ULL;
+    }
+    u64 end = w->off < w->seg_len ? w->off : w->seg_len;
+    u64 n = end - start;
+    if (!parts)
+        return;
+    struct pend_val *p = count_parts(w, seq0, parts, bytes, intr);
+#ifdef FILTER_TYPE
+    /* --type: replies go out only for requests of that type (on_reply does the same) */
+    if (!p)
+        return;
+#endif
+    e->kind = EV_CHUNK;
+    e->nl_seq = seq0;
+    e->flags = w->eflags;
+    e->cap_len = n;
+    __builtin_memcpy(ch->head, e, sizeof(ch->head));
+    e->kind = EV_MSG;
+    if (n > CHUNK_MAX)
+        n = CHUNK_MAX;
+    asm volatile("" : "+r"(n));
+    if (n > CHUNK_MAX)
+        n = CHUNK_MAX;
+    read_walked(ch->data, n, w->base + start);
+    submit(ctx, (struct nl_event *)ch, sizeof(ch->head) + n, parts);
+}
+#endif
 
 /* ------------------------------------------------ extack and lock waits */
 
@@ -1019,39 +1103,6 @@ static __always_inline int on_contention_end(u64 lock_addr)
  */
 
 #ifdef MODE_TRACE
-/* Dump parts travel in bulk: one EV_CHUNK per run of them, copied whole, instead
- * of an event each (a 32 KB recv holds hundreds). A part qualifies when it is a
- * whole NLM_F_MULTI data message inside the segment; the final NLMSG_DONE, and
- * anything else, takes the full path in walk(). */
-#define CHUNK_HDRS 512
-struct chunk_event {
-    u8 head[__builtin_offsetof(struct nl_event, data)];
-    u8 data[CHUNK_MAX];
-};
-BPF_PERCPU_ARRAY(chunk_buf, struct chunk_event, 1);
-
-static __always_inline int is_part(struct walk_state *w, u32 *hdr, u64 start)
-{
-    u64 len = hdr[0];
-    return len >= NLMSG_HDRLEN && (hdr[1] & 0xffff) > NLMSG_DONE
-        && ((hdr[1] >> 16) & NLM_F_MULTI) && w->off + len <= w->seg_len
-        && w->off + len - start <= CHUNK_MAX;
-}
-
-/* Does the walk stand at a dump part a chunk can take? */
-static __always_inline int chunk_ready(struct walk_state *w)
-{
-    if (w->c.dir != DIR_RECV || w->groups || w->skip)
-        return 0;
-    if (w->off >= w->seg_len && !next_segment(w))
-        return 0;
-    if (w->off + NLMSG_HDRLEN > w->seg_len)
-        return 0;
-    u32 hdr[4] = {};
-    bpf_probe_read_user(hdr, sizeof(hdr), (void *)(w->base + w->off));
-    return is_part(w, hdr, w->off);
-}
-
 int walk_chunk(void *ctx)
 {
     u32 zero = 0;
@@ -1060,50 +1111,7 @@ int walk_chunk(void *ctx)
     struct chunk_event *ch = chunk_buf.lookup(&zero);
     if (!w || !e || !ch)
         return 0;
-    u64 start = w->off;
-    u32 seq0 = 0;
-    bpf_probe_read_user(&seq0, sizeof(seq0), (void *)(w->base + start + 8));
-    u64 parts = 0, bytes = 0;
-    u8 intr = 0;
-#pragma clang loop unroll(disable)
-    for (int i = 0; i < CHUNK_HDRS; i++) {
-        if (w->off + NLMSG_HDRLEN > w->seg_len)
-            break;
-        u32 hdr[4] = {};
-        bpf_probe_read_user(hdr, sizeof(hdr), (void *)(w->base + w->off));
-        if (!is_part(w, hdr, start) || hdr[2] != seq0)
-            break;
-        parts++;
-        bytes += hdr[0];
-        intr |= (hdr[1] >> 16) & NLM_F_DUMP_INTR;
-        w->off += (hdr[0] + 3) & ~3ULL;
-    }
-    u64 end = w->off < w->seg_len ? w->off : w->seg_len;
-    u64 n = end - start;
-    if (parts) {
-        struct pend_val *p = count_parts(w, seq0, parts, bytes, intr);
-#ifdef FILTER_TYPE
-        /* --type: replies go out only for requests of that type (on_reply does the same) */
-        if (!p)
-            goto next;
-#endif
-        e->kind = EV_CHUNK;
-        e->nl_seq = seq0;
-        e->flags = w->eflags;
-        e->cap_len = n;
-        __builtin_memcpy(ch->head, e, sizeof(ch->head));
-        e->kind = EV_MSG;
-        if (n > CHUNK_MAX)
-            n = CHUNK_MAX;
-        asm volatile("" : "+r"(n));
-        if (n > CHUNK_MAX)
-            n = CHUNK_MAX;
-        bpf_probe_read_user(ch->data, n, (void *)(w->base + start));
-        submit(ctx, (struct nl_event *)ch, sizeof(ch->head) + n, parts);
-    }
-#ifdef FILTER_TYPE
-next:
-#endif
+    emit_chunk(ctx, w, e, ch);
     if (w->tail < MAX_TAIL) {
         w->tail++;
         progs.call(ctx, 0);     /* back to walk: the final reply, other segments */
@@ -1353,6 +1361,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_call(args, args->ret
 #else
 #define KWALK_FULL 16
 #endif
+#define KWALK_CHUNKS 4          /* EV_CHUNKs per skb (trace): 64 KB, or 2,048 parts */
 #define MARK_HANDLER 1
 #define MARK_DUMP 2
 
@@ -1434,6 +1443,19 @@ static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups,
     w->seg_len = len;
     w->remaining = 0;
     fill_common(e, w, EV_MSG);
+#ifdef MODE_TRACE
+    /* a dump skb's parts go over in bulk, as on the syscall layer (fentry programs
+     * cannot tail-call, so the runs are taken here): an skb is at most ~32 KB */
+    struct chunk_event *ch = chunk_buf.lookup(&zero);
+    if (ch && dir == DIR_RECV && !groups) {
+#pragma clang loop unroll(disable)
+        for (int k = 0; k < KWALK_CHUNKS; k++) {
+            if (!chunk_ready(w))
+                break;
+            emit_chunk(ctx, w, e, ch);
+        }
+    }
+#endif
     struct top_val *t = 0;
 #ifdef MODE_TOP
     t = top_entry(w);
