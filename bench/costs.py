@@ -49,6 +49,7 @@ def main():
     from nlbpf.correlate import Correlator, classify_orphan
     from nlbpf.output.records import Decoder, message_record
     from nlbpf.model import Message
+    from nlbpf.output.jsonline import dumps
 
     ns = f"nlcost-{uuid.uuid4().hex[:6]}"
     sh("ip", "netns", "add", ns)
@@ -109,7 +110,7 @@ def main():
         sink = io.StringIO()
         t0 = time.perf_counter()
         for r in recs:
-            sink.write(json.dumps(r, default=str, ensure_ascii=False) + "\n")
+            sink.write(dumps(r) + "\n")      # what trace --json writes with
         t_json = time.perf_counter() - t0
         k = max(1, len(msgs))
         per = [drain_s, t_dec / k, t_rec / k, t_json / k]

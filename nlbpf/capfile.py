@@ -188,22 +188,31 @@ def record_pairs(rec, core=CORE, skip=IN_PACKET):
     return pairs
 
 
+_KW_PLANS = {}
+
+
 def record_kwargs(cls, meta, skip=IN_PACKET):
+    key = (cls, frozenset(skip))
+    plan = _KW_PLANS.get(key)
+    if plan is None:
+        # per class, once: _kind() reads the annotation text (nlbpf read of a big file
+        # spent a third of its time here)
+        plan = _KW_PLANS[key] = [(f.name, ALIASES.get(f.name, f.name), _kind(f), _zero(f))
+                                 for f in _fields(cls, skip)]
     kw = {}
-    for f in _fields(cls, skip):
-        raw = meta.get(ALIASES.get(f.name, f.name))
-        kind = _kind(f)
+    for name, comment_key, kind, zero in plan:
+        raw = meta.get(comment_key)
         if raw is None:
-            kw[f.name] = _zero(f)
+            kw[name] = zero
         elif kind == "bool":
-            kw[f.name] = raw in ("1", "true", "True")
+            kw[name] = raw in ("1", "true", "True")
         elif kind == "int":
             try:
-                kw[f.name] = int(raw, 0)
+                kw[name] = int(raw, 0)
             except ValueError:
-                kw[f.name] = _zero(f)
+                kw[name] = zero
         else:
-            kw[f.name] = raw
+            kw[name] = raw
     return kw
 
 

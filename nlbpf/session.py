@@ -3,6 +3,7 @@
 Start the probes, say so on stderr, poll until --duration, SIGINT or SIGTERM,
 hand each record to the command, and keep the user told about lost events.
 """
+import gc
 import os
 import signal
 import sys
@@ -79,6 +80,16 @@ def announce(capture):
     print(TRACING_LINE, file=sys.stderr, flush=True)
 
 
+def tune_gc():
+    """Fewer, larger young collections. At thousands of records a second the
+    default (one every 700 allocations) spends ~10% of trace's CPU re-scanning
+    what pending requests and the decode memo keep alive; what is loaded by
+    now (pyroute2's tables, bcc, the compiled probes' Python side) lives as
+    long as the process, so it leaves the collector's view (gc.freeze)."""
+    gc.freeze()
+    gc.set_threshold(20000, 10, 10)
+
+
 def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end=None):
     """Run a capture until done; returns the kernel's final stats.
 
@@ -91,6 +102,7 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
     try:
         capture.start()
         announce(capture)
+        tune_gc()
         lost = LostReporter(capture)
         deadline = time.monotonic() + duration if duration else None
         next_tick = time.monotonic() + tick_s
