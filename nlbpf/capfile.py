@@ -240,6 +240,7 @@ class _MessageComments:
         assert core[-2:] == ["ret", "dur_ns"], core     # the fast text's order
         self.stable = core[:-2]
         self.get_stable = attrgetter(*self.stable)
+        self.sock_at = self.stable.index("sock")
         rest = [(n, zero) for n, _key, always, zero in plan if not always]
         self.get_rest = attrgetter(*(n for n, _ in rest))
         self.rest_zero = tuple(zero for _, zero in rest)
@@ -263,7 +264,7 @@ class _MessageComments:
             return _generic_message_comment(msg, orig_len)
         prefix = self.prefixes.get(values)
         if prefix is None:
-            if type(values[self.stable.index("sock")]) is not int:
+            if type(values[self.sock_at]) is not int:
                 return _generic_message_comment(msg, orig_len)
             if len(self.prefixes) >= self.CACHE_MAX:
                 self.prefixes.clear()
