@@ -176,15 +176,18 @@ def _plan(cls, core, skip):
     return plan
 
 
+def _shown(name, v):
+    """A field's value as the comment holds it: the socket in hex."""
+    return hex(v) if name == "sock" and type(v) is int else v
+
+
 def record_pairs(rec, core=CORE, skip=IN_PACKET):
     pairs = []
     for name, key, always, zero in _plan(type(rec), core, skip):
         v = getattr(rec, name)
         if v is None or (not always and v == zero):
             continue
-        if name == "sock" and type(v) is int:
-            v = hex(v)
-        pairs.append((key, v))
+        pairs.append((key, _shown(name, v)))
     return pairs
 
 
@@ -247,12 +250,8 @@ class _MessageComments:
         self.prefixes = {}
 
     def _prefix(self, values):
-        pairs = []
-        for name, v in zip(self.stable, values):
-            if name == "sock":
-                v = hex(v)
-            pairs.append((ALIASES.get(name, name), v))
-        return encode_comment(pairs)
+        return encode_comment([(ALIASES.get(name, name), _shown(name, v))
+                               for name, v in zip(self.stable, values)])
 
     def __call__(self, msg, orig_len):
         if type(msg) is not Message:

@@ -371,8 +371,11 @@ class Reader:
 
 
 # ------------------------------------------------------------------- writers
+_ZEROS = (b"", b"\0", b"\0\0", b"\0\0\0")       # by -len & 3: padding to 4 bytes
+
+
 def _option(code, value, endian="<"):
-    return struct.pack(endian + "HH", code, len(value)) + value + b"\0" * (_pad4(len(value)) - len(value))
+    return struct.pack(endian + "HH", code, len(value)) + value + _ZEROS[-len(value) & 3]
 
 
 def _options(items):
@@ -383,11 +386,9 @@ def _options(items):
     return b"".join(_option(c, v) for c, v in items) + _option(OPT_ENDOFOPT, b"")
 
 
-_ZEROS = (b"", b"\0", b"\0\0", b"\0\0\0")       # by -len & 3: padding to 4 bytes
-_OPT_HDR = struct.Struct("<HH")
 _EPB_HEAD = struct.Struct("<IIIIIII")     # block type, total length, EPB fields
 _TOTAL = struct.Struct("<I")
-_END_OF_OPTIONS = _OPT_HDR.pack(OPT_ENDOFOPT, 0)
+_END_OF_OPTIONS = _option(OPT_ENDOFOPT, b"")
 _FLAGS_OPTIONS = {}
 
 
@@ -444,8 +445,7 @@ class PcapngWriter:
         for c in comments:
             if c is None:
                 continue
-            value = c.encode("utf-8", "replace")
-            parts += (_OPT_HDR.pack(OPT_COMMENT, len(value)), value, _ZEROS[-len(value) & 3])
+            parts.append(_option(OPT_COMMENT, c.encode("utf-8", "replace")))
         if flags is not None:
             parts.append(_flags_option(flags))
         if len(parts) > 3:

@@ -74,7 +74,6 @@ class EventReader:
     for a layout it cannot express; the caller then reads the ctypes struct."""
 
     def __init__(self, cls, fmt, names):
-        self.cls = cls
         self.header = struct.Struct(fmt)
         self.fields = namedtuple("Event", names)._make
         self.data_offset = cls.data.offset
