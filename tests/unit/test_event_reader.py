@@ -2,27 +2,21 @@
 declines, and convert() makes the same record from either."""
 import ctypes as ct
 import random
+import sys
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from nlevent import nl_event_class  # noqa: E402
 
 from nlbpf.capture.records import (DIR_RECV, DIR_SEND, EV_EXTACK, EV_MSG, EV_SPAN, EV_SYSERR,
                                    EventReader, convert)
 
 
-class Event(ct.Structure):
-    """nlbpf.h's layout as bcc's table.event() builds it: u64 fields come as
-    c_ulong (8 bytes here, while struct's "=L" is 4), comm as c_char arrays."""
-    _fields_ = [("ts_ns", ct.c_ulong), ("dur_ns", ct.c_ulong), ("sk", ct.c_ulong),
-                ("cgroup", ct.c_ulong), ("lock_wait_ns", ct.c_ulong),
-                ("skipped_bytes", ct.c_ulong), ("handler_ns", ct.c_ulong),
-                ("dump_ns", ct.c_ulong), ("pid", ct.c_uint), ("tid", ct.c_uint),
-                ("netns", ct.c_uint), ("portid", ct.c_uint), ("groups", ct.c_uint),
-                ("ret", ct.c_int), ("skipped_parts", ct.c_uint), ("holder_pid", ct.c_uint),
-                ("nl_len", ct.c_uint), ("nl_seq", ct.c_uint), ("nl_type", ct.c_ushort),
-                ("nl_flags", ct.c_ushort), ("cap_len", ct.c_ushort), ("kind", ct.c_ubyte),
-                ("dir", ct.c_ubyte), ("proto", ct.c_ubyte), ("syscall", ct.c_ubyte),
-                ("flags", ct.c_ubyte), ("pad", ct.c_ubyte), ("comm", ct.c_char * 16),
-                ("holder_comm", ct.c_char * 16), ("data", ct.c_ubyte * 64)]
+# nlbpf.h's layout as bcc's table.event() builds it: u64 fields come as c_ulong
+# (8 bytes here, while struct's "=L" is 4), comm as c_char arrays
+Event = nl_event_class(64)
 
 
 def random_event(rnd, kind):

@@ -9,7 +9,9 @@ without bound, whatever a process sends.
 import ctypes as ct
 import json
 import struct
+import sys
 import time
+from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -25,24 +27,15 @@ from nlbpf.decode import GenlFamilies
 from nlbpf.model import Message, REPLY, REQUEST, SyscallError
 from nlbpf.output.records import MEMO_MAX, Decoder, message_record, transaction_record
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from nlevent import nl_event_class  # noqa: E402
+
 SNAP = 96
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                       HealthCheck.function_scoped_fixture])
 
 
-class Event(ct.Structure):
-    """struct nl_event (bpf/nlbpf.h) with a small SNAPLEN, as bcc's table.event() builds it."""
-    _fields_ = [("ts_ns", ct.c_uint64), ("dur_ns", ct.c_uint64), ("sk", ct.c_uint64),
-                ("cgroup", ct.c_uint64), ("lock_wait_ns", ct.c_uint64),
-                ("skipped_bytes", ct.c_uint64), ("handler_ns", ct.c_uint64),
-                ("dump_ns", ct.c_uint64), ("pid", ct.c_uint32), ("tid", ct.c_uint32),
-                ("netns", ct.c_uint32), ("portid", ct.c_uint32), ("groups", ct.c_uint32),
-                ("ret", ct.c_int32), ("skipped_parts", ct.c_uint32), ("holder_pid", ct.c_uint32),
-                ("nl_len", ct.c_uint32), ("nl_seq", ct.c_uint32), ("nl_type", ct.c_uint16),
-                ("nl_flags", ct.c_uint16), ("cap_len", ct.c_uint16), ("kind", ct.c_uint8),
-                ("dir", ct.c_uint8), ("proto", ct.c_uint8), ("syscall", ct.c_uint8),
-                ("flags", ct.c_uint8), ("pad", ct.c_uint8), ("comm", ct.c_char * 16),
-                ("holder_comm", ct.c_char * 16), ("data", ct.c_uint8 * SNAP)]
+Event = nl_event_class(SNAP)     # struct nl_event (bpf/nlbpf.h) with a small SNAPLEN
 
 
 def event(kind=EV_MSG, data=b"", cap_len=None, **kw):
