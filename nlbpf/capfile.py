@@ -47,6 +47,7 @@ as pid (the kernel names a process's first socket after its pid) and comm
 '?'; requests, which carry port id 0, get it from their reply.
 """
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -84,6 +85,7 @@ FLAGS_OF = {REQUEST: FLAG_OUTBOUND, REPLY: FLAG_INBOUND | FLAG_UNICAST,
 NOOP = struct.pack("=IHHII", 16, 1, 0, 0, 0)
 
 
+@functools.lru_cache(maxsize=1024)      # a few distinct headers, one per message
 def cooked(protocol, pkttype=PACKET_OUTGOING, addr=b""):
     return COOKED.pack(pkttype, ARPHRD_NETLINK, len(addr), addr.ljust(8, b"\0")[:8],
                        protocol & 0xFFFF)
@@ -438,10 +440,9 @@ class CaptureWriter:
             self._sock_proto[rec.sock] = rec.protocol
             orig = 16 + max(rec.length, len(rec.data))
             if self.fmt == "pcapng":
-                data = cooked(rec.protocol) + rec.data
-                self.w.write_packet(0, self._ts(rec.ts_ns), data, orig,
-                                    comments=[message_comment(rec, orig)],
-                                    flags=FLAGS_OF.get(rec.direction))
+                self.w.write_commented(0, self._ts(rec.ts_ns), cooked(rec.protocol), rec.data,
+                                       orig, message_comment(rec, orig),
+                                       FLAGS_OF.get(rec.direction))
             else:
                 addr = struct.pack(">II", rec.pid & 0xFFFFFFFF, rec.tid & 0xFFFFFFFF)
                 data = cooked(rec.protocol, PKTTYPE_OF.get(rec.direction, PACKET_OUTGOING),

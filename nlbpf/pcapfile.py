@@ -388,6 +388,7 @@ def _options(items):
 
 _EPB_HEAD = struct.Struct("<IIIIIII")     # block type, total length, EPB fields
 _TOTAL = struct.Struct("<I")
+_OPT_HEAD = struct.Struct("<HH")
 _END_OF_OPTIONS = _option(OPT_ENDOFOPT, b"")
 _FLAGS_OPTIONS = {}
 
@@ -455,6 +456,24 @@ class PcapngWriter:
                                   orig)
         parts.append(_TOTAL.pack(total))
         self.f.write(b"".join(parts))
+
+    def write_commented(self, iface, ts_ns, head, data, orig_len, comment, flags):
+        """write_packet(iface, ts_ns, head + data, orig_len, [comment], flags), for the
+        case `nlbpf record` writes for every message: without building its lists."""
+        units = self.interfaces[iface]
+        ticks = ts_ns * units // NS if units != NS else ts_ns
+        ticks = max(0, ticks) & 0xFFFFFFFFFFFFFFFF
+        n = len(head) + len(data)
+        text = comment.encode("utf-8", "replace")
+        lt = len(text)
+        flags_opt = _flags_option(flags) if flags is not None else b""
+        total = 12 + 20 + n + (-n & 3) + 4 + lt + (-lt & 3) + len(flags_opt) + 4
+        self.f.write(b"".join((
+            _EPB_HEAD.pack(PCAPNG_EPB, total, iface, ticks >> 32, ticks & 0xFFFFFFFF, n,
+                           max(n, orig_len)),
+            head, data, _ZEROS[-n & 3],
+            _OPT_HEAD.pack(OPT_COMMENT, lt), text, _ZEROS[-lt & 3],
+            flags_opt, _END_OF_OPTIONS, _TOTAL.pack(total))))
 
     def write_stats(self, iface, ts_ns, ifrecv=None, ifdrop=None, starttime_ns=None,
                     endtime_ns=None, comments=()):

@@ -7,4 +7,6 @@ CAPTURE_DEFAULTS = {
     "buffer_pages": None,     # None: the loader's default (--buffer-pages, hidden: tests)
     "call_state": "auto",     # auto | hash: where a thread's call in flight is kept
                               # (--call-state, hidden: tests of older kernels' path)
+    "ring_reader": "auto",    # auto | bcc: read the ring buffer's pages, or bcc's callback
+                              # (--ring-reader, hidden: tests and bench)
 }

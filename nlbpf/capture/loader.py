@@ -10,15 +10,16 @@ from pathlib import Path
 
 from ..errors import NlbpfError
 from . import environment
-from . import bootcache, layers
+from . import bootcache, layers, ringbuf
 from .defaults import CAPTURE_DEFAULTS
 from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, probe_offsets
-from .records import EV_CHUNK, EventReader, convert, split_chunk, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
+from .records import EV_CHUNK, CtypesReader, EventReader, convert, split_chunk, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 SOURCE = BPF_DIR / "nlbpf.bpf.c"
 
 MODES = ("trace", "errors", "slow", "top")
+POLL_BATCH = 4096       # records per poll() from the ring's backlog
 MIN_SNAPLEN, MAX_SNAPLEN = 16, 4096
 
 
@@ -55,6 +56,8 @@ class Capture:
         self._perf_lost = 0
         self._reader = None
         self.uses_ringbuf = None
+        self.ring_reader = None           # how the ring buffer is read: "mmap" or "bcc"
+        self._ring = None
         self.call_state = None            # where a thread's call in flight is kept
 
     # ------------------------------------------------------------------ set-up
@@ -125,7 +128,7 @@ class Capture:
         if self.mode != "top":
             table = self.bpf["events"]
             if self.uses_ringbuf:
-                table.open_ring_buffer(self._on_event)
+                self._open_ring(table)
             else:
                 table.open_perf_buffer(self._on_event, page_cnt=self.pages_given or 256,
                                       lost_cb=self._on_lost)
@@ -230,24 +233,43 @@ class Capture:
             raise NlbpfError("this kernel has no BPF ring buffer (needs 5.8+); use --buffer perf")
         return has
 
+    def _open_ring(self, table):
+        # read the ring's pages directly where that is safe (ringbuf.py), else bcc's callback
+        why = ringbuf.supported() if CAPTURE_DEFAULTS.get("ring_reader", "auto") == "auto" \
+            else "asked for bcc's"
+        if why is None:
+            try:
+                self._ring = ringbuf.RingReader.from_map(table.map_fd, table.max_entries)
+                self.ring_reader = "mmap"
+                return
+            except OSError as e:
+                why = str(e)
+        table.open_ring_buffer(self._on_event)
+        self.ring_reader = f"bcc ({why})"
+
     # --------------------------------------------------------------- events
-    def _reader_for(self, data):
-        # bcc's class for the C struct, found once; EventReader reads it in one
-        # unpack, else from_address (table.event() casts through a pointer each time)
-        cls = type(self.bpf["events"].event(data))
-        self._reader = EventReader.for_class(cls) or cls
+    def _reader_for(self):
+        # bcc's class for the C struct (table.event() casts a pointer to it), found
+        # once; EventReader reads it with one unpack, else a ctypes copy
+        cls = type(self.bpf["events"].event(ct.addressof(ct.create_string_buffer(8))))
+        self._reader = EventReader.for_class(cls) or CtypesReader(cls)
         return self._reader
 
     def _on_event(self, ctx, data, size):
-        reader = self._reader or self._reader_for(data)
-        if reader.__class__ is EventReader:
-            ev, offset = reader.read(data), reader.data_offset
-            payload = None if ev.kind == EV_CHUNK else reader.payload(ev, data, size)
-        else:
-            ev, offset, payload = reader.from_address(data), None, None
-        if ev.kind == EV_CHUNK:
-            self._pending.extend(split_chunk(ev, data, size, self.snaplen, offset))
+        # bcc's callback (perf buffer, or a ring this process does not map): copied
+        # out, because the record's memory is the kernel's again once this returns
+        self._take(ct.string_at(data, size), 0, size)
+
+    def _take(self, buf, off, size):
+        reader = self._reader or self._reader_for()
+        ev = reader.read(buf, off, size)
+        if ev is None:
             return
+        if ev.kind == EV_CHUNK:
+            self._pending.extend(split_chunk(ev, buf, off, size, self.snaplen,
+                                             reader.data_offset))
+            return
+        payload = reader.payload(ev, buf, off, size)
         rec = convert(ev, payload)
         if rec is not None:
             self._pending.append(rec)
@@ -260,9 +282,16 @@ class Capture:
         if self.mode == "top":
             time.sleep(timeout_ms / 1000)
             return []
-        if self.uses_ringbuf:
+        ring = self._ring
+        if ring is not None:
             # the probes wake this poll only every WAKEUP_EVERY events (bpf/nlbpf.bpf.c):
             # what came since is taken when it times out
+            if not ring.fill() and not ring.backlog:
+                ring.wait(timeout_ms)
+                ring.fill()
+            # a batch at a time, so the ring is emptied again soon while a burst is worked on
+            ring.each(self._take, POLL_BATCH)
+        elif self.uses_ringbuf:
             self.bpf.ring_buffer_poll(timeout_ms)
             self.bpf.ring_buffer_consume()
         else:
@@ -274,7 +303,11 @@ class Capture:
         """Whatever is still buffered, without waiting."""
         if self.mode == "top" or self.bpf is None:
             return []
-        if self.uses_ringbuf:
+        if self._ring is not None:
+            # the backlog and what is in the ring now, not what the probes write meanwhile
+            self._ring.fill()
+            self._ring.each(self._take, self._ring.backlog)
+        elif self.uses_ringbuf:
             self.bpf.ring_buffer_consume()
         else:
             self.bpf.perf_buffer_poll(0)
@@ -294,6 +327,9 @@ class Capture:
         return total
 
     def close(self):
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
         if self.bpf is not None:
             self.bpf.cleanup()
             self.bpf = None

@@ -4,7 +4,7 @@ import os
 import platform
 
 from ..capture import environment
-from ..capture import layers
+from ..capture import layers, ringbuf
 from ..capture.btf import BTF, BTFError, probe_offsets
 from ..errors import NlbpfError
 
@@ -61,7 +61,10 @@ def checks():
                       else "missing (kernel < 5.19): `slow` cannot separate lock wait"))
     if bcc is not None:
         rb = bcc.BPF.support_ringbuf() if hasattr(bcc.BPF, "support_ringbuf") else True
-        out.append(_check("ring buffer", rb, "BPF ring buffer" if rb else "missing: perf buffer used instead"))
+        why = ringbuf.supported()
+        out.append(_check("ring buffer", rb, ("BPF ring buffer, its pages read directly" if why is None
+                                              else f"BPF ring buffer, through bcc's callback ({why})")
+                          if rb else "missing: perf buffer used instead"))
     ts = layers.have_task_storage("syscall")
     out.append(_check("task storage", ts, "a thread's call in flight kept with the task" if ts
                       else "missing (kernel < 5.11?): a hash map by thread id instead, ~30 ns more "

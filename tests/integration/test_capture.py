@@ -117,11 +117,13 @@ def test_route_add_with_bad_prefix_carries_kernel_extack(nlbpf, netns):
     assert recs[0]["extack"] == "Invalid prefix for given prefix length"
 
 
-def test_ip_batch_every_request_and_ack_seen_with_nothing_lost(nlbpf, netns):
+@pytest.mark.parametrize("reader", ["auto", "bcc"])
+def test_ip_batch_every_request_and_ack_seen_with_nothing_lost(nlbpf, netns, reader):
+    """auto: the ring's pages read directly (ringbuf.py); bcc: its per-record callback."""
     n = 400
     lines = [f"route add 10.{i // 250}.{i % 250}.0/24 dev lo" for i in range(n // 2)]
     lines += [f"route del 10.{i // 250}.{i % 250}.0/24 dev lo" for i in range(n // 2)]
-    run = nlbpf("trace", "--json")
+    run = nlbpf("trace", "--json", "--ring-reader", reader)
     pid = netns.batch(lines)
     run.stop(settle=1.0)
     recs = by_pid(run.records(), pid)

@@ -266,10 +266,15 @@ def test_xfrm_keys_on_the_wire(netns, tmp_path, show):
 
 # ----------------------------------------------------------------- lost events
 
-@pytest.mark.parametrize("buffer", ["ring", "perf"])
+BUFFERS = {"ring": ["--buffer", "ring"],                       # its pages mapped (ringbuf.py)
+           "ring-bcc": ["--buffer", "ring", "--ring-reader", "bcc"],  # bcc's callback
+           "perf": ["--buffer", "perf"]}
+
+
+@pytest.mark.parametrize("buffer", list(BUFFERS))
 def test_lost_events_add_up_under_overload(netns, buffer):
     """A one-page buffer and a fast sender: every message is either printed or counted lost."""
-    run = Run(["trace", "--json", "--netns", netns.name, "--buffer", buffer,
+    run = Run(["trace", "--json", "--netns", netns.name, *BUFFERS[buffer],
                "--buffer-pages", "1"] + hooks_args())
     try:
         flood = run_in(netns, HOSTILE, "flood", 20000)

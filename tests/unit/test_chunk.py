@@ -19,6 +19,9 @@ class Ev(ct.Structure):
                 ("syscall", ct.c_uint8), ("comm", ct.c_char * 16), ("data", ct.c_uint8 * 64)]
 
 
+OFF = Ev.data.offset
+
+
 def part(seq, payload):
     return struct.pack("=IHHII", 16 + len(payload), RTM_NEWROUTE, NLM_F_MULTI, seq, 99) + payload
 
@@ -28,7 +31,7 @@ def pad(b):
 
 
 def event(body, cap_len=None):
-    """(ev, addr, size) as the ring buffer hands an EV_CHUNK over."""
+    """(ev, buf, size) as the ring buffer hands an EV_CHUNK over (buf: a copy of it)."""
     off = Ev.data.offset
     # the ring buffer record is header + cap bytes; the struct can be longer than that
     # (past them: more valid-looking parts, which must not be read)
@@ -40,13 +43,13 @@ def event(body, cap_len=None):
     ev.comm = b"ip"
     ev.cap_len = len(body) if cap_len is None else cap_len
     ct.memmove(ct.addressof(buf) + off, body, len(body))
-    return ev, ct.addressof(buf), off + len(body), buf
+    return ev, buf.raw, off + len(body), buf
 
 
 def test_every_part_becomes_a_reply_cut_at_snaplen():
     parts = [part(5, b"a" * 12), part(5, b"b" * 7), part(5, b"c" * 100)]
-    ev, addr, size, _keep = event(b"".join(pad(p) for p in parts))
-    msgs = split_chunk(ev, addr, size, snaplen=64)
+    ev, raw, size, _keep = event(b"".join(pad(p) for p in parts))
+    msgs = split_chunk(ev, raw, 0, size, 64, OFF)
     assert [m.length for m in msgs] == [28, 23, 116]
     assert [m.data for m in msgs[:2]] == parts[:2]          # unpadded, whole
     assert msgs[2].data == parts[2][:64] and msgs[2].truncated
@@ -57,11 +60,11 @@ def test_every_part_becomes_a_reply_cut_at_snaplen():
 
 def test_a_lying_cap_len_or_a_cut_part_reads_nothing_past_the_event():
     body = pad(part(1, b"x" * 8)) + part(1, b"y" * 40)[:30]     # the second part is cut
-    ev, addr, size, _keep = event(body, cap_len=60000)
-    msgs = split_chunk(ev, addr, size, snaplen=1024)
+    ev, raw, size, _keep = event(body, cap_len=60000)
+    msgs = split_chunk(ev, raw, 0, size, 1024, OFF)
     assert [m.length for m in msgs] == [24]
-    ev, addr, size, _keep = event(struct.pack("=IHHII", 3, 24, 2, 1, 0))   # length < 16
-    assert split_chunk(ev, addr, size, snaplen=1024) == []
+    ev, raw, size, _keep = event(struct.pack("=IHHII", 3, 24, 2, 1, 0))   # length < 16
+    assert split_chunk(ev, raw, 0, size, 1024, OFF) == []
 
 
 def test_convert_refuses_a_chunk():
@@ -72,8 +75,11 @@ def test_convert_refuses_a_chunk():
 
 def test_chunk_split_through_the_event_reader_matches_ctypes():
     body = b"".join(pad(part(i, b"x" * i)) for i in range(1, 6))
-    ev, addr, size, _keep = event(body)
+    ev, raw, size, _keep = event(body)
     reader = EventReader.for_class(Ev)
-    fields = reader.read(addr)
-    assert split_chunk(fields, addr, size, 1024, reader.data_offset) == \
-        split_chunk(ev, addr, size, 1024)
+    fields = reader.read(raw, 0, size)
+    assert split_chunk(fields, raw, 0, size, 1024, reader.data_offset) == \
+        split_chunk(ev, raw, 0, size, 1024, OFF)
+    # the same event further into a buffer (a backlog chunk of the ring reader)
+    assert split_chunk(reader.read(b"p" * 24 + raw, 24, size), b"p" * 24 + raw, 24, size, 1024,
+                       OFF) == split_chunk(ev, raw, 0, size, 1024, OFF)

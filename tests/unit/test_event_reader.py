@@ -1,6 +1,7 @@
 """EventReader: one struct.unpack gives the fields bcc's ctypes class gives, or it
 declines, and convert() makes the same record from either."""
 import ctypes as ct
+import dataclasses
 import random
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from nlevent import nl_event_class  # noqa: E402
 
 from nlbpf.capture.records import (DIR_RECV, DIR_SEND, EV_EXTACK, EV_MSG, EV_SPAN, EV_SYSERR,
-                                   EventReader, convert)
+                                   EVF_IN_HANDLER, EVF_SKIPPED_INTR, EVF_SPLIT, MESSAGE_FIELDS,
+                                   SC_KERNEL, SYSCALLS, CtypesReader, EventReader, convert)
+from nlbpf.model import Message
 
 
 # nlbpf.h's layout as bcc's table.event() builds it: u64 fields come as c_ulong
@@ -44,23 +47,29 @@ def test_reader_and_ctypes_give_the_same_record(kind):
     rnd = random.Random(kind)
     for _ in range(300):
         ev, buf = random_event(rnd, kind)
-        addr, size = ct.addressof(buf), ct.sizeof(buf)
-        fields = reader.read(addr)
+        raw, size = buf.raw, ct.sizeof(buf)
+        fields = reader.read(raw, 0, size)
         for name, _ in Event._fields_[:-1]:
             want = getattr(ev, name)
             got = getattr(fields, name)
             assert got.split(b"\0")[0] == want if isinstance(want, bytes) else got == want, name
-        assert convert(fields, reader.payload(fields, addr, size)) == convert(ev)
+        assert convert(fields, reader.payload(fields, raw, 0, size)) == convert(ev)
+        # bcc's class through CtypesReader (the fallback) gives the same record
+        fallback = CtypesReader(Event)
+        copied = fallback.read(raw, 0, size)
+        assert convert(copied, fallback.payload(copied, raw, 0, size)) == convert(ev)
 
 
 def test_payload_stops_at_the_size_handed_over():
     reader = EventReader.for_class(Event)
     ev, buf = random_event(random.Random(1), EV_MSG)
     ev.cap_len = 64
-    addr = ct.addressof(buf)
-    fields = reader.read(addr)
-    assert len(reader.payload(fields, addr, Event.data.offset + 10)) == 10
-    assert reader.payload(fields, addr, Event.data.offset - 4) == b""
+    raw = b"x" * 8 + buf.raw          # at an offset, as in a backlog chunk
+    fields = reader.read(raw, 8, len(buf.raw))
+    assert len(reader.payload(fields, raw, 8, Event.data.offset + 10)) == 10
+    assert reader.payload(fields, raw, 8, Event.data.offset - 4) == b""
+    assert reader.read(raw, 8, reader.header.size - 1) is None       # too short for the fields
+    assert CtypesReader(Event).read(raw, 8, Event.data.offset - 1) is None
 
 
 class Nested(ct.Structure):
@@ -76,3 +85,43 @@ class Nested(ct.Structure):
 def test_reader_declines_what_it_cannot_express(fields):
     cls = type("Odd", (ct.Structure,), {"_fields_": fields})
     assert EventReader.for_class(cls) is None
+
+
+def keyword_message(ev, data):
+    """What convert() must give for an EV_MSG, built by field name (it passes them
+    by position, for speed)."""
+    send = ev.dir == DIR_SEND
+    direction = "request" if send else ("notify" if ev.groups else "reply")
+    return Message(
+        ts_ns=ev.ts_ns if send else ev.ts_ns + ev.dur_ns, pid=ev.pid, tid=ev.tid,
+        comm=bytes(ev.comm).split(b"\0")[0].decode("utf-8", "replace"), protocol=ev.proto,
+        direction=direction, data=data, length=ev.nl_len, netns=ev.netns, cgroup=ev.cgroup,
+        sock=ev.sk, portid=ev.portid, groups=ev.groups, syscall=SYSCALLS.get(ev.syscall, "?"),
+        ret=ev.ret, dur_ns=ev.dur_ns, lock_wait_ns=ev.lock_wait_ns, lock_holder_pid=ev.holder_pid,
+        lock_holder_comm=(bytes(ev.holder_comm).split(b"\0")[0].decode("utf-8", "replace")
+                          if ev.holder_pid else ""),
+        extack=None, skipped_parts=ev.skipped_parts, skipped_bytes=ev.skipped_bytes,
+        skipped_intr=bool(ev.flags & EVF_SKIPPED_INTR), split=bool(ev.flags & EVF_SPLIT),
+        handler_ns=ev.handler_ns, dump_ns=ev.dump_ns,
+        in_handler=(bool(ev.flags & EVF_IN_HANDLER)
+                    if ev.syscall == SC_KERNEL and direction == "notify" else None))
+
+
+def test_convert_puts_every_field_where_it_belongs():
+    rnd = random.Random(7)
+    reader = EventReader.for_class(Event)
+    for i in range(2000):
+        ev, buf = random_event(rnd, EV_MSG)
+        ev.syscall = rnd.choice([SC_KERNEL, 2, 5, 99])
+        ev.flags = rnd.randrange(32)
+        raw = buf.raw
+        fields = reader.read(raw, 0, len(raw))
+        data = reader.payload(fields, raw, 0, len(raw))
+        got = convert(fields, data)
+        assert got == keyword_message(ev, data)
+        # and not equal by accident: every field of a random event differs from the defaults
+        assert got.sock == ev.sk and got.lock_wait_ns == ev.lock_wait_ns
+
+
+def test_message_fields_are_the_order_convert_passes():
+    assert tuple(f.name for f in dataclasses.fields(Message)) == MESSAGE_FIELDS

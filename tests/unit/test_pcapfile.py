@@ -217,6 +217,31 @@ def test_packet_writer_bytes_match_the_block_builders():
         assert out.getvalue()[start:] == pcapfile._block(pcapfile.PCAPNG_EPB, body)
 
 
+def test_one_comment_writer_gives_write_packets_bytes():
+    """write_commented (record's hot path) against write_packet, the general one."""
+    rnd = random.Random(4)
+    for tsresol in (9, 6):
+        for _ in range(2000):
+            blocks = []
+            head = bytes(rnd.randrange(256) for _ in range(rnd.choice([0, 16])))
+            data = bytes(rnd.randrange(256) for _ in range(rnd.randrange(40)))
+            comment = rnd.choice(["", "a", "ü x", "pid=1 comm=ip " * rnd.randrange(5)])
+            flags = rnd.choice([None, 1, 0x11])
+            orig = rnd.choice([0, len(head) + len(data), len(head) + len(data) + 5])
+            ts = rnd.randrange(2 ** 62)
+            for general in (True, False):
+                out = io.BytesIO()
+                w = PcapngWriter(out)
+                w.add_interface(LINKTYPE_NETLINK, 1040, tsresol=tsresol)
+                start = out.tell()
+                if general:
+                    w.write_packet(0, ts, head + data, orig, comments=[comment], flags=flags)
+                else:
+                    w.write_commented(0, ts, head, data, orig, comment, flags)
+                blocks.append(out.getvalue()[start:])
+            assert blocks[0] == blocks[1]
+
+
 def test_stream_from_stdin_and_unknown_blocks_are_skipped():
     data = write(route_workload())
     # a custom block (0xBAD) after the section header: skipped

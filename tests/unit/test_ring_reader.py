@@ -1,0 +1,112 @@
+"""RingReader on a ring laid out in plain memory, the way the kernel maps one:
+records in order, BUSY ones not taken yet, DISCARD ones skipped, a record that
+wraps around the end read whole from the second mapping, the backlog bounded."""
+import ctypes as ct
+import struct
+
+import pytest
+
+from nlbpf.capture.ringbuf import BUSY, DISCARD, RingReader
+
+SIZE = 256
+
+
+class FakeRing:
+    """consumer page, producer page, and the data pages twice (the double mapping)."""
+
+    def __init__(self, size=SIZE, **kw):
+        self.size = size
+        self.mem = (ct.c_ubyte * (8192 + 2 * size))()
+        base = ct.addressof(self.mem)
+        self.prod = 0
+        self.reader = RingReader(base, base + 4096, base + 8192, size, **kw)
+
+    def _put(self, pos, data):
+        for i, b in enumerate(data):
+            at = (pos + i) % self.size
+            self.mem[8192 + at] = b
+            self.mem[8192 + at + self.size] = b
+
+    def write(self, sample, flags=0):
+        """Reserve and write one record; its header's position (to commit it later)."""
+        at = self.prod
+        self._put(at, struct.pack("<II", len(sample) | flags, 0) + sample)
+        self.prod += (len(sample) + 8 + 7) & ~7
+        struct.pack_into("<Q", self.mem, 4096, self.prod)
+        return at
+
+    def commit(self, at, length):
+        self._put(at, struct.pack("<I", length))
+
+    @property
+    def cons(self):
+        return struct.unpack_from("<Q", self.mem, 0)[0]
+
+    def take(self, limit=1 << 30):
+        got = []
+        self.reader.fill()
+        self.reader.each(lambda buf, off, size: got.append(bytes(buf[off:off + size])), limit)
+        return got
+
+
+def test_records_come_in_order_and_their_space_goes_back():
+    ring = FakeRing()
+    samples = [bytes([i]) * (i * 3 + 1) for i in range(5)]
+    for s in samples:
+        ring.write(s)
+    assert ring.take() == samples
+    assert ring.cons == ring.prod and ring.reader.backlog == 0
+    assert ring.take() == []
+
+
+def test_a_busy_record_stops_the_reader_until_it_is_committed():
+    ring = FakeRing()
+    ring.write(b"first")
+    busy = ring.write(b"second", BUSY)
+    ring.write(b"third")
+    assert ring.take() == [b"first"]
+    assert ring.cons == 16                       # up to the busy one, no further
+    ring.commit(busy, 6)
+    assert ring.take() == [b"second", b"third"]
+
+
+def test_discarded_records_are_skipped():
+    ring = FakeRing()
+    ring.write(b"kept")
+    ring.write(b"dropped!", DISCARD)
+    ring.write(b"also kept")
+    assert ring.take() == [b"kept", b"also kept"]
+    assert ring.cons == ring.prod
+
+
+def test_a_record_that_wraps_around_the_end_is_whole():
+    ring = FakeRing()
+    seen = []
+    for i in range(40):                          # ~20 times around a 256-byte ring
+        sample = bytes([i]) * (17 + i * 7 % 90)
+        ring.write(sample)
+        seen += ring.take()
+        assert seen[-1] == sample
+    assert len(seen) == 40
+
+
+def test_the_backlog_is_bounded_and_handed_on_in_batches():
+    ring = FakeRing(backlog_cap=64)
+    samples = [bytes([i]) * 20 for i in range(8)]     # 32 bytes each in the ring
+    for s in samples:
+        ring.write(s)
+    ring.reader.fill()
+    assert ring.reader.backlog == 64 and ring.cons == 64    # the rest stays in the ring
+    got = []
+    keep = lambda buf, off, size: got.append(bytes(buf[off:off + size]))  # noqa: E731
+    assert ring.reader.each(keep, 1) == 1 and ring.reader.backlog == 64   # half a chunk
+    assert ring.reader.each(keep, 10) == 1 and ring.reader.backlog == 0
+    while ring.reader.fill():
+        ring.reader.each(keep, 10)
+    assert got == samples
+
+
+def test_ring_size_must_be_a_power_of_two():
+    mem = (ct.c_ubyte * 8192)()
+    with pytest.raises(ValueError):
+        RingReader(ct.addressof(mem), ct.addressof(mem) + 8, ct.addressof(mem) + 16, 100)
