@@ -58,6 +58,19 @@ class LostReporter:
     def __init__(self, capture):
         self.capture = capture
         self.reported = {"lost": 0, "walk_truncated": 0, "pending_full": 0}
+        self.behind = False        # said that the reader's backlog is over half full
+
+    def check_backlog(self):
+        """Say so once when records wait in the reader's backlog (ringbuf.py) faster
+        than they are handled: output lags the traffic, and loss comes next."""
+        waiting, cap = self.capture.backlog()
+        if cap and not self.behind and waiting > cap // 2:
+            self.behind = True
+            print(f"WARNING: falling behind the traffic: {waiting >> 20} MB of events wait to be "
+                  f"handled (at {cap >> 20} MB the kernel starts losing them)",
+                  file=sys.stderr, flush=True)
+        elif self.behind and waiting < cap // 10:
+            self.behind = False
 
     def check(self):
         stats = self.capture.stats()
@@ -70,6 +83,7 @@ class LostReporter:
             print(f"WARNING: {cut} calls had more messages than the probe walks; "
                   f"the rest of them went unseen", file=sys.stderr, flush=True)
         self.reported.update({k: stats[k] for k in self.reported})
+        self.check_backlog()
         return stats
 
 

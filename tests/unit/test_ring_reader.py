@@ -110,3 +110,27 @@ def test_ring_size_must_be_a_power_of_two():
     mem = (ct.c_ubyte * 8192)()
     with pytest.raises(ValueError):
         RingReader(ct.addressof(mem), ct.addressof(mem) + 8, ct.addressof(mem) + 16, 100)
+
+
+class BackloggedCapture:
+    def __init__(self):
+        self.waiting = 0
+
+    def backlog(self):
+        return self.waiting, 80 << 20
+
+    def stats(self):
+        return {"lost": 0, "walk_truncated": 0, "pending_full": 0}
+
+
+def test_falling_behind_is_said_once_until_the_reader_catches_up(capsys):
+    from nlbpf.session import LostReporter
+    cap = BackloggedCapture()
+    rep = LostReporter(cap)
+    said = []
+    for mb in (10, 30, 41, 60, 79, 50, 5, 35, 60):
+        cap.waiting = mb << 20
+        rep.check()
+        said.append("falling behind" in capsys.readouterr().err)
+    # over half full: once; below a tenth: re-armed; over half again: once more
+    assert said == [False, False, True, False, False, False, False, False, True]
