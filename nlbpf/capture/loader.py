@@ -56,7 +56,6 @@ class Capture:
         self._perf_lost = 0
         self._reader = None
         self.uses_ringbuf = None
-        self.ring_reader = None           # how the ring buffer is read: "mmap" or "bcc"
         self._ring = None
         self.call_state = None            # where a thread's call in flight is kept
 
@@ -235,17 +234,13 @@ class Capture:
 
     def _open_ring(self, table):
         # read the ring's pages directly where that is safe (ringbuf.py), else bcc's callback
-        why = ringbuf.supported() if CAPTURE_DEFAULTS.get("ring_reader", "auto") == "auto" \
-            else "asked for bcc's"
-        if why is None:
+        if CAPTURE_DEFAULTS.get("ring_reader", "auto") == "auto" and ringbuf.supported() is None:
             try:
                 self._ring = ringbuf.RingReader.from_map(table.map_fd, table.max_entries)
-                self.ring_reader = "mmap"
-                return
-            except OSError as e:
-                why = str(e)
-        table.open_ring_buffer(self._on_event)
-        self.ring_reader = f"bcc ({why})"
+            except OSError as e:    # libbpf (bcc's reader) maps the same pages the same way
+                raise NlbpfError(f"cannot map the ring buffer: {e}; try --buffer perf") from None
+        else:
+            table.open_ring_buffer(self._on_event)
 
     # --------------------------------------------------------------- events
     def _reader_for(self):

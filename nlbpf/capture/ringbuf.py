@@ -47,7 +47,8 @@ def supported():
 
 
 class _Mapping:
-    """mmap(2) through libc: the records are handed on as addresses, as bcc does."""
+    """mmap(2) through libc: it gives the address ctypes reads the positions and
+    copies records from (Python's mmap gives none for a read-only mapping)."""
     _libc = None
 
     @classmethod
