@@ -50,6 +50,7 @@ def main():
     from nlbpf.output.records import Decoder, message_record
     from nlbpf.model import Message
     from nlbpf.output.jsonline import dumps
+    from nlbpf.session import tune_gc
 
     ns = f"nlcost-{uuid.uuid4().hex[:6]}"
     sh("ip", "netns", "add", ns)
@@ -63,6 +64,7 @@ def main():
         inode = os.stat(f"/run/netns/{ns}").st_ino
         cap = Capture(mode="trace", filters=Filters(netns=inode))
         cap.start()
+        tune_gc()       # the collector as the live commands set it (session.run)
         sets = {}
         try:
             for name, argv in (

@@ -1,6 +1,7 @@
 """The floor under any syscall-tracepoint tool: empty BPF programs on the hooks nlbpf uses.
 
     sudo .venv/bin/python bench/floor.py          # attach, print the Tracing line, wait for Ctrl-C
+    sudo .venv/bin/python bench/floor.py --raw    # the raw_syscalls alternative instead
 
 Attaches a program that returns at once to each of the twelve tracepoints
 nlbpf's syscall layer uses (sys_enter_/sys_exit_ of sendmsg, sendto, sendmmsg,
@@ -8,7 +9,14 @@ recvmsg, recvfrom, recvmmsg). Whatever a workload loses under this is the
 price of the hook itself (syscall tracepoints put every syscall of every task
 on the traced path), before nlbpf does any work. bench/run.py runs it as the
 `floor` configuration.
+
+--raw attaches instead one program to each of raw_syscalls' sys_enter and
+sys_exit that picks out the six syscalls by number, the way a single
+dispatcher would (`floor-raw`): it runs for every syscall of every task, but
+skips building the per-syscall tracepoint's record. Comparing the two says
+what moving the probes there could save.
 """
+import argparse
 import signal
 import sys
 import time
@@ -18,14 +26,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CALLS = ("sendmsg", "sendto", "sendmmsg", "recvmsg", "recvfrom", "recvmmsg")
 TRACING_LINE = "Tracing netlink... Hit Ctrl-C to end."
+# x86-64 numbers of the six calls (the --raw dispatcher compares against them)
+X86_64_NR = {"sendto": 44, "recvfrom": 45, "sendmsg": 46, "recvmsg": 47, "recvmmsg": 299,
+             "sendmmsg": 307}
+PT_REGS_ORIG_AX = 120       # offsetof(struct pt_regs, orig_ax) on x86-64: the syscall number
+
+
+def raw_source():
+    match = " || ".join(f"id == {nr}" for nr in sorted(X86_64_NR.values()))
+    return (f"RAW_TRACEPOINT_PROBE(sys_enter) {{ long id = (long)ctx->args[1];"
+            f" return ({match}) ? 1 : 0; }}\n"
+            f"RAW_TRACEPOINT_PROBE(sys_exit) {{ long id = 0;"
+            f" bpf_probe_read_kernel(&id, sizeof(id), (void *)(ctx->args[0] + {PT_REGS_ORIG_AX}));"
+            f" return ({match}) ? 1 : 0; }}\n")
 
 
 def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--raw", action="store_true", help="raw_syscalls sys_enter/sys_exit instead")
+    args = ap.parse_args()
     from nlbpf.capture import environment
     environment.kernel_headers()        # BCC_KERNEL_SOURCE, as nlbpf sets it
     from bcc import BPF
-    src = "".join(f"TRACEPOINT_PROBE(syscalls, sys_{d}_{c}) {{ return 0; }}\n"
-                  for c in CALLS for d in ("enter", "exit"))
+    if args.raw:
+        src = raw_source()
+    else:
+        src = "".join(f"TRACEPOINT_PROBE(syscalls, sys_{d}_{c}) {{ return 0; }}\n"
+                      for c in CALLS for d in ("enter", "exit"))
     bpf = BPF(text=src)
     stop = []
     for sig in (signal.SIGINT, signal.SIGTERM):

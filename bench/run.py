@@ -8,6 +8,9 @@ Workloads (each in a network namespace this script creates and deletes):
            routes that do not exist (ESRCH: what `nlbpf errors` must report)
   getlink  a tight loop of RTM_GETLINK(lo) requests with ACK (bench/nlload.py)
   dump     one dump of a 50k-route table (bench/nlload.py)
+  other    not netlink: dd copying 1M single bytes (2M read/write syscalls), what
+           every other process on the node pays while nlbpf runs (opt-in:
+           --workloads ...,other)
 Configurations: bare; nlbpf trace --json; nlbpf errors; nlbpf slow --threshold 500ms;
 nlbpf top; strace -f -e trace=%network (strace decodes netlink itself).
 
@@ -24,6 +27,13 @@ as it comes) and `nlbpf record -w FILE` (kept raw, decoded later by `nlbpf read`
 against paced senders at rising message rates, each rate sustained for
 --tp-seconds; the kernel's lost counter in nlbpf's closing line says whether
 anything was dropped.
+
+Hook layers: an nlbpf configuration runs with the layer the kernel offers
+(--hooks auto). NAME@LAYER runs it on a given one, for comparing them in one run
+on a kernel that has them all (vm/run-tests.sh --layers bench):
+  errors@syscall   syscall tracepoints
+  errors@fentry    the kernel-function layer through fentry/fexit
+  errors@kprobe    the kernel-function layer through kprobes
 
 Prints the markdown tables and writes bench/RESULTS.md and bench/results.json.
 """
@@ -73,13 +83,20 @@ CONFIGS = {
     "strace": ("strace -f -e trace=%network", None),
     # not nlbpf: empty programs on the same tracepoints, the cost of the hook alone
     "floor": ("empty BPF on the same tracepoints", ["floor"]),
+    # the same, as one dispatcher on raw_syscalls (bench/floor.py --raw)
+    "floor-raw": ("empty BPF on raw_syscalls, by syscall number", ["floor", "--raw"]),
 }
 DEFAULT_CONFIGS = "bare,trace,errors,slow,top,strace,floor"
 NLBPF_CONFIGS = ("trace", "errors", "slow", "top")
+# NAME@LAYER: an nlbpf configuration on a given hook layer
+LAYER_ARGS = {"syscall": ["--hooks", "syscall"],
+              "fentry": ["--hooks", "kernel", "--kernel-probe", "fentry"],
+              "kprobe": ["--hooks", "kernel", "--kernel-probe", "kprobe"]}
 WORKLOADS = {
     "batch": "ip -batch: 10k route add + 10k del",
     "getlink": "RTM_GETLINK loop",
     "dump": "50k-route dump",
+    "other": "other syscalls (dd, 2M reads+writes)",
 }
 
 
@@ -337,7 +354,9 @@ class Env:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def workload_argv(env, name, getlink_count):
+def workload_argv(env, name, getlink_count, other_count=1_000_000):
+    if name == "other":
+        return ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={other_count}"]
     if name == "batch":
         return ["ip", "-n", env.ns, "-force", "-batch", str(env.batch_file)]
     if name == "getlink":
@@ -402,10 +421,14 @@ def pid_lines(path, pid):
 
 def count_trace(path, pid, name):
     """Records of the workload in trace --json output (the batch: route requests and their
-    NLMSG_ERROR replies, which is everything ip exchanges for a route command)."""
+    NLMSG_ERROR replies, which is everything ip exchanges for a route command). The
+    notifications its requests cause (seen by the kernel layer, in ip's context) are
+    not messages it exchanged."""
     n = other = 0
     for rec in pid_lines(path, pid):
-        if name != "batch" or rec.get("type") in ("RTM_NEWROUTE", "RTM_DELROUTE", "NLMSG_ERROR"):
+        if rec.get("direction") == "notify":
+            other += 1
+        elif name != "batch" or rec.get("type") in ("RTM_NEWROUTE", "RTM_DELROUTE", "NLMSG_ERROR"):
             n += 1
         else:
             other += 1
@@ -454,13 +477,13 @@ def count_strace(path):
 def one_run(env, name, config, args, gate, rep):
     label, nl_args = CONFIGS[config]
     gate_info = gate.wait()
-    argv = workload_argv(env, name, args.getlink_count)
+    argv = workload_argv(env, name, args.getlink_count, args.other_count)
     res = {"workload": name, "config": config, "rep": rep, "gate": gate_info}
     out_path = env.dir / f"{name}-{config}-{rep}.out"
     tracer = None
     try:
-        if nl_args == ["floor"]:
-            tracer = Tracer([sys.executable, str(BENCH / "floor.py")], [], None)
+        if nl_args and nl_args[0] == "floor":
+            tracer = Tracer([sys.executable, str(BENCH / "floor.py")], nl_args[1:], None)
             res["attach_s"] = tracer.wait_ready()
             time.sleep(0.2)
         elif nl_args is not None:
@@ -473,7 +496,7 @@ def one_run(env, name, config, args, gate, rep):
             argv, tracer_pid=tracer.proc.pid if tracer is not None else None)
         res.update(pid=pid, rc=rc, wall_s=wall, info=info, foreign_cpu_s=round(foreign, 3))
 
-        res["timed_s"] = info.get("seconds", wall) if name != "batch" else wall
+        res["timed_s"] = info.get("seconds", wall) if name not in ("batch", "other") else wall
         # CPU time: what runs inside the workload's syscalls (the probes) shows; time
         # other processes held the CPU does not (the batch: ip's whole life; the Python
         # clients: their netlink loop). strace's cost is mostly waiting, not this.
@@ -482,7 +505,9 @@ def one_run(env, name, config, args, gate, rep):
         res["expected"] = exp
         if name == "batch" and rc not in (0, 1):
             raise RuntimeError(f"ip -batch failed ({rc}): {err[:300]}")
-        if name != "batch" and (rc != 0 or not info):
+        if name == "other" and rc != 0:
+            raise RuntimeError(f"{' '.join(argv)} failed ({rc}): {err[:300]}")
+        if name not in ("batch", "other") and (rc != 0 or not info):
             raise RuntimeError(f"{' '.join(argv)} failed ({rc}): {err[:300]}")
         if tracer is not None:
             # top prints what it counted at its next refresh; the others have it already
@@ -680,13 +705,22 @@ def summarize(runs, workloads, configs):
 
 
 def base_config(config):
-    """trace-cmp (run from --compare-tree) counts like trace."""
+    """trace-cmp (run from --compare-tree) and trace@fentry count like trace."""
+    config = config.split("@")[0]
     return config[:-4] if config.endswith("-cmp") else config
+
+
+def layered_config(name):
+    """CONFIGS entry for NAME@LAYER, or None if name is not one."""
+    base, _, layer = name.partition("@")
+    if not layer or base not in NLBPF_CONFIGS or layer not in LAYER_ARGS:
+        return None
+    return (f"{CONFIGS[base][0]} ({layer} layer)", CONFIGS[base][1] + LAYER_ARGS[layer])
 
 
 def capture_text(s, config):
     config = base_config(config)
-    if config in ("bare", "floor"):
+    if config == "bare" or config.startswith("floor"):
         return "-"
     if config == "slow":
         return f"{s['captured']} reported (none expected), {s['events']} kernel events"
@@ -721,7 +755,7 @@ def ratio_table(summary, workloads, configs, key, bare_cell):
 def tables(summary, workloads, configs, tp):
     lines = ["### Workload time, ratio to bare (median of paired runs, min–max)", ""]
     lines += ratio_table(summary, workloads, configs, "ratios",
-                         lambda s: f"1.00× ({fmt_rate(s['rate'])} msgs/s)")
+                         lambda s: f"1.00× ({fmt_rate(s['rate'])} msgs/s)" if s["rate"] else "1.00×")
     lines += ["", "### Workload CPU time (user+sys), ratio to bare (median, min–max)", "",
               "The probes run inside the workload's own syscalls, so their cost is in its CPU "
               "time; time other processes held the CPU is not. On a shared machine this is "
@@ -739,7 +773,7 @@ def tables(summary, workloads, configs, tp):
             nl = CONFIGS[c][1] is not None
             lines.append("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
                 WORKLOADS[w], CONFIGS[c][0], fmt_rate(s["rate"]), capture_text(s, c),
-                s.get("lost", "-") if c not in ("bare", "strace", "floor") else "-",
+                s.get("lost", "-") if c not in ("bare", "strace") and not c.startswith("floor") else "-",
                 f"{s['cpu_s']:.2f}" if nl else "-",
                 f"{s['rss_mb']:.0f}" if nl else "-",
                 f"{s['attach_s']:.2f} (max {s['attach_max']:.2f})" if nl else "-",
@@ -770,22 +804,28 @@ def targets(summary, workloads, tp):
         t = worst(c, "cpu_ratio_median")
         return f" (workload CPU time: worst median {t:.2f}×)" if t is not None else ""
     out = []
-    t = worst("trace")
-    cap = [(summary[(w, "trace")]["captured"], summary[(w, "trace")]["want"]) for w in workloads
-           if (w, "trace") in summary]
-    full = all(a == b for a, b in cap)
-    if t is not None:
-        out.append(("trace ≤ 1.05× bare, 100% captured", t <= 1.05 and full,
-                    f"worst median {t:.2f}×{cpu_note('trace')}; captured " +
-                    ", ".join(f"{a:,}/{b:,}" for a, b in cap)))
-    for c in ("errors", "slow", "top"):
+    configs = sorted({c for (w, c) in summary if not c.endswith("-cmp")},
+                     key=lambda c: (NLBPF_CONFIGS.index(base_config(c))
+                                    if base_config(c) in NLBPF_CONFIGS else -1, c))
+    for c in configs:
+        base, t = base_config(c), worst(c)
+        on = f" on the {c.partition('@')[2]} layer" if "@" in c else ""
+        if t is None or base not in NLBPF_CONFIGS:
+            continue
+        if base == "trace":
+            cap = [(summary[(w, c)]["captured"], summary[(w, c)]["want"]) for w in workloads
+                   if (w, c) in summary]
+            out.append((f"trace ≤ 1.05× bare, 100% captured{on}",
+                        t <= 1.05 and all(a == b for a, b in cap),
+                        f"worst median {t:.2f}×{cpu_note(c)}; captured " +
+                        ", ".join(f"{a:,}/{b:,}" for a, b in cap)))
+        else:
+            out.append((f"{base} ≤ 1.02× bare{on}", t <= 1.02, f"worst median {t:.2f}×{cpu_note(c)}"))
+    for c in ("floor", "floor-raw"):
         t = worst(c)
         if t is not None:
-            out.append((f"{c} ≤ 1.02× bare", t <= 1.02, f"worst median {t:.2f}×{cpu_note(c)}"))
-    t = worst("floor")
-    if t is not None:
-        out.append(("(reference) empty programs on the same tracepoints", None,
-                    f"worst median {t:.2f}×{cpu_note('floor')}"))
+            out.append((f"(reference) {CONFIGS[c][0]}", None,
+                        f"worst median {t:.2f}×{cpu_note(c)}"))
     tp = [r for r in tp or [] if r.get("tree", "main") == "main"]
     if tp:
         for cmd, mix in sorted({(r.get("command", "trace"), r["mix"]) for r in tp}):
@@ -794,7 +834,7 @@ def targets(summary, workloads, tp):
             best = max(clean, default=0)
             out.append((f"zero loss at ≥ 200k msgs/s ({cmd}, {mix} mix)", best >= 200_000,
                         f"highest clean rate {fmt_rate(best)} msgs/s"))
-    nl = [s for (w, c), s in summary.items() if "attach_max" in s and c != "floor"]
+    nl = [s for (w, c), s in summary.items() if "attach_max" in s and not c.startswith("floor")]
     if nl:
         att = max(s["attach_max"] for s in nl)
         out.append(("attach ≤ 2 s", att <= 2.0,
@@ -813,6 +853,8 @@ def parse_args(argv):
     ap.add_argument("--fail-deletes", type=int, default=100)
     ap.add_argument("--getlink-count", type=int, default=10000)
     ap.add_argument("--dump-routes", type=int, default=50000)
+    ap.add_argument("--other-count", type=int, default=1_000_000,
+                    help="bytes dd copies one at a time in the `other` workload")
     ap.add_argument("--no-throughput", action="store_true")
     ap.add_argument("--tp-only", action="store_true", help="only the throughput test")
     ap.add_argument("--tp-rates", default="2000,5000,10000,20000,50000,100000,200000")
@@ -845,6 +887,9 @@ def parse_args(argv):
     ap.add_argument("--out", default=str(BENCH / "RESULTS.md"))
     ap.add_argument("--json-out", default=str(BENCH / "results.json"))
     ap.add_argument("--label", default="", help="a note for RESULTS.md (e.g. before/after)")
+    ap.add_argument("--machine", default="KVM guest; syscall tracepoint layer (this kernel "
+                    "refuses fentry and has no kprobes)",
+                    help="what RESULTS.md says of the machine and hook layer")
     a = ap.parse_args(argv)
     a.workloads = [w for w in a.workloads.split(",") if w]
     a.configs = [c for c in a.configs.split(",") if c]
@@ -858,8 +903,11 @@ def parse_args(argv):
         if w not in WORKLOADS:
             ap.error(f"unknown workload {w}")
     for c in a.configs:
+        if c not in CONFIGS and layered_config(c) is not None:
+            CONFIGS[c] = layered_config(c)
         if c not in CONFIGS:
-            ap.error(f"unknown configuration {c}")
+            ap.error(f"unknown configuration {c} (NAME or NAME@LAYER: "
+                     f"{', '.join(NLBPF_CONFIGS)} @ {', '.join(LAYER_ARGS)})")
     if "bare" not in a.configs:
         a.configs.insert(0, "bare")
     TREE_LABELS["compare"] = a.compare_label
@@ -887,7 +935,7 @@ def main(argv=None):
     args = parse_args(argv if argv is not None else sys.argv[1:])
     if os.geteuid() != 0:
         sys.exit("bench/run.py needs root (it loads probes and creates network namespaces)")
-    for tool in ("ip", "strace", "bpftool"):
+    for tool in ("ip", "bpftool") + (("strace",) if "strace" in args.configs else ()):
         if not shutil.which(tool):
             sys.exit(f"bench/run.py needs {tool}")
     NLBPF_TREE = Path(args.tree).resolve()
@@ -934,6 +982,7 @@ def main(argv=None):
         "gate_waited_s": round(gate.waited, 1),
         "noisy_runs": sum(not r["gate"]["quiet"] for r in runs) + sum(not r["quiet"] for r in tp),
         "label": args.label,
+        "machine": args.machine,
     }
     Path(args.json_out).write_text(json.dumps({"meta": meta, "runs": runs, "throughput": tp,
                                                "summary": {f"{w}/{c}": s for (w, c), s in summary.items()}},
@@ -946,6 +995,8 @@ def tree_commit(tree):
     note = tree / "COMMIT"
     if note.exists():
         return note.read_text().strip()
+    if not shutil.which("git"):         # the VM's image has none (vm/run-tests.sh --layers bench)
+        return "?"
     r = subprocess.run(["git", "-C", str(tree), "describe", "--always", "--dirty"],
                        capture_output=True, text=True)
     return r.stdout.strip() or "?"
@@ -954,9 +1005,8 @@ def tree_commit(tree):
 def write_results(path, meta, text, verdicts, args):
     lines = [f"# nlbpf benchmark results{' — ' + meta['label'] if meta['label'] else ''}", "",
              f"- command: `{meta['command']}`",
-             f"- date: {meta['date']}; kernel {meta['kernel']}; {meta['cpus']} CPUs (KVM guest)",
-             f"- nlbpf: {meta['commit']} (`python -m nlbpf.cli` from {meta['tree']}); syscall "
-             f"tracepoint layer (this kernel refuses fentry and has no kprobes)",
+             f"- date: {meta['date']}; kernel {meta['kernel']}; {meta['cpus']} CPUs ({meta['machine']})",
+             f"- nlbpf: {meta['commit']} (`python -m nlbpf.cli` from {meta['tree']})",
              f"- repetitions: {args.reps}, configurations interleaved in a shuffled order per repetition; "
              f"workloads and tracers at nice {args.nice}",
              f"- quiet gate: waited {meta['gate_waited_s']}s in total for other tracers/CPU load to go; "

@@ -568,7 +568,10 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
     if (w->groups) {
         /* multicast notification: only trace shows them */
 #ifdef MODE_TOP
-        if (t) {
+        /* the kernel layer sees a broadcast where it is sent, in the sender's context
+         * (the request that caused it, a kworker): who receives it is not known there,
+         * so it is nobody's message in */
+        if (t && !w->kmem) {
             __sync_fetch_and_add(&t->msgs_in, 1);
             __sync_fetch_and_add(&t->bytes_in, e->nl_len);
         }

@@ -47,6 +47,7 @@ LAYERS="smoke fentry kprobe syscall"
 LAYER_TIMEOUT=420
 VERBOSE=0
 PYTEST_ARGS=()
+BENCH_ARGS=
 # shellcheck source=/dev/null
 [ -r /opt/vmrun.env ] && . /opt/vmrun.env
 
@@ -103,6 +104,16 @@ for layer in $LAYERS; do
             NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=kprobe run_pytest "$d" ;;
         syscall)
             NLBPF_TEST_HOOKS=syscall run_pytest "$d" ;;
+        bench)
+            # not a test: the hook layers' overhead side by side (bench/run.py)
+            log=$d/bench.log
+            # shellcheck disable=SC2086  # BENCH_ARGS is a list of plain words
+            (cd "$src" && timeout -k 10 "$LAYER_TIMEOUT" python bench/run.py $BENCH_ARGS \
+                --machine "qemu guest under TCG (software emulation, 2 vCPUs): every hook layer" \
+                --out "$d/RESULTS.md" --json-out "$d/results.json") >"$log" 2>&1
+            rc=$?
+            tail -n 12 "$log" | grep -E '^- (met|MISSED|info)' | sed 's/^/VMTEST: bench /'
+            (exit $rc) ;;
         *)
             log=$d/error.log
             echo "unknown layer $layer" >"$log"; false ;;

@@ -5,7 +5,10 @@
 #   sudo vm/run-tests.sh [options] [-- extra pytest args]
 #
 # Options:
-#   --layers LIST       comma-separated, from smoke,fentry,kprobe,syscall (default: all)
+#   --layers LIST       comma-separated, from smoke,fentry,kprobe,syscall,bench
+#                       (default: smoke,fentry,kprobe,syscall)
+#   --bench-args ARGS   bench/run.py's arguments for the bench layer (one string,
+#                       split on spaces; default: the layer comparison below)
 #   --out DIR           results directory (default: vm/results; emptied first)
 #   --layer-timeout SEC one layer inside the guest (default 420)
 #   --timeout SEC       whole VM run, boot to power-off
@@ -18,6 +21,9 @@
 # kprobe = NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=kprobe;
 # syscall = NLBPF_TEST_HOOKS=syscall. Each pytest layer runs
 # `python -m pytest -m root tests/integration [extra args]` in /opt/nlbpf.
+# bench = not a test: bench/run.py comparing the hook layers' overhead on one
+# kernel that has them all (results in DIR/bench/RESULTS.md). Under software
+# emulation; give it --layer-timeout 3000.
 # Exit status: 0 if every layer passed (or had no tests to run), else 1.
 set -euo pipefail
 
@@ -30,6 +36,7 @@ layer_timeout=420
 rebuild=()
 verbose=0
 pytest_args=()
+bench_args="--reps 3 --workloads getlink,batch --getlink-count 2000 --batch-routes 2000 --fail-deletes 20 --dump-routes 100 --no-throughput --configs bare,floor,floor-raw,errors@syscall,errors@fentry,errors@kprobe,top@syscall,top@fentry,trace@syscall,trace@fentry"
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -38,6 +45,7 @@ while [ $# -gt 0 ]; do
         --timeout) timeout=${2:?}; shift ;;
         --layer-timeout) layer_timeout=${2:?}; shift ;;
         --rebuild) rebuild=(--force) ;;
+        --bench-args) bench_args=${2:?--bench-args needs a string}; shift ;;
         -v|--verbose) verbose=1 ;;
         --) shift; pytest_args=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | cut -c3-; exit 0 ;;
@@ -46,7 +54,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 for l in ${layers//,/ }; do
-    case "$l" in smoke|fentry|kprobe|syscall) ;; *) echo "run-tests.sh: unknown layer $l" >&2; exit 2 ;; esac
+    case "$l" in smoke|fentry|kprobe|syscall|bench) ;; *) echo "run-tests.sh: unknown layer $l" >&2; exit 2 ;; esac
 done
 # Room for boot, power-off and every layer to hit its own limit: the guest
 # then still writes its results before the host gives up on it.
@@ -81,11 +89,14 @@ mkdir -p "$tmp/payload/nlbpf"
 tar -C "$repo" -cf - --exclude-vcs --exclude=./.venv --exclude=./vm/results --exclude=./vm/cache \
     --exclude=__pycache__ --exclude='*.egg-info' --exclude=.pytest_cache --exclude=.hypothesis \
     --exclude=./build --exclude=./dist . | tar -C "$tmp/payload/nlbpf" -xf -
+# which commit the guest runs (it has no git; bench/run.py names it in its results)
+git -C "$repo" describe --always --dirty >"$tmp/payload/nlbpf/COMMIT" 2>/dev/null || rm -f "$tmp/payload/nlbpf/COMMIT"
 {
     echo "LAYERS=\"${layers//,/ }\""
     echo "LAYER_TIMEOUT=$layer_timeout"
     echo "VERBOSE=$verbose"
     printf 'PYTEST_ARGS=('; [ ${#pytest_args[@]} -gt 0 ] && printf '%q ' "${pytest_args[@]}"; echo ')'
+    printf 'BENCH_ARGS=%q\n' "$bench_args"
 } >"$tmp/payload/vmrun.env"
 tar -C "$tmp/payload" -cf "$tmp/payload.tar" nlbpf vmrun.env
 

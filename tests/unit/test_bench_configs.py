@@ -1,0 +1,85 @@
+"""bench/run.py's configuration names: NAME@LAYER, the raw floor, the `other` workload."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def run(monkeypatch):
+    mod = load("run")
+    # parse_args registers NAME@LAYER configurations in the module's table
+    monkeypatch.setattr(mod, "CONFIGS", dict(mod.CONFIGS))
+    return mod
+
+
+def test_layered_configs_get_the_hook_options(run):
+    a = run.parse_args(["--configs", "errors@fentry,top@kprobe,trace@syscall,floor-raw"])
+    assert a.configs[0] == "bare"
+    assert run.CONFIGS["errors@fentry"] == (
+        "nlbpf errors (fentry layer)",
+        ["errors", "--json", "--hooks", "kernel", "--kernel-probe", "fentry"])
+    assert run.CONFIGS["top@kprobe"][1][-4:] == ["--hooks", "kernel", "--kernel-probe", "kprobe"]
+    assert run.CONFIGS["trace@syscall"][1] == ["trace", "--json", "--hooks", "syscall"]
+    assert run.CONFIGS["floor-raw"][1] == ["floor", "--raw"]
+    assert run.base_config("errors@fentry") == "errors"
+    assert run.base_config("trace-cmp") == "trace"
+
+
+@pytest.mark.parametrize("bad", ["errors@ebpf", "strace@fentry", "bogus"])
+def test_unknown_configurations_are_refused(run, bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        run.parse_args(["--configs", bad])
+    assert e.value.code == 2
+    assert f"unknown configuration {bad}" in capsys.readouterr().err
+
+
+def summary_entry(ratio, captured=0, want=0):
+    return {"ratio_median": ratio, "cpu_ratio_median": ratio, "captured": captured, "want": want}
+
+
+def test_targets_are_judged_per_layer(run):
+    run.parse_args(["--configs", "errors@fentry,errors@syscall,trace@fentry,floor,floor-raw"])
+    summary = {
+        ("getlink", "errors@fentry"): summary_entry(1.01),
+        ("getlink", "errors@syscall"): summary_entry(1.40),
+        ("getlink", "trace@fentry"): summary_entry(1.04, 6000, 6000),
+        ("getlink", "floor"): summary_entry(1.10),
+        ("getlink", "floor-raw"): summary_entry(1.05),
+    }
+    verdicts = {name: ok for name, ok, why in run.targets(summary, ["getlink"], [])}
+    assert verdicts["errors ≤ 1.02× bare on the fentry layer"] is True
+    assert verdicts["errors ≤ 1.02× bare on the syscall layer"] is False
+    assert verdicts["trace ≤ 1.05× bare, 100% captured on the fentry layer"] is True
+    assert verdicts["(reference) empty BPF on the same tracepoints"] is None
+    assert verdicts["(reference) empty BPF on raw_syscalls, by syscall number"] is None
+
+
+def test_trace_target_needs_everything_captured(run):
+    summary = {("getlink", "trace"): summary_entry(1.01, 5999, 6000)}
+    (name, ok, why), = run.targets(summary, ["getlink"], [])
+    assert name == "trace ≤ 1.05× bare, 100% captured" and ok is False
+    assert "5,999/6,000" in why
+
+
+def test_other_workload_is_dd_not_netlink(run):
+    argv = run.workload_argv(None, "other", 10, other_count=5000)
+    assert argv == ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", "count=5000"]
+
+
+def test_raw_floor_picks_out_the_six_calls_by_number():
+    floor = load("floor")
+    src = floor.raw_source()
+    assert src.count("RAW_TRACEPOINT_PROBE") == 2
+    for nr in (44, 45, 46, 47, 299, 307):     # x86-64: sendto ... sendmmsg
+        assert f"id == {nr}" in src
+    assert set(floor.X86_64_NR) == set(floor.CALLS)
