@@ -36,7 +36,7 @@ layer_timeout=420
 rebuild=()
 verbose=0
 pytest_args=()
-bench_args="--reps 3 --workloads getlink,batch --getlink-count 2000 --batch-routes 2000 --fail-deletes 20 --dump-routes 100 --no-throughput --configs bare,floor,floor-raw,errors@syscall,errors@fentry,errors@kprobe,top@syscall,top@fentry,trace@syscall,trace@fentry"
+bench_args="--reps 3 --workloads getlink,batch,other --other-count 200000 --getlink-count 2000 --batch-routes 2000 --fail-deletes 20 --dump-routes 100 --no-throughput --configs bare,floor,floor-raw,errors@syscall,errors@fentry,errors@kprobe,top@syscall,top@fentry,trace@syscall,trace@fentry"
 
 while [ $# -gt 0 ]; do
     case "$1" in
