@@ -8,7 +8,7 @@ Workloads (each in a network namespace this script creates and deletes):
            routes that do not exist (ESRCH: what `nlbpf errors` must report)
   getlink  a tight loop of RTM_GETLINK(lo) requests with ACK (bench/nlload.py)
   dump     one dump of a 50k-route table (bench/nlload.py)
-  other    not netlink: dd copying 1M single bytes (2M read/write syscalls), what
+  other    not netlink: dd copying single bytes (--other-count; 2 syscalls each), what
            every other process on the node pays while nlbpf runs (opt-in:
            --workloads ...,other)
 Configurations: bare; nlbpf trace --json; nlbpf errors; nlbpf slow --threshold 500ms;
@@ -96,7 +96,7 @@ WORKLOADS = {
     "batch": "ip -batch: 10k route add + 10k del",
     "getlink": "RTM_GETLINK loop",
     "dump": "50k-route dump",
-    "other": "other syscalls (dd, 2M reads+writes)",
+    "other": "other syscalls (dd: one-byte reads and writes)",
 }
 
 
@@ -824,7 +824,7 @@ def targets(summary, workloads, tp):
     for c in ("floor", "floor-raw"):
         t = worst(c)
         if t is not None:
-            out.append((f"(reference) {CONFIGS[c][0]}", None,
+            out.append((CONFIGS[c][0], None,
                         f"worst median {t:.2f}×{cpu_note(c)}"))
     tp = [r for r in tp or [] if r.get("tree", "main") == "main"]
     if tp:

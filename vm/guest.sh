@@ -110,6 +110,7 @@ for layer in $LAYERS; do
             # shellcheck disable=SC2086  # BENCH_ARGS is a list of plain words
             (cd "$src" && timeout -k 10 "$LAYER_TIMEOUT" python bench/run.py $BENCH_ARGS \
                 --machine "qemu guest under TCG (software emulation, 2 vCPUs): every hook layer" \
+                --label "the hook layers side by side, in the VM (\`sudo vm/run-tests.sh --layers bench --layer-timeout 3000\`; emulated: compare rows with each other, not with the host's tables)" \
                 --out "$d/RESULTS.md" --json-out "$d/results.json") >"$log" 2>&1
             rc=$?
             tail -n 12 "$log" | grep -E '^- (met|MISSED|info)' | sed 's/^/VMTEST: bench /'

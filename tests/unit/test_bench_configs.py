@@ -60,8 +60,8 @@ def test_targets_are_judged_per_layer(run):
     assert verdicts["errors ≤ 1.02× bare on the fentry layer"] is True
     assert verdicts["errors ≤ 1.02× bare on the syscall layer"] is False
     assert verdicts["trace ≤ 1.05× bare, 100% captured on the fentry layer"] is True
-    assert verdicts["(reference) empty BPF on the same tracepoints"] is None
-    assert verdicts["(reference) empty BPF on raw_syscalls, by syscall number"] is None
+    assert verdicts["empty BPF on the same tracepoints"] is None
+    assert verdicts["empty BPF on raw_syscalls, by syscall number"] is None
 
 
 def test_trace_target_needs_everything_captured(run):
