@@ -568,10 +568,7 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
     if (w->groups) {
         /* multicast notification: only trace shows them */
 #ifdef MODE_TOP
-        /* the kernel layer sees a broadcast where it is sent, in the sender's context
-         * (the request that caused it, a kworker): who receives it is not known there,
-         * so it is nobody's message in */
-        if (t && !w->kmem) {
+        if (t) {
             __sync_fetch_and_add(&t->msgs_in, 1);
             __sync_fetch_and_add(&t->bytes_in, e->nl_len);
         }
@@ -1495,9 +1492,16 @@ static __always_inline int on_sendskb(void *ctx, u64 sk, u64 skb)
 
 static __always_inline int on_broadcast(void *ctx, u64 ssk, u64 skb, u32 group)
 {
+#ifdef MODE_TRACE
     struct call *c = call_get();
     u8 eflags = (c && c->arg_ptr == MARK_HANDLER) ? EVF_IN_HANDLER : 0;
     return kwalk(ctx, ssk, skb, DIR_RECV, group ? group : 0xffffffff, eflags);
+#else
+    /* Only trace shows notifications. And a broadcast is seen here where it is sent,
+     * in the sender's context (the request that caused it, a kworker), so who receives
+     * it is not known: top must not count it as the sender's message in. Not walked. */
+    return 0;
+#endif
 }
 
 /* A request handler starts: lock waits from here on are this request's. */
