@@ -906,11 +906,12 @@ def parse_args(argv):
         if w not in WORKLOADS:
             ap.error(f"unknown workload {w}")
     for c in a.configs:
-        if c not in CONFIGS and layered_config(c) is not None:
-            CONFIGS[c] = layered_config(c)
         if c not in CONFIGS:
-            ap.error(f"unknown configuration {c} (NAME or NAME@LAYER: "
-                     f"{', '.join(NLBPF_CONFIGS)} @ {', '.join(LAYER_ARGS)})")
+            entry = layered_config(c)
+            if entry is None:
+                ap.error(f"unknown configuration {c} (NAME or NAME@LAYER: "
+                         f"{', '.join(NLBPF_CONFIGS)} @ {', '.join(LAYER_ARGS)})")
+            CONFIGS[c] = entry
     if "bare" not in a.configs:
         a.configs.insert(0, "bare")
     TREE_LABELS["compare"] = a.compare_label
