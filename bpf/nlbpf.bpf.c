@@ -49,6 +49,10 @@
 #define WALK_CHUNK 48
 #endif
 #define MAX_TAIL 31             /* tail calls per syscall (kernel allows 33) */
+/* modes that only count dump parts, so walk them header by header */
+#if defined(MODE_TOP) || defined(MODE_ERRORS) || defined(MODE_SLOW)
+#define HEADER_WALK
+#endif
 
 #ifndef RINGBUF_PAGES
 #define RINGBUF_PAGES 4096
@@ -174,7 +178,8 @@ struct walk_state {
     u8 flat;                    /* one buffer (sendto/recvfrom, skb data), no iovec array */
     u8 kmem;                    /* the buffer is kernel memory (an skb), not user memory */
     u8 eflags;                  /* EVF_* every message of this walk carries */
-    u8 pad[7];
+    u8 in_dump;                 /* the last full step was a dump part: headers from here */
+    u8 pad[6];
 };
 BPF_PERCPU_ARRAY(walkst, struct walk_state, 1);
 
@@ -616,6 +621,7 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
         p->bytes += e->nl_len;
         if (e->nl_flags & NLM_F_DUMP_INTR)
             p->intr = 1;
+        w->in_dump = 1;
 #ifdef MODE_TRACE
         emit_event(ctx, e);
 #endif
@@ -911,6 +917,11 @@ static __always_inline void walk_headers(void *ctx, struct walk_state *w, struct
 #endif
         w->off += (len + 3) & ~3ULL;
     }
+    if (w->off > w->seg_len) {
+        /* the last one counted goes on in the next iovec: skip the rest of it there */
+        w->skip = w->off - w->seg_len;
+        w->off = w->seg_len;
+    }
     if (count_cut && i == WALK_HDRS && w->off + NLMSG_HDRLEN <= w->seg_len)
         stat_inc(ST_TRUNC_WALK);        /* more messages than the probe walks */
 #ifdef MODE_TOP
@@ -1141,14 +1152,27 @@ int walk(void *ctx)
     int more = 1;
 #pragma clang loop unroll(disable)
     for (int i = 0; i < WALK_CHUNK; i++) {
+#ifdef HEADER_WALK
+        w->in_dump = 0;
+#endif
         more = walk_step(ctx, w, e, t);
         if (!more)
             break;
+#ifdef HEADER_WALK
+        if (w->in_dump)
+            break;
+#endif
     }
+#ifdef HEADER_WALK
+    /* Of a dump's parts these modes only count: once one is seen, the rest of the
+     * run goes header by header in walk_hdrs (a 32 KB chunk is ~600 parts; a full
+     * step reads each whole and looks its request up). top counts notifications
+     * too: a long run of them goes there after WALK_CHUNK full steps. */
+    int hdrs = w->in_dump;
 #ifdef MODE_TOP
-    /* top only counts: a received dump chunk (hundreds of small messages) goes
-     * on header by header in walk_hdrs, many more per tail call than full steps */
-    if (more && w->c.dir == DIR_RECV && !w->skip && w->off + NLMSG_HDRLEN <= w->seg_len
+    hdrs |= w->c.dir == DIR_RECV;
+#endif
+    if (more && hdrs && !w->skip && w->off + NLMSG_HDRLEN <= w->seg_len
         && w->tail < MAX_TAIL) {
         w->tail++;
         progs.call(ctx, 1);
@@ -1165,7 +1189,7 @@ int walk(void *ctx)
     return 0;
 }
 
-#ifdef MODE_TOP
+#ifdef HEADER_WALK
 /* A separate program: with the full steps in one, 6.1's verifier gives up. */
 int walk_hdrs(void *ctx)
 {
@@ -1211,6 +1235,7 @@ static __always_inline int exit_call(void *ctx, long ret)
     w->flat = 0;
     w->kmem = 0;
     w->eflags = 0;
+    w->in_dump = 0;
     w->mmsg_idx = 0;
     w->mmsg_cnt = 0;
     w->iov_idx = 0;
@@ -1276,6 +1301,10 @@ static __always_inline int exit_call(void *ctx, long ret)
             bpf_probe_read_user(&w->groups, sizeof(w->groups), (void *)(hdr[0] + 8));
     }
     e->groups = w->groups;      /* known only now: multicast vs unicast */
+#if defined(MODE_ERRORS) || defined(MODE_SLOW)
+    if (w->groups)
+        return 0;               /* notifications: nothing these modes look at */
+#endif
     progs.call(ctx, 0);
     return 0;
 }
@@ -1461,11 +1490,16 @@ static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups,
     t = top_entry(w);
 #endif
     int more = 1;
+    w->in_dump = 0;
 #pragma clang loop unroll(disable)
     for (int i = 0; i < KWALK_FULL; i++) {
         more = walk_step(ctx, w, e, t);
         if (!more)
             break;
+#ifdef HEADER_WALK
+        if (w->in_dump)
+            break;              /* the rest of a dump's parts: counted by header */
+#endif
     }
     if (more)
         walk_headers(ctx, w, e, 1);

@@ -169,11 +169,10 @@ class Capture:
         try:
             walk = self.bpf.load_func("walk", bcc.BPF.TRACEPOINT)
             self.bpf["progs"][ct.c_int(0)] = ct.c_int(walk.fd)
-            # slot 1: top's header-only pass, or trace's bulk copy of dump parts
-            second = {"top": "walk_hdrs", "trace": "walk_chunk"}.get(self.mode)
-            if second:
-                prog = self.bpf.load_func(second, bcc.BPF.TRACEPOINT)
-                self.bpf["progs"][ct.c_int(1)] = ct.c_int(prog.fd)
+            # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass
+            second = "walk_chunk" if self.mode == "trace" else "walk_hdrs"
+            prog = self.bpf.load_func(second, bcc.BPF.TRACEPOINT)
+            self.bpf["progs"][ct.c_int(1)] = ct.c_int(prog.fd)
         except Exception as e:
             self.close()
             raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
