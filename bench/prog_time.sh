@@ -2,6 +2,7 @@
 # What each of nlbpf's BPF programs costs per run, from the kernel's own counters.
 #
 #   sudo bench/prog_time.sh errors            # or: top, trace --json, slow --threshold 1s, bare
+#   sudo NLBPF_TREE=/tmp/nlbpf-head bench/prog_time.sh errors   # another checkout's probes
 #
 # Starts `nlbpf ARGS`, turns on kernel.bpf_stats_enabled, runs `ip -batch` of
 # 10k route adds and 10k deletes in a throwaway netns, and prints each program's
@@ -21,7 +22,12 @@ sed 's/route add/route del/' "$tmp/add" > "$tmp/del"
 ip netns add "$ns"; ip -n "$ns" link set lo up
 sysctl -q kernel.bpf_stats_enabled=1
 if [ "$mode" != bare ]; then
-    .venv/bin/nlbpf "$mode" "$@" > "$tmp/out" 2>&1 & pid=$!
+    if [ -n "${NLBPF_TREE:-}" ]; then
+        # -P: the tree on PYTHONPATH, not this checkout, provides the nlbpf package
+        PYTHONPATH="$NLBPF_TREE" .venv/bin/python -P -m nlbpf.cli "$mode" "$@" > "$tmp/out" 2>&1 & pid=$!
+    else
+        .venv/bin/nlbpf "$mode" "$@" > "$tmp/out" 2>&1 & pid=$!
+    fi
     for _ in $(seq 100); do grep -q Tracing "$tmp/out" && break; sleep 0.1; done
     grep -q Tracing "$tmp/out" || { cat "$tmp/out" >&2; exit 1; }
 fi

@@ -44,7 +44,7 @@
 /* steps per walk() run, re-entered by tail call; top's accounting makes each
  * step costlier to verify, so it takes smaller chunks */
 #ifdef MODE_TOP
-#define WALK_CHUNK 16
+#define WALK_CHUNK 8
 #else
 #define WALK_CHUNK 48
 #endif
@@ -61,8 +61,12 @@
 #define SPAN_MIN_NS 1000000
 #endif
 #ifndef PENDING_MAX
-#define PENDING_MAX 16384
+#define PENDING_MAX 16384       /* requests the pending LRU holds */
 #endif
+#ifndef HOT_SLOTS
+#define HOT_SLOTS 1024          /* slots of the hot pending table (a power of 2) */
+#endif
+#define HOT_WAYS 16             /* a socket's slots there: seqs modulo this */
 
 /* ------------------------------------------------------------------ maps */
 
@@ -190,6 +194,7 @@ struct pend_key {
     u32 pad;
 };
 struct pend_val {
+    struct pend_key key;        /* whose entry; in the hot table key.sk == 0 is a free slot */
     u64 ts;
     u64 parts;
     u64 bytes;
@@ -209,8 +214,25 @@ struct pend_val {
     struct nl_event req;        /* the request event, handed over only if it matters */
 #endif
 };
+/* Requests waiting for their final reply, in two levels. Storing one in the LRU
+ * cost ~250 ns: every request takes a new element, and writing it (with the
+ * held request, ~1.2 KB) misses the cache (bench/prog_time.sh). So a request
+ * goes into a small array first, written in place: each socket owns HOT_WAYS
+ * slots there, one per seq modulo HOT_WAYS, which a request-reply client
+ * reuses while they are still in cache. A request that finds its slot taken by
+ * one still waiting (another socket's, or a pipelined batch's) moves that one
+ * to the LRU, where it is kept as before: one waiting seconds for a lock is
+ * not lost to the traffic meanwhile. */
 BPF_TABLE("lru_hash", struct pend_key, struct pend_val, pending, PENDING_MAX);
-BPF_PERCPU_ARRAY(pend_scratch, struct pend_val, 1);
+BPF_ARRAY(pend_hot, struct pend_val, HOT_SLOTS);
+
+static __always_inline u32 pend_slot(u64 sk, u32 seq)
+{
+    u64 h = (sk >> 6) * 0x9E3779B97F4A7C15ULL;     /* socks are cache-line aligned */
+    return ((u32)(h >> 40) * HOT_WAYS + (seq & (HOT_WAYS - 1))) & (HOT_SLOTS - 1);
+}
+
+BPF_PERCPU_ARRAY(pend_move, struct pend_val, 1);      /* an entry on its way back */
 
 #ifdef MODE_TOP
 BPF_HASH(top, u32, struct top_val, 10240);
@@ -230,6 +252,67 @@ static __always_inline void stat_add(u32 idx, u64 n)
 static __always_inline void stat_inc(u32 idx)
 {
     stat_add(idx, 1);
+}
+
+/* The hot slot for request (sk, seq), free for the caller to fill in; whoever
+ * held it and still waits moves to the LRU. pend_publish() makes it findable. */
+static __always_inline struct pend_val *pend_claim(u64 sk, u32 seq)
+{
+    u32 i = pend_slot(sk, seq);
+    struct pend_val *p = pend_hot.lookup(&i);
+    if (!p)
+        return 0;
+    if (p->key.sk && (p->key.sk != sk || p->key.seq != seq)) {
+        struct pend_key k = p->key;
+        if (pending.update(&k, p) != 0)
+            stat_inc(ST_PENDING_FULL);
+    }
+    p->key.sk = 0;
+    asm volatile("" ::: "memory");
+    return p;
+}
+
+static __always_inline void pend_publish(struct pend_val *p, u64 sk, u32 seq)
+{
+    p->key.seq = seq;
+    p->key.pad = 0;
+    asm volatile("" ::: "memory");      /* sk last: who matches it finds the rest written */
+    p->key.sk = sk;
+}
+
+/* The entry of request (sk, seq), or 0. Always a hot slot: one that waited in
+ * the LRU comes back first (rare), so callers see one kind of pointer (the
+ * verifier keeps the two apart, and walk's states multiplied past its limit). */
+static __always_inline struct pend_val *pend_find(u64 sk, u32 seq)
+{
+    u32 i = pend_slot(sk, seq);
+    struct pend_val *p = pend_hot.lookup(&i);
+    if (!p)
+        return 0;
+    if (p->key.sk == sk && p->key.seq == seq)
+        return p;
+    struct pend_key k = {.sk = sk, .seq = seq};
+    struct pend_val *old = pending.lookup(&k);
+    if (!old)
+        return 0;
+    u32 zero = 0;
+    struct pend_val *tmp = pend_move.lookup(&zero);
+    if (!tmp)
+        return 0;
+    bpf_probe_read_kernel(tmp, sizeof(*tmp), old);
+    pending.delete(&k);
+    p = pend_claim(sk, seq);
+    if (!p)
+        return 0;
+    bpf_probe_read_kernel(p, sizeof(*p), tmp);
+    pend_publish(p, sk, seq);
+    return p;
+}
+
+/* The request is answered: its slot is free. */
+static __always_inline void pend_drop(struct pend_val *p)
+{
+    p->key.sk = 0;
 }
 
 static __always_inline u64 read_kptr(u64 addr)
@@ -523,10 +606,7 @@ static __always_inline void on_request(void *ctx, struct walk_state *w, struct n
 #endif
     /* Only requests to the kernel get replies worth waiting for. */
     if (e->nl_flags & NLM_F_REQUEST) {
-        u32 zero = 0;
-        struct pend_key k = {.sk = w->c.sk, .seq = e->nl_seq};
-        /* built in per-CPU scratch: with the held request it is too big for the stack */
-        struct pend_val *v = pend_scratch.lookup(&zero);
+        struct pend_val *v = pend_claim(w->c.sk, e->nl_seq);
         if (v) {
             v->ts = w->c.ts;
             v->flags = e->nl_flags;
@@ -558,8 +638,7 @@ static __always_inline void on_request(void *ctx, struct walk_state *w, struct n
             v->req_size = sz;
             v->req.flags |= EVF_HELD;
 #endif
-            if (pending.update(&k, v) != 0)
-                stat_inc(ST_PENDING_FULL);
+            pend_publish(v, w->c.sk, e->nl_seq);
         }
     }
 #ifdef MODE_TRACE
@@ -588,8 +667,7 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
         return;
     }
 
-    struct pend_key k = {.sk = w->c.sk, .seq = e->nl_seq};
-    struct pend_val *p = pending.lookup(&k);
+    struct pend_val *p = pend_find(w->c.sk, e->nl_seq);
 #ifdef MODE_TOP
     if (t) {
         __sync_fetch_and_add(&t->msgs_in, 1);
@@ -680,7 +758,7 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
 #ifdef MODE_TRACE
     emit_event(ctx, e);
 #endif
-    pending.delete(&k);
+    pend_drop(p);
 }
 
 /* ------------------------------------------------------------- the walk */
@@ -861,8 +939,7 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
 static __always_inline struct pend_val *count_parts(struct walk_state *w, u32 seq, u64 parts,
                                                     u64 bytes, u8 intr)
 {
-    struct pend_key k = {.sk = w->c.sk, .seq = seq};
-    struct pend_val *p = pending.lookup(&k);
+    struct pend_val *p = pend_find(w->c.sk, seq);
     if (p) {
         p->parts += parts;
         p->bytes += bytes;
@@ -1560,8 +1637,7 @@ static __always_inline int on_handler_enter(u64 skb, u64 nlh)
 /* Charge time and lock wait of a finished call[] to its pending request. */
 static __always_inline void charge(struct call *c, u64 sk, u32 seq, u64 dur, int is_dump)
 {
-    struct pend_key k = {.sk = sk, .seq = seq};
-    struct pend_val *p = pending.lookup(&k);
+    struct pend_val *p = pend_find(sk, seq);
     if (!p)
         return;
     if (is_dump)

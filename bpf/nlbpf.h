@@ -83,7 +83,7 @@ struct nl_event {
 #define ST_LOST 0               /* events the ring/perf buffer had no room for (in messages) */
 #define ST_TRUNC_WALK 1         /* syscalls whose messages were not all walked */
 #define ST_EMITTED 2            /* events handed over (an EV_CHUNK counts its messages) */
-#define ST_PENDING_FULL 3       /* requests whose pairing entry could not be stored */
+#define ST_PENDING_FULL 3       /* requests whose pairing entry the LRU could not take */
 #define ST_NR 4
 
 /* per-process aggregates kept in the kernel for `top` */

@@ -5,6 +5,8 @@
     python nlclient.py dumproutes COUNT     COUNT route dumps
     python nlclient.py dumpiov SIZES        one route dump read with recvmsg into iovecs of
                                             these sizes (e.g. 1000,3001,60000): parts straddle them
+    python nlclient.py batchdel COUNT       COUNT RTM_DELROUTE(10.99.<i>.0/24) with ACK in one
+                                            sendmsg (pipelined), then every reply read
     python nlclient.py raw HEX              send these bytes as they are (hostile input)
 
 Prints one JSON line with what it did, so a test can compare with what nlbpf saw.
@@ -17,7 +19,8 @@ import sys
 import time
 
 NETLINK_ROUTE = 0
-RTM_GETLINK, RTM_GETROUTE = 18, 26
+RTM_GETLINK, RTM_DELROUTE, RTM_GETROUTE = 18, 25, 26
+RTA_DST = 1
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR = 1, 2, 4, 0x300, 0x10
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 
@@ -110,6 +113,20 @@ def main(argv):
             p, _, _ = request(s, message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, rtmsg()), seq)
             parts.append(p)
         out.update(dumps=count, parts=parts)
+    elif what == "batchdel":
+        count = int(argv[2])
+        batch = b"".join(
+            message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, seq,
+                    struct.pack("=BBBBBBBBI", socket.AF_INET, 24, 0, 0, 254, 0, 0, 0, 0)
+                    + struct.pack("=HH4s", 8, RTA_DST, bytes([10, 99, seq % 256, 0])))
+            for seq in range(1, count + 1))
+        s.send(batch)
+        errnos = {}
+        while len(errnos) < count:
+            for type_, _, rseq, payload in messages(s.recv(1 << 16)):
+                if type_ == NLMSG_ERROR:
+                    errnos[rseq] = -struct.unpack_from("=i", payload)[0]
+        out.update(requests=count, errors=sum(1 for e in errnos.values() if e))
     elif what == "dumpiov":
         sizes = [int(n) for n in argv[2].split(",")]
         p, _, _ = request(s, message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 1, rtmsg()), 1, sizes)

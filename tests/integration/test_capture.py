@@ -259,6 +259,35 @@ def test_dump_parts_straddling_iovecs_are_all_traced(nlbpf, netns, nlclient):
     assert run.lost() == 0
 
 
+@pytest.mark.parametrize("command", ["errors", "slow", "top"])
+def test_pipelined_batch_of_failing_deletes_pairs_every_request(nlbpf, netns, nlclient, command):
+    """200 RTM_DELROUTE in one sendmsg, replies read after: more requests wait at once
+    than a socket's slots in the hot pending table, so most go through the LRU and
+    back. Every one must still pair with its ESRCH, with its own request."""
+    why = "the kernel layer pairs the first 16 requests of one skb (KWALK_FULL)"
+    skip_if_kernel_layer_asked(why)
+    n = 200
+    argv = {"errors": ["errors"], "slow": ["slow", "--threshold", "1us"],
+            "top": ["top", "-i", "1"]}[command]
+    run = nlbpf(*argv, "--json")
+    syscall_layer_only(run, why)
+    client = nlclient(netns, "batchdel", str(n))
+    time.sleep(1.2)
+    run.stop()
+    assert client["errors"] == n
+    if command == "top":
+        rows = [r for i in run.records() for r in i["rows"] if r["pid"] == client["pid"]]
+        assert sum(r["requests"] for r in rows) == n
+        assert sum(r["errors"] for r in rows) == n
+    else:
+        recs = [r for r in by_pid(run.records(), client["pid"]) if r["type"] == "RTM_DELROUTE"]
+        assert sorted(r["seq"] for r in recs) == list(range(1, n + 1))
+        assert all(r["error"] == "ESRCH" for r in recs), {r["error"] for r in recs}
+        # each with its own request, held in the kernel until its reply came
+        assert all(f"dst 10.99.{r['seq'] % 256}.0/24" in r["summary"] for r in recs)
+    assert run.lost() == 0
+
+
 @pytest.mark.parametrize("command", ["slow", "top"])
 def test_every_part_of_a_dump_read_into_odd_iovecs_is_counted(nlbpf, netns, nlclient, command):
     """slow and top count a dump's parts header by header once the walk meets one,
