@@ -85,7 +85,7 @@ BPF_PERF_OUTPUT(events);
 
 BPF_PERCPU_ARRAY(stats, u64, ST_NR);
 BPF_PERCPU_ARRAY(scratch, struct nl_event, 1);
-BPF_PROG_ARRAY(progs, 2);        /* 0: walk, 1: walk_hdrs (top) or walk_chunk (trace) */
+BPF_PROG_ARRAY(progs, 2);        /* 0: walk, 1: walk_chunk (trace) or walk_hdrs (the others) */
 
 /* A netlink call in flight on one thread. */
 struct call {
