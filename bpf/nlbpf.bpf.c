@@ -295,6 +295,8 @@ static __always_inline struct pend_val *pend_find(u64 sk, u32 seq)
     struct pend_val *old = pending.lookup(&k);
     if (!old)
         return 0;
+    /* through per-CPU scratch: the claim below may move the slot's holder into
+     * the LRU, and that update may evict `old` */
     u32 zero = 0;
     struct pend_val *tmp = pend_move.lookup(&zero);
     if (!tmp)
