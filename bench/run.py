@@ -756,6 +756,8 @@ def ratio_table(summary, workloads, configs, key, bare_cell):
 
 
 def tables(summary, workloads, configs, tp):
+    if not summary:         # --tp-only: no workload ran
+        return throughput_table(tp)
     lines = ["### Workload time, ratio to bare (median of paired runs, min–max)", ""]
     lines += ratio_table(summary, workloads, configs, "ratios",
                          lambda s: f"1.00× ({fmt_rate(s['rate'])} msgs/s)" if s["rate"] else "1.00×")
@@ -782,8 +784,13 @@ def tables(summary, workloads, configs, tp):
                 f"{s['attach_s']:.2f} (max {s['attach_max']:.2f})" if nl else "-",
                 f"{s['exit_s']:.2f}" if nl else "-",
                 f"{s['quiet']}/{s['runs']}"))
+    return "\n".join(lines + ["", throughput_table(tp)]) if tp else "\n".join(lines)
+
+
+def throughput_table(tp):
+    lines = []
     if tp:
-        lines += ["", "### Throughput: nlbpf against paced senders", "",
+        lines += ["### Throughput: nlbpf against paced senders", "",
                   "| nlbpf | command | mix | target msgs/s | achieved msgs/s | kernel events | lost | lost % | exit after SIGINT s | nlbpf CPU s | others' CPU s |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in tp:

@@ -461,16 +461,18 @@ class PcapngWriter:
         """write_packet(iface, ts_ns, head + data, orig_len, [comment], flags), for the
         case `nlbpf record` writes for every message: without building its lists."""
         units = self.interfaces[iface]
-        ticks = ts_ns * units // NS if units != NS else ts_ns
-        ticks = max(0, ticks) & 0xFFFFFFFFFFFFFFFF
+        if units != NS:
+            ts_ns = ts_ns * units // NS
+        ticks = ts_ns & 0xFFFFFFFFFFFFFFFF if ts_ns > 0 else 0
         n = len(head) + len(data)
         text = comment.encode("utf-8", "replace")
         lt = len(text)
-        flags_opt = _flags_option(flags) if flags is not None else b""
+        flags_opt = (_FLAGS_OPTIONS.get(flags) or _flags_option(flags)) if flags is not None \
+            else b""
         total = 12 + 20 + n + (-n & 3) + 4 + lt + (-lt & 3) + len(flags_opt) + 4
         self.f.write(b"".join((
             _EPB_HEAD.pack(PCAPNG_EPB, total, iface, ticks >> 32, ticks & 0xFFFFFFFF, n,
-                           max(n, orig_len)),
+                           orig_len if orig_len > n else n),
             head, data, _ZEROS[-n & 3],
             _OPT_HEAD.pack(OPT_COMMENT, lt), text, _ZEROS[-lt & 3],
             flags_opt, _END_OF_OPTIONS, _TOTAL.pack(total))))
