@@ -434,8 +434,8 @@ class CaptureWriter:
         self.counts["contexts"] += 1
 
     def _message_pcapng(self, rec):
-        """write() of a Message to pcapng, `record`'s hot path: the same bytes,
-        with what repeats looked up rather than made again."""
+        """write() of a Message to pcapng: `record`'s hot path, reached with one
+        type check; what repeats is looked up rather than made again."""
         if (rec.netns, rec.cgroup) not in self._described:
             self._context(rec)
         proto = rec.protocol
@@ -455,22 +455,19 @@ class CaptureWriter:
     def write(self, rec):
         if type(rec) is Message and self.fmt == "pcapng":
             return self._message_pcapng(rec)
-        if isinstance(rec, (Message, SyscallError)):
-            self._context(rec)
         if isinstance(rec, Message):
+            if self.fmt == "pcapng":
+                return self._message_pcapng(rec)
             self._sock_proto[rec.sock] = rec.protocol
             orig = 16 + max(rec.length, len(rec.data))
-            if self.fmt == "pcapng":
-                self.w.write_commented(0, self._ts(rec.ts_ns), cooked(rec.protocol), rec.data,
-                                       orig, message_comment(rec, orig),
-                                       FLAGS_OF.get(rec.direction))
-            else:
-                addr = struct.pack(">II", rec.pid & 0xFFFFFFFF, rec.tid & 0xFFFFFFFF)
-                data = cooked(rec.protocol, PKTTYPE_OF.get(rec.direction, PACKET_OUTGOING),
-                              addr) + rec.data
-                self.w.write_packet(self._ts(rec.ts_ns), data, orig)
+            addr = struct.pack(">II", rec.pid & 0xFFFFFFFF, rec.tid & 0xFFFFFFFF)
+            data = cooked(rec.protocol, PKTTYPE_OF.get(rec.direction, PACKET_OUTGOING),
+                          addr) + rec.data
+            self.w.write_packet(self._ts(rec.ts_ns), data, orig)
             self.counts["messages"] += 1
             return True
+        if isinstance(rec, SyscallError):
+            self._context(rec)
         if isinstance(rec, (SyscallError, Extack)):
             if self.fmt != "pcapng":
                 self.counts["not_kept"] += 1
