@@ -467,8 +467,7 @@ class PcapngWriter:
         n = len(head) + len(data)
         text = comment.encode("utf-8", "replace")
         lt = len(text)
-        flags_opt = (_FLAGS_OPTIONS.get(flags) or _flags_option(flags)) if flags is not None \
-            else b""
+        flags_opt = _flags_option(flags) if flags is not None else b""
         total = 12 + 20 + n + (-n & 3) + 4 + lt + (-lt & 3) + len(flags_opt) + 4
         self.f.write(b"".join((
             _EPB_HEAD.pack(PCAPNG_EPB, total, iface, ticks >> 32, ticks & 0xFFFFFFFF, n,
