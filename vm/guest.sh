@@ -74,17 +74,26 @@ if find "$src/tests/integration" \( -name 'test_*.py' -o -name '*_test.py' \) 2>
     has_tests=1
 fi
 
-run_pytest() {   # $1 = result dir; env decides the hook layer
+layer_env() {   # $1 = pytest layer: the environment that picks its hook layer
+    case $1 in
+        fentry) echo NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=fentry ;;
+        kprobe) echo NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=kprobe ;;
+        syscall) echo NLBPF_TEST_HOOKS=syscall ;;
+    esac
+}
+
+run_pytest() {   # $1 = layer, $2 = result dir
     cd "$src" || return 1
-    local cmd=(timeout -k 10 "$LAYER_TIMEOUT" python -m pytest -m root tests/integration
-               -p no:cacheprovider -rfEs --junitxml="$1/junit.xml"
-               -o junit_suite_name="nlbpf-$(basename "$1")" -o junit_logging=system-out
+    # shellcheck disable=SC2046  # layer_env prints plain VAR=value words
+    local cmd=(env $(layer_env "$1") timeout -k 10 "$LAYER_TIMEOUT" python -m pytest -m root
+               tests/integration -p no:cacheprovider -rfEs --junitxml="$2/junit.xml"
+               -o junit_suite_name="nlbpf-$1" -o junit_logging=system-out
                "${PYTEST_ARGS[@]}")
-    echo "+ ${cmd[*]@Q}" >"$1/pytest.log"
+    echo "+ ${cmd[*]@Q}" >"$2/pytest.log"
     if [ "$VERBOSE" = 1 ]; then
-        "${cmd[@]}" 2>&1 | tee -a "$1/pytest.log"
+        "${cmd[@]}" 2>&1 | tee -a "$2/pytest.log"
     else
-        "${cmd[@]}" >>"$1/pytest.log" 2>&1
+        "${cmd[@]}" >>"$2/pytest.log" 2>&1
     fi
 }
 
@@ -99,12 +108,8 @@ for layer in $LAYERS; do
         smoke)
             log=$d/smoke.log
             timeout -k 10 "$LAYER_TIMEOUT" python "$src/vm/guest-smoke.py" >"$log" 2>&1 ;;
-        fentry)
-            NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=fentry run_pytest "$d" ;;
-        kprobe)
-            NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=kprobe run_pytest "$d" ;;
-        syscall)
-            NLBPF_TEST_HOOKS=syscall run_pytest "$d" ;;
+        fentry|kprobe|syscall)
+            run_pytest "$layer" "$d" ;;
         bench)
             # not a test: the hook layers' overhead side by side (bench/run.py)
             log=$d/bench.log
@@ -130,17 +135,13 @@ for layer in $LAYERS; do
         if [ ${#failed[@]} -ge 1 ] && [ ${#failed[@]} -le 3 ]; then
             say "layer=$layer rerun ${failed[*]}"
             cp "$log" "$d/pytest-first.log"
-            case $layer in
-                fentry) export NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=fentry ;;
-                kprobe) export NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=kprobe ;;
-                syscall) export NLBPF_TEST_HOOKS=syscall ;;
-            esac
-            if (cd "$src" && timeout -k 10 "$LAYER_TIMEOUT" python -m pytest -m root -p no:cacheprovider -rfEs \
-                    "${failed[@]}") >"$d/pytest-rerun.log" 2>&1; then
+            # shellcheck disable=SC2046  # as in run_pytest
+            if (cd "$src" && env $(layer_env "$layer") timeout -k 10 "$LAYER_TIMEOUT" \
+                    python -m pytest -m root -p no:cacheprovider -rfEs "${failed[@]}") \
+                    >"$d/pytest-rerun.log" 2>&1; then
                 flaky=1
                 rc=0
             fi
-            unset NLBPF_TEST_HOOKS NLBPF_KERNEL_PROBE
         fi
     fi
     case $rc in
