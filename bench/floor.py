@@ -2,6 +2,7 @@
 
     sudo .venv/bin/python bench/floor.py          # attach, print the Tracing line, wait for Ctrl-C
     sudo .venv/bin/python bench/floor.py --raw    # the raw_syscalls alternative instead
+    sudo .venv/bin/python bench/floor.py --sock   # the sock tracepoints instead
 
 Attaches a program that returns at once to each of the twelve tracepoints
 nlbpf's syscall layer uses (sys_enter_/sys_exit_ of sendmsg, sendto, sendmmsg,
@@ -15,6 +16,12 @@ sys_exit that picks out the six syscalls by number, the way a single
 dispatcher would (`floor-raw`): it runs for every syscall of every task, but
 skips building the per-syscall tracepoint's record. Comparing the two says
 what moving the probes there could save.
+
+--sock attaches one program to each of sock:sock_send_length and
+sock:sock_recv_length (Linux 6.3+), inside sock_sendmsg/sock_recvmsg, keeping
+netlink sockets (`floor-sock`). No syscall takes the traced path for it, so
+other processes pay nothing; but these fire only once a send is done, so a
+request's start, and with it its latency, cannot be seen there.
 """
 import argparse
 import signal
@@ -41,15 +48,25 @@ def raw_source():
             f" return ({match}) ? 1 : 0; }}\n")
 
 
+def sock_source():
+    """one program per direction inside sock_sendmsg/sock_recvmsg, keeping netlink sockets"""
+    return "".join(f"TRACEPOINT_PROBE(sock, sock_{d}_length) {{ return args->family == 16; }}\n"
+                   for d in ("send", "recv"))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raw", action="store_true", help="raw_syscalls sys_enter/sys_exit instead")
+    ap.add_argument("--sock", action="store_true",
+                    help="sock:sock_send_length/sock_recv_length, netlink sockets only, instead")
     args = ap.parse_args()
     from nlbpf.capture import environment
     environment.kernel_headers()        # BCC_KERNEL_SOURCE, as nlbpf sets it
     from bcc import BPF
     if args.raw:
         src = raw_source()
+    elif args.sock:
+        src = sock_source()
     else:
         src = "".join(f"TRACEPOINT_PROBE(syscalls, sys_{d}_{c}) {{ return 0; }}\n"
                       for c in CALLS for d in ("enter", "exit"))

@@ -65,7 +65,10 @@ CLOSING_RE = re.compile(r"^nlbpf: (\d+) (?:records|messages written to [^;]*)[,;
                         r"(\d+) events from the kernel, (\d+) lost")
 # the throughput test's tracers: decode every message, or keep them raw for later
 TP_COMMANDS = {"trace": ("nlbpf trace --json > /dev/null", ["trace", "--json"]),
-               "record": ("nlbpf record -w FILE", ["record", "-w", "{file}"])}
+               "record": ("nlbpf record -w FILE", ["record", "-w", "{file}"]),
+               # a capture child spools raw, this process decodes behind it
+               "trace-spool": ("nlbpf trace --spool --json > /dev/null",
+                               ["trace", "--spool", "--json"])}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SHM = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
@@ -77,6 +80,8 @@ CONFIGS = {
     # name: (label, nlbpf arguments or None)
     "bare": ("bare", None),
     "trace": ("nlbpf trace --json", ["trace", "--json"]),
+    # trace's capture in a child spooling raw, decoded behind it (opt-in: --configs ...)
+    "trace-spool": ("nlbpf trace --spool --json", ["trace", "--spool", "--json"]),
     "errors": ("nlbpf errors", ["errors", "--json"]),
     "slow": ("nlbpf slow --threshold 500ms", ["slow", "--threshold", "500ms", "--json"]),
     "top": ("nlbpf top", ["top", "--json", "--interval", "1"]),
@@ -85,6 +90,8 @@ CONFIGS = {
     "floor": ("empty BPF on the same tracepoints", ["floor"]),
     # the same, as one dispatcher on raw_syscalls (bench/floor.py --raw)
     "floor-raw": ("empty BPF on raw_syscalls, by syscall number", ["floor", "--raw"]),
+    # inside sock_sendmsg/sock_recvmsg instead: no syscall of any task takes the traced path
+    "floor-sock": ("empty BPF on sock:sock_send_length/sock_recv_length", ["floor", "--sock"]),
 }
 DEFAULT_CONFIGS = "bare,trace,errors,slow,top,strace,floor"
 NLBPF_CONFIGS = ("trace", "errors", "slow", "top")
@@ -186,11 +193,12 @@ class Gate:
 # --------------------------------------------------------------- processes
 
 def proc_cpu_s(pid):
-    """user+sys seconds of a process (all its threads) from /proc/PID/stat, or None."""
+    """user+sys seconds of a process (all its threads, and its children once it has
+    waited for them: trace --spool's capture child) from /proc/PID/stat, or None."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return sum(int(x) for x in fields[11:15]) / CLK_TCK
     except (OSError, IndexError, ValueError):
         return None
 
@@ -703,9 +711,10 @@ def summarize(runs, workloads, configs):
 
 
 def base_config(config):
-    """trace-cmp (run from --compare-tree) and trace@fentry count like trace."""
+    """trace-cmp (run from --compare-tree), trace@fentry and trace-spool count like trace."""
     config = config.split("@")[0]
-    return config[:-4] if config.endswith("-cmp") else config
+    config = config[:-4] if config.endswith("-cmp") else config
+    return "trace" if config == "trace-spool" else config
 
 
 def layered_config(name):
@@ -819,7 +828,8 @@ def targets(summary, workloads, tp):
                                     if base_config(c) in NLBPF_CONFIGS else -1, c))
     for c in configs:
         base, t = base_config(c), worst(c)
-        on = f" on the {c.partition('@')[2]} layer" if "@" in c else ""
+        on = f" on the {c.partition('@')[2]} layer" if "@" in c else (
+            f" ({CONFIGS[c][0]})" if c in CONFIGS and c != base else "")
         if t is None or base not in NLBPF_CONFIGS:
             continue
         if base == "trace":

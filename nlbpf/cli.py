@@ -114,8 +114,17 @@ def cli():
 @cli.command()
 @capture_options
 @read_option
-def trace(**kw):
+@click.option("--spool", is_flag=True,
+              help="Capture in a separate process to a temporary file and show from it: a "
+                   "burst faster than decoding makes the output lag instead of losing events.")
+def trace(spool, **kw):
     """Every netlink message, one line each."""
+    if spool:
+        if kw.pop("read_file") is not None:
+            raise click.UsageError("--spool captures live; it does not apply to --read")
+        from .commands.spool import run_spooled_trace
+        run_spooled_trace(**kw)
+        return
     from .commands.trace import run_trace
     with _offline(kw):
         run_trace(**kw)
@@ -223,7 +232,7 @@ def main(argv=None):
         print(f"nlbpf: {e.format_message()}", file=sys.stderr)
         sys.exit(e.exit_code)
     except NlbpfError as e:
-        if e.exit_code:
+        if e.exit_code and str(e):          # an empty one: already said (trace --spool's child)
             print(f"nlbpf: {e}", file=sys.stderr)
         sys.exit(e.exit_code)
     except BrokenPipeError:

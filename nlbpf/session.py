@@ -104,14 +104,17 @@ def tune_gc():
     gc.set_threshold(20000, 10, 10)
 
 
-def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end=None):
+def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end=None,
+        capture=None):
     """Run a capture until done; returns the kernel's final stats.
 
     capture_args: kwargs for Capture. on_record(rec) gets every record.
     on_tick(stats) runs every tick_s seconds (top's refresh; expiry of old requests).
+    capture: something with Capture's interface to use instead (trace --spool's
+    reader); its `finished` turning true ends the run as Ctrl-C would.
     """
     global _batching
-    capture = Capture(**capture_args)
+    capture = capture if capture is not None else Capture(**capture_args)
     stopper = Stopper().__enter__()
     try:
         capture.start()
@@ -135,6 +138,8 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
                             on_tick(stats)
                         next_tick = now + tick_s
                     if deadline and now >= deadline:
+                        break
+                    if getattr(capture, "finished", False):
                         break
                 for rec in capture.drain():
                     on_record(rec)

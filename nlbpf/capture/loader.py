@@ -13,7 +13,7 @@ from . import environment
 from . import bootcache, layers, ringbuf
 from .defaults import CAPTURE_DEFAULTS
 from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, probe_offsets
-from .records import EV_CHUNK, CtypesReader, EventReader, convert, split_chunk, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
+from .records import CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 SOURCE = BPF_DIR / "nlbpf.bpf.c"
@@ -21,6 +21,7 @@ SOURCE = BPF_DIR / "nlbpf.bpf.c"
 MODES = ("trace", "errors", "slow", "top")
 POLL_BATCH = 4096       # records per poll() from the ring's backlog
 MIN_SNAPLEN, MAX_SNAPLEN = 16, 4096
+RAW_RING, RAW_EVENT = 2, 3  # what spool_to()'s sink gets: spans of ring records, or one event
 
 
 class Capture:
@@ -31,7 +32,8 @@ class Capture:
     """
 
     def __init__(self, mode, filters, snaplen=1024, slow_ns=None, buffer="auto",
-                 buffer_pages=None, span_min_ns=None, hooks=None, kernel_probe=None):
+                 buffer_pages=None, span_min_ns=None, hooks=None, kernel_probe=None,
+                 self_pid=None):
         if mode not in MODES:
             raise ValueError(mode)
         if not MIN_SNAPLEN <= snaplen <= MAX_SNAPLEN:
@@ -58,11 +60,13 @@ class Capture:
         self.uses_ringbuf = None
         self._ring = None
         self.call_state = None            # where a thread's call in flight is kept
+        self._raw_sink = None             # spool_to()
+        self.self_pid = self_pid or os.getpid()     # whose netlink is not news
 
     # ------------------------------------------------------------------ set-up
     def cflags(self, offsets, ringbuf, have_extack, have_locks):
         flags = [f"-I{BPF_DIR}", f"-DMODE_{self.mode.upper()}", f"-DSNAPLEN={self.snaplen}",
-                 f"-DSELF_PID={os.getpid()}", "-Wno-macro-redefined"]
+                 f"-DSELF_PID={self.self_pid}", "-Wno-macro-redefined"]
         flags += [f"-D{name}={value}" for name, value in offsets.items()]
         if ringbuf:
             flags += ["-DUSE_RINGBUF", f"-DRINGBUF_PAGES={self.buffer_pages}"]
@@ -249,24 +253,33 @@ class Capture:
         self._reader = EventReader.for_class(cls) or CtypesReader(cls)
         return self._reader
 
+    def spool_to(self, sink):
+        """trace --spool's capture: from now on poll() and drain() hand the raw events
+        to sink(kind, bytes) (RAW_RING or RAW_EVENT) and make no records of them; the
+        decoding process does that with reader_layout()."""
+        self._raw_sink = sink
+
+    def reader_layout(self):
+        """The event layout for EventReader.from_layout(), or None if the struct
+        cannot be read with one unpack here."""
+        reader = self._reader or self._reader_for()
+        return reader.layout() if isinstance(reader, EventReader) else None
+
     def _on_event(self, ctx, data, size):
         # bcc's callback (perf buffer, or a ring this process does not map): copied
         # out, because the record's memory is the kernel's again once this returns
+        if self._raw_sink is not None:
+            self._raw_sink(RAW_EVENT, ct.string_at(data, size))
+            return
         self._take(ct.string_at(data, size), 0, size)
 
     def _take(self, buf, off, size):
-        reader = self._reader or self._reader_for()
-        ev = reader.read(buf, off, size)
-        if ev is None:
-            return
-        if ev.kind == EV_CHUNK:
-            self._pending.extend(split_chunk(ev, buf, off, size, self.snaplen,
-                                             reader.data_offset))
-            return
-        payload = reader.payload(ev, buf, off, size)
-        rec = convert(ev, payload)
-        if rec is not None:
-            self._pending.append(rec)
+        records_of(self._reader or self._reader_for(), buf, off, size, self.snaplen,
+                   self._pending)
+
+    def _spool_ring(self):
+        for span in self._ring.take():
+            self._raw_sink(RAW_RING, span)
 
     def _on_lost(self, count):
         self._perf_lost += count
@@ -283,6 +296,9 @@ class Capture:
             if not ring.fill() and not ring.backlog:
                 ring.wait(timeout_ms)
                 ring.fill()
+            if self._raw_sink is not None:
+                self._spool_ring()
+                return []
             # a batch at a time, so the ring is emptied again soon while a burst is worked on
             ring.each(self._take, POLL_BATCH)
         elif self.uses_ringbuf:
@@ -301,6 +317,9 @@ class Capture:
         if self._ring is not None:
             # the backlog and what is in the ring now, not what the probes write meanwhile
             self._ring.fill()
+            if self._raw_sink is not None:
+                self._spool_ring()
+                return
             while self._ring.each(self._take, POLL_BATCH):
                 out, self._pending = self._pending, []
                 yield from out

@@ -82,11 +82,22 @@ class EventReader:
     one is a third of the per-event cost at high rates. for_class() gives None
     for a layout it cannot express; the caller then reads the ctypes struct."""
 
-    def __init__(self, cls, fmt, names):
+    def __init__(self, cls, fmt, names, data_offset=None, data_size=None):
         self.header = struct.Struct(fmt)
         self.fields = namedtuple("Event", names)._make
-        self.data_offset = cls.data.offset
-        self.data_size = cls.data.size
+        self.names = list(names)
+        self.data_offset = cls.data.offset if cls is not None else data_offset
+        self.data_size = cls.data.size if cls is not None else data_size
+
+    def layout(self):
+        """What from_layout() needs to read these events in another process
+        (trace --spool's decoder, which loads no probes and so has no bcc class)."""
+        return {"fmt": self.header.format, "names": self.names,
+                "data_offset": self.data_offset, "data_size": self.data_size}
+
+    @classmethod
+    def from_layout(cls, d):
+        return cls(None, d["fmt"], d["names"], int(d["data_offset"]), int(d["data_size"]))
 
     @classmethod
     def for_class(cls, event_cls):
@@ -219,3 +230,16 @@ def split_chunk(ev, buf, off, size, snaplen, data_offset):
         out.append(Message(*who, raw[pos:pos + min(length, snaplen)], length, *where))
         pos += (length + 3) & ~3
     return out
+
+
+def records_of(reader, buf, off, size, snaplen, out):
+    """Append to out the records of the event of size bytes at buf[off:]."""
+    ev = reader.read(buf, off, size)
+    if ev is None:
+        return
+    if ev.kind == EV_CHUNK:
+        out.extend(split_chunk(ev, buf, off, size, snaplen, reader.data_offset))
+        return
+    rec = convert(ev, reader.payload(ev, buf, off, size))
+    if rec is not None:
+        out.append(rec)

@@ -171,6 +171,14 @@ class RingReader:
                 chunk[1] = pos
         return n
 
+    def take(self):
+        """The whole backlog as raw spans of ring records (8-byte headers included),
+        emptied: trace --spool's capture writes them as they are."""
+        spans = [buf[pos:] if pos else buf for buf, pos in self._chunks]
+        self._chunks.clear()
+        self.backlog = 0
+        return spans
+
     def close(self):
         if self._epoll is not None:
             self._epoll.close()
@@ -183,3 +191,17 @@ class RingReader:
         self._mappings = []
         self._chunks.clear()
         self.backlog = 0
+
+
+def ring_records(span):
+    """(offset, size) of each record in a span take() gave, skipping discarded ones."""
+    unpack = U32.unpack_from
+    pos, end = 0, len(span)
+    while pos + HEADER <= end:
+        hdr = unpack(span, pos)[0]
+        length = hdr & ~(BUSY | DISCARD)
+        if pos + HEADER + length > end:
+            return              # cut short: nothing more here can be trusted
+        if not hdr & DISCARD:
+            yield pos + HEADER, length
+        pos += (length + HEADER + 7) & ~7

@@ -57,9 +57,12 @@ class Pipeline:
 
     Pipeline.source, when set (nlbpf read / --read: commands/read.py), replaces
     the live probes: it prepares each Pipeline (the file's genl families and
-    clock offset) and runs it over the file's records.
+    clock offset) and runs it over the file's records. Pipeline.capture, when
+    set (trace --spool: commands/spool.py), makes a live run's records instead
+    of the probes in this process.
     """
     source = None
+    capture = None
 
     def __init__(self, as_json, on_message=None, on_txn=None, on_syscall_error=None,
                  on_other=None, keep_replies=False):
@@ -111,7 +114,8 @@ class Pipeline:
         if self.source is not None:
             return self.source.run(self, capture_args, duration)
         return run(capture_args, self.feed, duration=duration, on_tick=self.tick,
-                   on_end=self.end)
+                   on_end=self.end,
+                   capture=self.capture(capture_args) if self.capture is not None else None)
 
 
 def capture_args(mode, filters, snaplen, buffer, **extra):

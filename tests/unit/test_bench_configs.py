@@ -33,6 +33,7 @@ def test_layered_configs_get_the_hook_options(run):
     assert run.CONFIGS["floor-raw"][1] == ["floor", "--raw"]
     assert run.base_config("errors@fentry") == "errors"
     assert run.base_config("trace-cmp") == "trace"
+    assert run.base_config("trace-spool") == "trace"      # counted like trace
 
 
 @pytest.mark.parametrize("bad", ["errors@ebpf", "strace@fentry", "bogus"])
@@ -83,3 +84,11 @@ def test_raw_floor_picks_out_the_six_calls_by_number():
     for nr in (44, 45, 46, 47, 299, 307):     # x86-64: sendto ... sendmmsg
         assert f"id == {nr}" in src
     assert set(floor.X86_64_NR) == set(floor.CALLS)
+
+
+def test_sock_floor_keeps_netlink_sockets_inside_sock_sendmsg_and_recvmsg():
+    floor = load("floor")
+    src = floor.sock_source()
+    assert "TRACEPOINT_PROBE(sock, sock_send_length)" in src
+    assert "TRACEPOINT_PROBE(sock, sock_recv_length)" in src
+    assert src.count("args->family == 16") == 2      # AF_NETLINK

@@ -1,0 +1,327 @@
+"""nlbpf trace --spool: capture in one process, decode in another, a file between.
+
+Live `trace` drains the kernel's buffer and decodes in one Python thread, so a
+burst faster than decoding (pyroute2: 40-60 us per distinct message) fills the
+buffer and the kernel drops events. With --spool a forked child loads the
+probes and only copies what the kernel hands over, as it is, to a spool file:
+one write per poll, however many events, so it drains the buffer as fast as
+the probes fill it. This process reads the file as it grows and makes records
+of it exactly as a live run does (SpoolCapture stands in for Capture). A burst
+then makes the output lag, not lose messages; the file holds what waits.
+
+Ctrl-C (or --duration) stops the capture; what is spooled is still shown. A
+second Ctrl-C stops showing it and says how much was left.
+
+The spool is a private, transient format: frames of (kind, length, bytes).
+"""
+import ctypes
+import json
+import os
+import signal
+import struct
+import sys
+import tempfile
+import time
+
+from ..capture.loader import RAW_EVENT, RAW_RING
+from ..capture.records import EventReader, records_of
+from ..capture.ringbuf import ring_records
+from ..errors import NlbpfError
+from .common import Pipeline
+
+FRAME = struct.Struct("<II")            # kind, length of what follows
+HELLO, STATS, END = 1, 4, 5             # RAW_RING (2) and RAW_EVENT (3) carry events
+POLL_S = 0.02           # how often a caught-up reader looks for more
+FLUSH_S = 0.1           # how often the capture child flushes the spool and its counters
+READ_BYTES = 4 << 20    # read from the spool per poll
+LAG_WARN_BYTES = 64 << 20   # spooled and not yet shown: worth telling the user
+# The decoder yields the CPU to the capture child: when both want it (a burst on
+# a small machine), output may lag, but the kernel's buffer must not overflow.
+DECODE_NICE = 10
+PR_SET_PDEATHSIG = 1
+
+
+# ------------------------------------------------------------- the capture child
+def _capture_child(fd, capture_args):
+    """Load the probes, spool what they hand over until SIGINT/SIGTERM; exit code."""
+    stop = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.append(1))
+    try:        # if the decoder dies, so does the capture
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+    out = os.fdopen(fd, "wb", buffering=1 << 20)
+    from ..capture.loader import Capture
+    # the probes leave out the decoder's own netlink (its genl family lookups)
+    capture = Capture(**capture_args, self_pid=os.getppid())
+    try:
+        capture.start()
+        layout = capture.reader_layout()
+        if layout is None:
+            raise NlbpfError("--spool cannot describe this machine's event layout to its "
+                             "decoder; run trace without --spool")
+
+        def frame(kind, data):
+            out.write(FRAME.pack(kind, len(data)))
+            out.write(data)
+
+        def counters():
+            frame(STATS, json.dumps(capture.stats()).encode())
+
+        frame(HELLO, json.dumps({"layer": capture.layer, "layer_reasons": capture.layer_reasons,
+                                 "layout": layout, "snaplen": capture.snaplen}).encode())
+        out.flush()
+        capture.spool_to(frame)
+        next_flush = time.monotonic() + FLUSH_S
+        while not stop:
+            capture.poll(100)
+            if time.monotonic() >= next_flush:
+                counters()
+                out.flush()
+                next_flush = time.monotonic() + FLUSH_S
+        for _ in capture.drain():
+            pass
+        counters()
+        frame(END, b"")
+        out.flush()
+        return 0
+    finally:
+        capture.close()
+
+
+def _child_main(fd, capture_args):
+    code = 1
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())       # the decoder owns stdout
+        code = _capture_child(fd, capture_args)
+    except NlbpfError as e:
+        if e.exit_code:
+            print(f"nlbpf: {e}", file=sys.stderr, flush=True)
+        code = e.exit_code
+    except BrokenPipeError:
+        code = 0
+    except BaseException as e:          # noqa: BLE001 - the child must not unwind into click
+        print(f"nlbpf: the capture process failed: {e}", file=sys.stderr, flush=True)
+    finally:
+        sys.stderr.flush()
+    return code
+
+
+# ------------------------------------------------------------------ the decoder
+class SpoolCapture:
+    """Capture's interface over the spool its child writes (session.run drives it)."""
+
+    def __init__(self, capture_args, spool_dir=None):
+        self.capture_args = capture_args
+        self.snaplen = capture_args.get("snaplen", 1024)
+        self.spool_dir = spool_dir
+        self.layer = None
+        self.layer_reasons = []
+        self.finished = False       # the child said END, or is gone: nothing more will come
+        self.died = False           # gone without its END
+        self.abandoned = False      # a second Ctrl-C: stop showing the spool
+        self.pid = None
+        self.status = None
+        self.f = None
+        self._reader = None
+        self._buf = b""
+        self._stats = {"lost": 0, "emitted": 0, "walk_truncated": 0, "pending_full": 0}
+        self._lagging = False
+        self._stopping = False
+
+    # -- the child
+    def start(self):
+        try:
+            fd, path = tempfile.mkstemp(prefix="nlbpf-spool-", dir=self.spool_dir)
+        except OSError as e:
+            where = self.spool_dir or tempfile.gettempdir()
+            raise NlbpfError(f"cannot create the spool file in {where}: {e.strerror} "
+                             f"(set TMPDIR to a writable directory)") from None
+        try:
+            self.f = open(path, "rb", buffering=0)
+        finally:
+            os.unlink(path)         # both ends hold it open: nothing is left behind
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            self.f.close()
+            os._exit(_child_main(fd, self.capture_args))
+        os.close(fd)
+        old = {sig: signal.signal(sig, lambda *_: self._stop_child())
+               for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while self.layer is None:
+                exited = self._exited()
+                self._fill()
+                self._frames(None)
+                if self.layer is None and exited:
+                    st = self.status        # the child has said why on stderr
+                    raise NlbpfError("", exit_code=128 - st if st < 0 else (st or 1))
+                if self.layer is None:
+                    time.sleep(POLL_S)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0,
+                           min(19, os.getpriority(os.PRIO_PROCESS, 0) + DECODE_NICE))
+        except OSError:
+            pass
+        return self
+
+    def _exited(self):
+        if self.status is None and self.pid:
+            pid, st = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.status = os.waitstatus_to_exitcode(st)
+        return self.status is not None
+
+    def _stop_child(self):
+        if self._stopping:
+            self.abandoned = True
+        self._stopping = True
+        if not self._exited():
+            try:
+                os.kill(self.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
+    # -- reading
+    def _fill(self):
+        """Read what the child has written; bytes read."""
+        data = self.f.read(READ_BYTES)
+        if data:
+            self._buf = self._buf + data if self._buf else data
+        return len(data or b"")
+
+    def _frames(self, out):
+        """Handle the whole frames in the buffer; out gets records (None: the hello
+        only). Returns how many frames, or None if not even one was whole."""
+        buf, pos, n = self._buf, 0, 0
+        while pos + FRAME.size <= len(buf):
+            kind, length = FRAME.unpack_from(buf, pos)
+            end = pos + FRAME.size + length
+            if end > len(buf):
+                break
+            body = buf[pos + FRAME.size:end]
+            pos = end
+            n += 1
+            if kind == HELLO:
+                hello = json.loads(body)
+                self.layer, self.layer_reasons = hello["layer"], hello["layer_reasons"]
+                self._reader = EventReader.from_layout(hello["layout"])
+                self.snaplen = hello["snaplen"]
+                if out is None:
+                    break
+            elif out is None:
+                pos -= FRAME.size + length      # events: not before the hello is handled
+                n -= 1
+                break
+            elif kind == RAW_RING:
+                for off, size in ring_records(body):
+                    records_of(self._reader, body, off, size, self.snaplen, out)
+            elif kind == RAW_EVENT:
+                records_of(self._reader, body, 0, len(body), self.snaplen, out)
+            elif kind == STATS:
+                self._stats = json.loads(body)
+            elif kind == END:
+                self.finished = True
+        self._buf = buf[pos:]
+        return n or None
+
+    def poll(self, timeout_ms=100):
+        out = []
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:
+            got = self._fill()
+            self._frames(out)
+            if out or self.finished or got:
+                break
+            if self._exited() and not self._fill():
+                self.finished = self.died = True    # no END: what it wrote is shown
+                print(f"nlbpf: warning: the capture process ended on its own (exit status "
+                      f"{self.status}); nothing after that was seen", file=sys.stderr, flush=True)
+                break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(POLL_S)
+        self._check_lag()
+        return out
+
+    def drain(self):
+        """Stop the capture, then the rest of the spool (until a second Ctrl-C)."""
+        self._stop_child()
+        old = {sig: signal.signal(sig, lambda *_: self._stop_child())
+               for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while not self.finished and not self.abandoned:
+                yield from self.poll(100)
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
+
+    def _unread(self):
+        try:
+            return os.fstat(self.f.fileno()).st_size - self.f.tell() + len(self._buf)
+        except (OSError, ValueError):
+            return 0
+
+    def _check_lag(self):
+        """Say once when the output falls far behind the capture, and when it is back."""
+        waiting = self._unread()
+        if not self._lagging and waiting > LAG_WARN_BYTES:
+            self._lagging = True
+            print(f"nlbpf: output is behind the traffic: {waiting >> 20} MB of captured "
+                  f"events wait in the spool to be shown (none are lost)",
+                  file=sys.stderr, flush=True)
+        elif self._lagging and waiting < LAG_WARN_BYTES // 8:
+            self._lagging = False
+            print("nlbpf: output has caught up with the traffic", file=sys.stderr, flush=True)
+
+    # -- what session.run asks besides records
+    def stats(self):
+        return dict(self._stats)
+
+    def backlog(self):
+        return (0, 0)           # the spool's lag is _check_lag's to report
+
+    def close(self):
+        if self.abandoned and self.f is not None:
+            print(f"nlbpf: stopped with {self._unread() >> 10} KB of spooled events not shown",
+                  file=sys.stderr, flush=True)
+        if self.pid and not self._exited():
+            self._stop_child()
+            deadline = time.monotonic() + 30
+            while not self._exited() and time.monotonic() < deadline:
+                time.sleep(POLL_S)
+            if not self._exited():
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+                self.status = -signal.SIGKILL
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+
+def run_spooled_trace(as_json, duration, filters, snaplen, buffer, **_):
+    """trace --spool: the live trace, its records made from the capture child's spool."""
+    from ..capture import environment
+    from .trace import run_trace
+    environment.require_root()
+    made = []
+
+    def spool_capture(capture_args):
+        made.append(SpoolCapture(capture_args))
+        return made[-1]
+
+    old = Pipeline.capture
+    Pipeline.capture = staticmethod(spool_capture)
+    try:
+        run_trace(as_json=as_json, duration=duration, filters=filters, snaplen=snaplen,
+                  buffer=buffer)
+    finally:
+        Pipeline.capture = old
+    if made and made[0].died:
+        raise NlbpfError("", exit_code=1)   # its warning has said so

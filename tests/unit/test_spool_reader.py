@@ -1,0 +1,152 @@
+"""trace --spool's decoder side: the capture child's raw events, read back from
+the spool as it grows, become the records a live run makes of them."""
+import ctypes as ct
+import json
+import random
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
+from nlevent import nl_event_class  # noqa: E402
+
+from nlbpf.capture.loader import RAW_EVENT, RAW_RING
+from nlbpf.capture.records import DIR_RECV, DIR_SEND, EV_MSG, EventReader, records_of
+from nlbpf.capture.ringbuf import BUSY, DISCARD, ring_records
+from nlbpf.commands import spool
+from nlbpf.commands.spool import END, FRAME, HELLO, STATS, SpoolCapture
+from nlbpf.errors import NlbpfError
+from nlbpf.model import Message
+
+SNAPLEN = 64
+Event = nl_event_class(SNAPLEN)
+
+
+def event(i):
+    """One EV_MSG event as the probes hand it over (cut to its data)."""
+    buf = ct.create_string_buffer(ct.sizeof(Event))
+    ev = Event.from_buffer(buf)
+    ev.kind, ev.dir = EV_MSG, DIR_SEND if i % 2 == 0 else DIR_RECV
+    ev.ts_ns, ev.pid, ev.tid, ev.comm = 1000 + i, 4242, 4243, b"ip"
+    ev.proto, ev.sk, ev.nl_len, ev.nl_seq, ev.nl_type = 0, 0xffff0001, 36, i, 24
+    data = struct.pack("=IHHII", 36, 24, 5, i, 0) + bytes(range(20))
+    ev.cap_len = len(data)
+    ct.memmove(ct.addressof(buf) + Event.data.offset, data, len(data))
+    return buf.raw[:Event.data.offset + len(data)]
+
+
+def ring_span(events, discard=()):
+    """Events as ring records: 8-byte header, padded to 8."""
+    out = b""
+    for i, ev in enumerate(events):
+        flags = DISCARD if i in discard else 0
+        out += struct.pack("<II", len(ev) | flags, 0) + ev
+        out += b"\0" * (-len(out) % 8)
+    return out
+
+
+def frame(kind, body):
+    return FRAME.pack(kind, len(body)) + body
+
+
+def hello(layout):
+    return frame(HELLO, json.dumps({"layer": "syscall", "layer_reasons": ["fentry: no"],
+                                    "layout": layout, "snaplen": SNAPLEN}).encode())
+
+
+def expected(events):
+    reader = EventReader.for_class(Event)
+    out = []
+    for ev in events:
+        records_of(reader, ev, 0, len(ev), SNAPLEN, out)
+    return out
+
+
+def reader_for(path):
+    sc = SpoolCapture({"snaplen": SNAPLEN})
+    sc.f = open(path, "rb", buffering=0)
+    return sc
+
+
+@pytest.fixture(autouse=True)
+def fast_poll(monkeypatch):
+    monkeypatch.setattr(spool, "POLL_S", 0.001)
+
+
+def test_the_layout_travels_as_json_and_reads_the_same_fields():
+    reader = EventReader.for_class(Event)
+    again = EventReader.from_layout(json.loads(json.dumps(reader.layout())))
+    rnd = random.Random(7)
+    for i in range(50):
+        raw = event(rnd.randrange(1000))
+        assert again.read(raw, 0, len(raw)) == reader.read(raw, 0, len(raw))
+        ev = reader.read(raw, 0, len(raw))
+        assert again.payload(ev, raw, 0, len(raw)) == reader.payload(ev, raw, 0, len(raw))
+
+
+def test_ring_records_skip_discarded_and_stop_at_a_cut():
+    evs = [event(i) for i in range(4)]
+    span = ring_span(evs, discard={1})
+    got = [span[off:off + size] for off, size in ring_records(span)]
+    assert got == [evs[0], evs[2], evs[3]]
+    assert [span[o:o + n] for o, n in ring_records(span[:-8])] == [evs[0], evs[2]]
+    assert BUSY & DISCARD == 0
+
+
+def test_a_spool_written_in_odd_pieces_gives_every_record_once(tmp_path):
+    evs = [event(i) for i in range(40)]
+    data = (hello(EventReader.for_class(Event).layout())
+            + frame(RAW_RING, ring_span(evs[:30]))
+            + b"".join(frame(RAW_EVENT, ev) for ev in evs[30:])
+            + frame(STATS, json.dumps({"lost": 3, "emitted": 43, "walk_truncated": 0,
+                                       "pending_full": 0}).encode())
+            + frame(END, b""))
+    path = tmp_path / "spool"
+    path.write_bytes(b"")
+    sc = reader_for(path)
+    got = []
+    cuts = [0, 3, 9, 50, 51, 200, 777, len(data) // 2, len(data) - 1, len(data)]
+    with open(path, "ab", buffering=0) as w:
+        for a, b in zip(cuts, cuts[1:]):
+            w.write(data[a:b])
+            if sc.layer is None:
+                sc._fill()
+                sc._frames(None)
+                continue
+            got += sc.poll(1)
+    assert sc.layer == "syscall" and sc.layer_reasons == ["fentry: no"]
+    got += sc.poll(1)
+    assert sc.finished
+    assert got == expected(evs) and all(isinstance(r, Message) for r in got)
+    assert [r.seq for r in got] == list(range(40))
+    assert sc.stats()["lost"] == 3 and sc.stats()["emitted"] == 43
+    sc.close()
+
+
+def test_falling_behind_is_said_once_and_catching_up_too(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(spool, "LAG_WARN_BYTES", 1000)
+    monkeypatch.setattr(spool, "READ_BYTES", 64)
+    evs = [event(i) for i in range(30)]
+    path = tmp_path / "spool"
+    path.write_bytes(hello(EventReader.for_class(Event).layout())
+                     + b"".join(frame(RAW_EVENT, ev) for ev in evs) + frame(END, b""))
+    sc = reader_for(path)
+    sc._fill()
+    sc._frames(None)
+    got = []
+    while not sc.finished:
+        got += sc.poll(1)
+    assert len(got) == 30
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2, err
+    assert err[0].startswith("nlbpf: output is behind the traffic") and "none are lost" in err[0]
+    assert err[1] == "nlbpf: output has caught up with the traffic"
+    sc.close()
+
+
+def test_spool_file_that_cannot_be_made_is_one_clear_error(tmp_path):
+    missing = tmp_path / "gone"
+    with pytest.raises(NlbpfError, match="cannot create the spool file in .*gone"):
+        SpoolCapture({"snaplen": SNAPLEN}, spool_dir=str(missing)).start()
