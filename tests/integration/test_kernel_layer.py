@@ -5,6 +5,7 @@ cannot load (this host: no kprobes, fentry refused); the VM harness
 (vm/run-tests.sh) runs them on Debian's stock kernel with fentry and kprobes.
 """
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -140,24 +141,36 @@ def test_request_waiting_for_rtnl_names_the_holder(nlbpf, netns):
 def test_kernel_and_syscall_layers_see_the_same_traffic_at_the_same_cost(kernel_layer, netns):
     """The same ip -batch, bare and under `trace --json` with each layer: both layers
     see every request and pair every ack, lose nothing, and slow the batch alike.
-    Bare batches run before and after the traced ones (drift hits all alike)."""
+    Bare batches run before and after the traced ones (drift hits all alike).
+
+    The cost is the batch's own CPU time (user+sys of `ip`, from the reaped child's
+    rusage): the probes run inside its syscalls, so they show there, while time the
+    emulated vCPU gave nlbpf's reader or anything else does not. Wall time under the
+    VM's emulation swung a 0.1 s batch by ±30% between runs of the same layer."""
     n, reps = 300, 3
     lines = [f"route add 10.77.{i // 250}.{i % 250}/32 dev lo" for i in range(n)]
     lines += [line.replace("add", "del") for line in lines]
     times = {"bare": [], "kernel": [], "syscall": []}
+    walls = {"bare": [], "kernel": [], "syscall": []}
     counts = {}
 
-    def batch():
-        t0 = time.monotonic()
-        pid = netns.batch(lines)
-        return pid, time.monotonic() - t0
+    def cpu_of_children():
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return ru.ru_utime + ru.ru_stime
 
-    times["bare"] += [batch()[1] for _ in range(reps - 1)]
+    def batch(kind):
+        # nlbpf (also a child) is reaped only after its batches: the delta is ip's
+        c0, t0 = cpu_of_children(), time.monotonic()
+        pid = netns.batch(lines)
+        walls[kind].append(time.monotonic() - t0)
+        return pid, cpu_of_children() - c0
+
+    times["bare"] += [batch("bare")[1] for _ in range(reps - 1)]
     for hooks in ("kernel", "syscall"):
         run = Run(["trace", "--json", "--hooks", hooks])
         pids = []
         for _ in range(reps):
-            pid, elapsed = batch()
+            pid, elapsed = batch(hooks)
             pids.append(pid)
             times[hooks].append(elapsed)
         run.stop(settle=1.0)
@@ -168,13 +181,13 @@ def test_kernel_and_syscall_layers_see_the_same_traffic_at_the_same_cost(kernel_
                 and r["type"] == "NLMSG_ERROR" and r["errno"] is None
                 and r["latency_us"] is not None}
         counts[hooks] = (len(reqs), len(acks), run.lost())
-    times["bare"] += [batch()[1] for _ in range(reps - 1)]
+    times["bare"] += [batch("bare")[1] for _ in range(reps - 1)]
     med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
     ratio = {k: med[k] / med["bare"] for k in ("kernel", "syscall")}
     print(f"requests, paired acks, lost: {counts}; batch of {len(lines)} requests, median "
-          f"seconds: {med}; ratio to bare: kernel {ratio['kernel']:.2f}x, "
-          f"syscall {ratio['syscall']:.2f}x")
+          f"CPU seconds: {med}; ratio to bare: kernel {ratio['kernel']:.2f}x, "
+          f"syscall {ratio['syscall']:.2f}x; wall seconds: {walls}")
     assert counts["kernel"] == counts["syscall"] == (reps * 2 * n, reps * 2 * n, 0), counts
-    # the same cost: within a third of the batch's bare time of each other (measured
-    # under the VM's emulation: 0.08 to 0.17 apart; the margin is for its noise)
-    assert abs(ratio["kernel"] - ratio["syscall"]) <= 0.35, (ratio, times)
+    # the same cost: within a third of the batch's bare CPU time of each other (its
+    # wall time under the VM's emulation was 0.08 to 0.47 apart; the margin is for noise)
+    assert abs(ratio["kernel"] - ratio["syscall"]) <= 0.35, (ratio, times, walls)
