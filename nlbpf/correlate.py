@@ -19,6 +19,9 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 # dropped this long after they were sent, so memory stays flat on long runs.
 EXPIRE_NS = 30 * 1_000_000_000
 EXTACK_KEEP_NS = 10 * 1_000_000_000
+# How long a notification waits for its request (NotificationHold): the gap
+# between the kernel queueing it and the requester's sendmsg returning.
+HOLD_NS = 200 * 1_000_000
 
 
 def final_status(msg):
@@ -55,6 +58,11 @@ class Correlator:
         self.requesters = OrderedDict()       # (protocol, netns, portid, seq) -> request, for notifications
         self.expired = 0
         self._now = 0
+
+    @property
+    def now(self):
+        """The newest timestamp fed so far (a capture file's clock)."""
+        return self._now
 
     def add_extack(self, ext):
         if ext.seq is not None and ext.sock:
@@ -158,6 +166,45 @@ def origin(correlator, msg):
     return {"pid": req.pid, "comm": req.comm, "seq": msg.seq}
 
 
+class NotificationHold:
+    """Notifications waiting briefly for the request that caused them.
+
+    On the syscall layer a request is recorded when its sendmsg returns, but a
+    listener's recvmsg can return the notification that request raised before
+    that (another CPU, another process). A notification that names a requester
+    (portid, seq) not seen yet waits until the request comes or wait_ns passes,
+    so that trace can still say who caused it.
+    """
+
+    def __init__(self, correlator, wait_ns=HOLD_NS):
+        self.correlator = correlator
+        self.wait_ns = wait_ns
+        self.held = deque()          # (msg, item), in arrival order
+
+    def hold(self, msg, item):
+        """Keep `item` back if msg's requester may still come; True if kept."""
+        who = origin(self.correlator, msg)
+        if not (isinstance(who, dict) and who.get("pid") is None):
+            return False
+        self.held.append((msg, item))
+        return True
+
+    def release(self, now_ns=None, everything=False):
+        """Items whose requester has come, whose wait is over at now_ns, or all."""
+        if not self.held:
+            return []
+        out, keep = [], deque()
+        requesters = self.correlator.requesters
+        for msg, item in self.held:
+            if (everything or (now_ns is not None and now_ns - msg.ts_ns >= self.wait_ns)
+                    or (msg.protocol, msg.netns, msg.nl_pid, msg.seq) in requesters):
+                out.append(item)
+            else:
+                keep.append((msg, item))
+        self.held = keep
+        return out
+
+
 def classify_orphan(msg):
     """Direction for an unpaired received message when msg_name was not available:
     kernel notifications carry seq 0 or belong to another socket's request."""
@@ -166,4 +213,5 @@ def classify_orphan(msg):
     return msg.direction
 
 
-__all__ = ["Correlator", "final_status", "classify_orphan", "origin", "Message", "Transaction"]
+__all__ = ["Correlator", "NotificationHold", "final_status", "classify_orphan", "origin",
+           "Message", "Transaction"]

@@ -9,7 +9,7 @@ from ..decode import errno_name
 from ..output.jsonline import dumps
 from ..output.records import Decoder, clock, wall_ts, where, where_tag
 from ..secrets import SECRET_PROTOCOLS, scrub_live, scrub_message
-from ..session import run, wall_offset_ns, write_line
+from ..session import flush_output, run, wall_offset_ns, write_line
 
 
 def syscall_error_record(err, offset_ns):
@@ -53,7 +53,9 @@ class Pipeline:
     """kernel -> records -> correlated -> rendered, for one command.
 
     on_txn(txn) sees each completed (or expired) transaction; on_message(msg,
-    txn, completed) sees each message; on_syscall_error(err) each failed call.
+    txn, completed) sees each message; on_syscall_error(err) each failed call;
+    on_flush(now_ns, everything) runs every tick_s seconds and, with
+    everything=True, once at the end, for what a command holds back.
 
     Pipeline.source, when set (nlbpf read / --read: commands/read.py), replaces
     the live probes: it prepares each Pipeline (the file's genl families and
@@ -65,7 +67,7 @@ class Pipeline:
     capture = None
 
     def __init__(self, as_json, on_message=None, on_txn=None, on_syscall_error=None,
-                 on_other=None, keep_replies=False):
+                 on_other=None, on_flush=None, keep_replies=False, tick_s=1.0):
         self.printer = Printer(as_json)
         self.decoder = Decoder()
         self.correlator = Correlator(keep_replies=keep_replies)
@@ -74,6 +76,8 @@ class Pipeline:
         self.on_txn = on_txn
         self.on_syscall_error = on_syscall_error
         self.on_other = on_other
+        self.on_flush = on_flush
+        self.tick_s = tick_s
         if self.source is not None:
             self.source.prepare(self)
 
@@ -101,9 +105,19 @@ class Pipeline:
     def tick(self, stats):
         # live: requests expire by the probes' clock (CLOCK_MONOTONIC), which moves on
         # when no message comes; a capture file's clock is its records'
-        self.correlator.expire(time.monotonic_ns() if getattr(self, "source", None) is None else None)
+        now = time.monotonic_ns() if getattr(self, "source", None) is None else None
+        self.correlator.expire(now)
+        if self.on_flush:
+            self.on_flush(now if now is not None else self.correlator.now)
+
+    def finish(self):
+        """The input has ended: let go of anything held back."""
+        if self.on_flush:
+            self.on_flush(None, everything=True)
+            flush_output()
 
     def end(self, stats):
+        self.finish()
         summary = (f"nlbpf: {self.printer.count} records, "
                    f"{stats['emitted']} events from the kernel, {stats['lost']} lost")
         if stats.get("walk_truncated"):
@@ -114,7 +128,7 @@ class Pipeline:
         if self.source is not None:
             return self.source.run(self, capture_args, duration)
         return run(capture_args, self.feed, duration=duration, on_tick=self.tick,
-                   on_end=self.end,
+                   tick_s=self.tick_s, on_end=self.end,
                    capture=self.capture(capture_args) if self.capture is not None else None)
 
 

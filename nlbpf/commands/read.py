@@ -172,6 +172,7 @@ class FileSource:
                     pipe.tick(self.stats())
                     next_tick = rec.ts_ns + TICK_NS
                 pipe.feed(rec)
+            pipe.finish()
         finally:
             self.summary(pipe.printer.count)
         return self.stats()

@@ -1,21 +1,37 @@
 """nlbpf trace: every netlink message, one line each."""
-from ..correlate import classify_orphan, origin
+from ..correlate import NotificationHold, classify_orphan, origin
 from ..output.records import message_record
 from .common import Pipeline, capture_args, syscall_error_record
+
+# Ticks often enough that a notification held for its request (at most
+# HOLD_NS) is not shown much later than that when nothing else comes.
+TICK_S = 0.1
 
 
 def run_trace(as_json, duration, filters, snaplen, buffer):
     pipe = None
+    hold = None
+
+    def show(msg, txn, completed):
+        who = origin(pipe.correlator, msg) if msg.direction == "notify" else None
+        pipe.printer(message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns, origin=who))
 
     def on_message(msg, txn, completed):
         if txn is None:
             msg.direction = classify_orphan(msg)
-        who = origin(pipe.correlator, msg) if msg.direction == "notify" else None
-        rec = message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns, origin=who)
-        pipe.printer(rec)
+        if msg.direction != "notify" or not hold.hold(msg, msg):
+            show(msg, txn, completed)
+        if hold.held and msg.direction == "request":
+            release(msg.ts_ns)
+
+    def release(now_ns, everything=False):
+        for note in hold.release(now_ns, everything):
+            show(note, None, False)
 
     def on_syscall_error(err):
         pipe.printer(syscall_error_record(err, pipe.offset_ns))
 
-    pipe = Pipeline(as_json, on_message=on_message, on_syscall_error=on_syscall_error)
+    pipe = Pipeline(as_json, on_message=on_message, on_syscall_error=on_syscall_error,
+                    on_flush=release, tick_s=TICK_S)
+    hold = NotificationHold(pipe.correlator)
     pipe.run(capture_args("trace", filters, snaplen, buffer), duration)

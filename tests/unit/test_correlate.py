@@ -110,3 +110,33 @@ def test_offline_messages_pair_by_port_when_there_is_no_socket():
     c.feed(msg(REQUEST, RTM_NEWROUTE, REQ | ACK, 4, ts=0, sock=0, portid=4242))
     txn, done = c.feed(msg(REPLY, 2, 0, 4, ts=5, sock=0, portid=4242, payload=err(3)))
     assert done and txn.errno == 3
+
+
+def test_a_notification_seen_before_its_request_waits_for_it():
+    # syscall layer: a listener's recvmsg can return the notification before the
+    # requester's sendmsg returns, which is when the request is recorded
+    from nlbpf.correlate import NotificationHold, origin
+    c = Correlator()
+    hold = NotificationHold(c, wait_ns=1000)
+    note = msg(NOTIFY, RTM_NEWROUTE, 0, 7, ts=10, pid=55, comm="monitor")
+    note.data = raw(RTM_NEWROUTE, 0, 7, pid=100)          # names port 100, seq 7
+    assert hold.hold(note, "note")
+    assert hold.release(now_ns=20) == []                  # its request has not come
+    c.feed(msg(REQUEST, RTM_NEWROUTE, REQ | ACK, 7, ts=5, portid=100))
+    assert hold.release(now_ns=21) == ["note"] and not hold.held
+    assert origin(c, note) == {"pid": 100, "comm": "ip", "seq": 7}
+
+
+def test_held_notifications_go_when_their_wait_ends_or_the_input_does():
+    from nlbpf.correlate import NotificationHold
+    c = Correlator()
+    hold = NotificationHold(c, wait_ns=1000)
+    kernel = msg(NOTIFY, RTM_NEWLINK, 0, 0, ts=10)         # names no requester: never held
+    assert not hold.hold(kernel, "kernel")
+    for i, ts in enumerate((10, 500)):
+        n = msg(NOTIFY, RTM_NEWROUTE, 0, 9, ts=ts)
+        n.data = raw(RTM_NEWROUTE, 0, 9, pid=4000 + i)
+        assert hold.hold(n, i)
+    assert hold.release(now_ns=1009) == []
+    assert hold.release(now_ns=1010) == [0]
+    assert hold.release(everything=True) == [1] and not hold.held

@@ -479,6 +479,25 @@ def cli(*args, user=None):
                           user=user, cwd="/")
 
 
+def test_read_links_a_notification_recorded_before_its_request(tmp_path):
+    # the syscall layer records a request when its sendmsg returns, which can be
+    # after a listener has received the notification it raised
+    add = nlmsg(24, 0x605, 10, rtmsg("198.51.100.0"))
+    note = nlmsg(24, 0x600, 10, rtmsg("198.51.100.0"), portid=4242)
+    path = tmp_path / "early.pcapng"
+    path.write_bytes(write([
+        msg(NOTIFY, note, ts=1_000_000, pid=99, tid=99, comm="ip monitor", groups=0x40),
+        msg(REQUEST, add, ts=1_001_000),
+        msg(REPLY, nlmsg(2, 0x100, 10, struct.pack("=i", 0) + add[:16], portid=4242),
+            ts=1_002_000),
+    ]))
+    out = cli("read", path, "--json")
+    assert out.returncode == 0, out.stderr
+    recs = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r["direction"] for r in recs] == ["request", "notify", "reply"]
+    assert recs[1]["origin"] == {"pid": 4242, "comm": "ip", "seq": 10}
+
+
 def test_read_views_as_json(capfile):
     trace = cli("read", capfile, "--json")
     assert trace.returncode == 0, trace.stderr
