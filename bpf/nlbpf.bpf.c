@@ -23,6 +23,14 @@
 #include <uapi/linux/ptrace.h>   /* struct pt_regs for the kprobe wrappers */
 #endif
 
+/* The user-memory read helper, called by its id. bcc (0.26) looks each call
+ * of bpf_probe_read_user up in /proc/kallsyms while it compiles, and rebuilds
+ * its whole table of kernel symbols for every call site because kallsyms has
+ * duplicate names: ~40 ms a call, over a second of nlbpf's start-up. Every
+ * kernel with the ring buffer or BTF has this helper (5.5+). */
+static long (*read_user)(void *dst, __u32 size, const void *src) =
+    (void *)BPF_FUNC_probe_read_user;
+
 #define AF_NETLINK 16
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
@@ -769,7 +777,7 @@ static __always_inline long read_buf(struct walk_state *w, void *dst, u64 n, u64
 {
     if (w->kmem)
         return bpf_probe_read_kernel(dst, n, (void *)src);
-    return bpf_probe_read_user(dst, n, (void *)src);
+    return read_user(dst, n, (void *)src);
 }
 
 /* Move to the next iovec (or the next mmsghdr). 0 when there is none. */
@@ -779,7 +787,7 @@ static __always_inline int next_segment(struct walk_state *w)
         return 0;
     if (w->iov_idx < w->iov_cnt && w->iov_idx < MAX_IOV && w->remaining) {
         u64 iov[2] = {};
-        bpf_probe_read_user(iov, sizeof(iov), (void *)(w->iov_ptr + w->iov_idx * 16));
+        read_user(iov, sizeof(iov), (void *)(w->iov_ptr + w->iov_idx * 16));
         w->iov_idx++;
         w->base = iov[0];
         w->seg_len = iov[1] < w->remaining ? iov[1] : w->remaining;
@@ -793,8 +801,8 @@ static __always_inline int next_segment(struct walk_state *w)
         u64 m = w->mmsg_ptr + (u64)w->mmsg_idx * 64;
         u64 hdr[4] = {};
         u32 len = 0;
-        bpf_probe_read_user(hdr, sizeof(hdr), (void *)m);
-        bpf_probe_read_user(&len, sizeof(len), (void *)(m + 56));
+        read_user(hdr, sizeof(hdr), (void *)m);
+        read_user(&len, sizeof(len), (void *)(m + 56));
         w->iov_ptr = hdr[2];
         w->iov_cnt = hdr[3];
         w->iov_idx = 0;
@@ -817,7 +825,7 @@ static __always_inline int gather_header(struct walk_state *w, struct nl_event *
     if (w->flat || w->kmem || w->iov_idx >= w->iov_cnt || w->iov_idx >= MAX_IOV)
         return 0;
     u64 iov[2] = {};
-    bpf_probe_read_user(iov, sizeof(iov), (void *)(w->iov_ptr + w->iov_idx * 16));
+    read_user(iov, sizeof(iov), (void *)(w->iov_ptr + w->iov_idx * 16));
     u64 a = avail & (NLMSG_HDRLEN - 1);
     if (iov[1] < NLMSG_HDRLEN - a || w->remaining < NLMSG_HDRLEN - a)
         return 0;
@@ -826,11 +834,11 @@ static __always_inline int gather_header(struct walk_state *w, struct nl_event *
     u64 n = a;
     asm volatile("" : "+r"(n));
     n &= NLMSG_HDRLEN - 1;
-    bpf_probe_read_user(e->data, n, (void *)src);
+    read_user(e->data, n, (void *)src);
     n = a;
     asm volatile("" : "+r"(n));
     n &= NLMSG_HDRLEN - 1;
-    bpf_probe_read_user(e->data + n, NLMSG_HDRLEN - n, (void *)iov[0]);
+    read_user(e->data + n, NLMSG_HDRLEN - n, (void *)iov[0]);
     return 1;
 #else
     return 0;
@@ -933,7 +941,7 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
 #ifdef KERNEL_LAYER
 #define read_walked(dst, n, src) bpf_probe_read_kernel(dst, n, (void *)(src))   /* the skb */
 #else
-#define read_walked(dst, n, src) bpf_probe_read_user(dst, n, (void *)(src))     /* the iovecs */
+#define read_walked(dst, n, src) read_user(dst, n, (void *)(src))     /* the iovecs */
 #endif
 
 /* Dump parts walked header by header count into their request's entry (its
@@ -1355,15 +1363,15 @@ static __always_inline int exit_call(void *ctx, long ret)
         w->seg_len = (u64)ret < w->c.arg_len ? (u64)ret : w->c.arg_len;
         w->remaining = 0;
         if (sc == SC_RECVFROM && w->c.addr_ptr)
-            bpf_probe_read_user(&w->groups, sizeof(w->groups), (void *)(w->c.addr_ptr + 8));
+            read_user(&w->groups, sizeof(w->groups), (void *)(w->c.addr_ptr + 8));
     } else if (sc == SC_SENDMSG || sc == SC_RECVMSG) {
         u64 hdr[4] = {};        /* msg_name, msg_namelen, msg_iov, msg_iovlen */
-        bpf_probe_read_user(hdr, sizeof(hdr), (void *)w->c.arg_ptr);
+        read_user(hdr, sizeof(hdr), (void *)w->c.arg_ptr);
         w->iov_ptr = hdr[2];
         w->iov_cnt = hdr[3];
         w->remaining = ret;
         if (sc == SC_RECVMSG && hdr[0] && (u32)hdr[1] >= 12)
-            bpf_probe_read_user(&w->groups, sizeof(w->groups), (void *)(hdr[0] + 8));
+            read_user(&w->groups, sizeof(w->groups), (void *)(hdr[0] + 8));
     } else {
         /* sendmmsg/recvmmsg: ret is the number of messages done */
         w->is_mmsg = 1;
@@ -1371,13 +1379,13 @@ static __always_inline int exit_call(void *ctx, long ret)
         w->mmsg_cnt = ret;
         u64 hdr[4] = {};
         u32 len = 0;
-        bpf_probe_read_user(hdr, sizeof(hdr), (void *)w->mmsg_ptr);
-        bpf_probe_read_user(&len, sizeof(len), (void *)(w->mmsg_ptr + 56));
+        read_user(hdr, sizeof(hdr), (void *)w->mmsg_ptr);
+        read_user(&len, sizeof(len), (void *)(w->mmsg_ptr + 56));
         w->iov_ptr = hdr[2];
         w->iov_cnt = hdr[3];
         w->remaining = ret > 0 ? len : 0;
         if (sc == SC_RECVMMSG && hdr[0] && (u32)hdr[1] >= 12)
-            bpf_probe_read_user(&w->groups, sizeof(w->groups), (void *)(hdr[0] + 8));
+            read_user(&w->groups, sizeof(w->groups), (void *)(hdr[0] + 8));
     }
     e->groups = w->groups;      /* known only now: multicast vs unicast */
 #if defined(MODE_ERRORS) || defined(MODE_SLOW)

@@ -5,6 +5,7 @@ offsets, snap length) goes in as -D defines.
 """
 import ctypes as ct
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -170,13 +171,11 @@ class Capture:
         have_locks = layers.have_lock_tracepoints()
         flags = self.cflags(offsets, self.uses_ringbuf, have_extack, have_locks)
         self.bpf = self._compile(bcc, SOURCE, flags + self._call_state("syscall"))
+        # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass
+        second = "walk_chunk" if self.mode == "trace" else "walk_hdrs"
         try:
-            walk = self.bpf.load_func("walk", bcc.BPF.TRACEPOINT)
-            self.bpf["progs"][ct.c_int(0)] = ct.c_int(walk.fd)
-            # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass
-            second = "walk_chunk" if self.mode == "trace" else "walk_hdrs"
-            prog = self.bpf.load_func(second, bcc.BPF.TRACEPOINT)
-            self.bpf["progs"][ct.c_int(1)] = ct.c_int(prog.fd)
+            for slot, prog in enumerate(self._load_together(bcc, ("walk", second))):
+                self.bpf["progs"][ct.c_int(slot)] = ct.c_int(prog.fd)
         except Exception as e:
             self.close()
             raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
@@ -184,6 +183,28 @@ class Capture:
         self.hooks = [("syscall tracepoints", "attached"),
                       ("netlink:netlink_extack", "attached" if have_extack else "missing"),
                       ("lock:contention_begin/end", "attached" if have_locks else "missing")]
+
+    def _load_together(self, bcc, names):
+        """Load the tail-called programs, each in its own thread: the kernel's
+        verifier takes most of a second over `walk`, and ctypes lets go of the
+        GIL while bpf() runs, so the second program's check overlaps it."""
+        out, errors = {}, []
+
+        def load(name):
+            try:
+                out[name] = self.bpf.load_func(name, bcc.BPF.TRACEPOINT)
+            except Exception as e:  # bcc raises bare Exception with the reason inside
+                errors.append(e)
+
+        threads = [threading.Thread(target=load, args=(name,)) for name in names[1:]]
+        for t in threads:
+            t.start()
+        load(names[0])
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        return [out[name] for name in names]
 
     def _load_kernel(self, bcc, btf, offsets, method):
         try:
