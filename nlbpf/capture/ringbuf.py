@@ -151,19 +151,19 @@ class RingReader:
 
     def each(self, handle, limit):
         """handle(buf, offset, size) for up to limit records of the backlog; how many."""
-        chunks, unpack = self._chunks, U32.unpack_from
+        chunks = self._chunks
         n = 0
         while chunks and n < limit:
             chunk = chunks[0]
             buf, pos = chunk
             end = len(buf)
-            while pos < end and n < limit:
-                hdr = unpack(buf, pos)[0]
-                length = hdr & ~(BUSY | DISCARD)
-                if not hdr & DISCARD:
-                    handle(buf, pos + HEADER, length)
-                    n += 1
-                pos += (length + HEADER + 7) & ~7
+            for off, size, pos in ring_records(buf, pos):
+                handle(buf, off, size)
+                n += 1
+                if n >= limit:
+                    break
+            else:
+                pos = end
             if pos >= end:
                 chunks.popleft()
                 self.backlog -= end
@@ -193,15 +193,18 @@ class RingReader:
         self.backlog = 0
 
 
-def ring_records(span):
-    """(offset, size) of each record in a span take() gave, skipping discarded ones."""
+def ring_records(span, pos=0):
+    """(offset, size, next record's position) of each record of a span of ring
+    records from pos on (fill()'s copies, take()'s spans), skipping discarded
+    ones; a record cut short ends it."""
     unpack = U32.unpack_from
-    pos, end = 0, len(span)
+    end = len(span)
     while pos + HEADER <= end:
         hdr = unpack(span, pos)[0]
         length = hdr & ~(BUSY | DISCARD)
         if pos + HEADER + length > end:
             return              # cut short: nothing more here can be trusted
+        nxt = pos + ((length + HEADER + 7) & ~7)
         if not hdr & DISCARD:
-            yield pos + HEADER, length
-        pos += (length + HEADER + 7) & ~7
+            yield pos + HEADER, length, nxt
+        pos = nxt

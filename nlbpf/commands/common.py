@@ -120,6 +120,8 @@ class Pipeline:
         self.finish()
         summary = (f"nlbpf: {self.printer.count} records, "
                    f"{stats['emitted']} events from the kernel, {stats['lost']} lost")
+        if stats.get("spool_dropped"):
+            summary += f", {stats['spool_dropped']} dropped (the spool was full)"
         if stats.get("walk_truncated"):
             summary += f", {stats['walk_truncated']} calls only partly walked"
         print(summary, file=sys.stderr, flush=True)

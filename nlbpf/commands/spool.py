@@ -14,6 +14,7 @@ second Ctrl-C stops showing it and says how much was left.
 
 The spool is a private, transient format: frames of (kind, length, bytes).
 """
+import contextlib
 import ctypes
 import json
 import os
@@ -35,6 +36,13 @@ POLL_S = 0.02           # how often a caught-up reader looks for more
 FLUSH_S = 0.1           # how often the capture child flushes the spool and its counters
 READ_BYTES = 4 << 20    # read from the spool per poll
 LAG_WARN_BYTES = 64 << 20   # spooled and not yet shown: worth telling the user
+# What is shown is freed from the file (hole punching), so the spool holds only
+# what waits. What waits is bounded: past SPOOL_MAX_BYTES, or half the space its
+# filesystem had free at the start, the child drops events (counted, reported)
+# until the decoder has caught up to half of that.
+SPOOL_MAX_BYTES = 2 << 30
+FREE_EVERY_BYTES = 8 << 20
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
 # The decoder yields the CPU to the capture child: when both want it (a burst on
 # a small machine), output may lag, but the kernel's buffer must not overflow.
 DECODE_NICE = 10
@@ -62,12 +70,20 @@ def _capture_child(fd, capture_args):
             raise NlbpfError("--spool cannot describe this machine's event layout to its "
                              "decoder; run trace without --spool")
 
+        limit = SpoolLimit(fd)
+
         def frame(kind, data):
+            if limit.full and kind in (RAW_RING, RAW_EVENT):
+                limit.drop(kind, data)
+                return
             out.write(FRAME.pack(kind, len(data)))
             out.write(data)
 
         def counters():
-            frame(STATS, json.dumps(capture.stats()).encode())
+            limit.check()
+            stats = capture.stats()
+            stats.update(spool_dropped=limit.dropped, spool_limit=limit.limit)
+            frame(STATS, json.dumps(stats).encode())
 
         frame(HELLO, json.dumps({"layer": capture.layer, "layer_reasons": capture.layer_reasons,
                                  "layout": layout, "snaplen": capture.snaplen}).encode())
@@ -88,6 +104,38 @@ def _capture_child(fd, capture_args):
         return 0
     finally:
         capture.close()
+
+
+class SpoolLimit:
+    """The capture child's bound on what waits in the spool: the file's allocated
+    blocks, which the decoder frees as it shows them."""
+
+    def __init__(self, fd, most=SPOOL_MAX_BYTES):
+        self.fd = fd
+        try:
+            st = os.fstatvfs(fd)
+            most = min(most, st.f_bavail * st.f_frsize // 2)
+        except OSError:
+            pass
+        self.limit = most
+        self.full = False
+        self.dropped = 0
+
+    def held(self):
+        try:
+            return os.fstat(self.fd).st_blocks * 512
+        except OSError:
+            return 0
+
+    def check(self):
+        held = self.held()
+        if not self.full and held > self.limit:
+            self.full = True
+        elif self.full and held < self.limit // 2:
+            self.full = False
+
+    def drop(self, kind, data):
+        self.dropped += sum(1 for _ in ring_records(data)) if kind == RAW_RING else 1
 
 
 def _child_main(fd, capture_args):
@@ -130,6 +178,8 @@ class SpoolCapture:
         self._stats = {"lost": 0, "emitted": 0, "walk_truncated": 0, "pending_full": 0}
         self._lagging = False
         self._stopping = False
+        self._freed = 0             # the spool is freed up to here
+        self._dropped = 0           # events the child dropped, as last reported
 
     # -- the child
     def start(self):
@@ -140,7 +190,7 @@ class SpoolCapture:
             raise NlbpfError(f"cannot create the spool file in {where}: {e.strerror} "
                              f"(set TMPDIR to a writable directory)") from None
         try:
-            self.f = open(path, "rb", buffering=0)
+            self.f = open(path, "r+b", buffering=0)    # r+: to free what is read
         finally:
             os.unlink(path)         # both ends hold it open: nothing is left behind
         sys.stderr.flush()
@@ -149,9 +199,7 @@ class SpoolCapture:
             self.f.close()
             os._exit(_child_main(fd, self.capture_args))
         os.close(fd)
-        old = {sig: signal.signal(sig, lambda *_: self._stop_child())
-               for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with self._forwarding_signals():
             while self.layer is None:
                 exited = self._exited()
                 self._fill()
@@ -161,9 +209,6 @@ class SpoolCapture:
                     raise NlbpfError("", exit_code=128 - st if st < 0 else (st or 1))
                 if self.layer is None:
                     time.sleep(POLL_S)
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
         try:
             os.setpriority(os.PRIO_PROCESS, 0,
                            min(19, os.getpriority(os.PRIO_PROCESS, 0) + DECODE_NICE))
@@ -177,6 +222,17 @@ class SpoolCapture:
             if pid:
                 self.status = os.waitstatus_to_exitcode(st)
         return self.status is not None
+
+    @contextlib.contextmanager
+    def _forwarding_signals(self):
+        """Ctrl-C and SIGTERM stop the child (a second one: stop showing the spool)."""
+        old = {sig: signal.signal(sig, lambda *_: self._stop_child())
+               for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
     def _stop_child(self):
         if self._stopping:
@@ -194,7 +250,19 @@ class SpoolCapture:
         data = self.f.read(READ_BYTES)
         if data:
             self._buf = self._buf + data if self._buf else data
+            if self.f.tell() - self._freed >= FREE_EVERY_BYTES:
+                self._free()
         return len(data or b"")
+
+    def _free(self):
+        """Give back the disk (or RAM, on tmpfs) of what has been read."""
+        end = self.f.tell() & ~0xFFFF
+        if self._freed is None or end <= self._freed:
+            return
+        if _punch_hole(self.f.fileno(), self._freed, end - self._freed):
+            self._freed = end
+        else:
+            self._freed = None      # this filesystem cannot: the spool keeps all of it
 
     def _frames(self, out):
         """Handle the whole frames in the buffer; out gets records (None: the hello
@@ -220,12 +288,13 @@ class SpoolCapture:
                 n -= 1
                 break
             elif kind == RAW_RING:
-                for off, size in ring_records(body):
+                for off, size, _ in ring_records(body):
                     records_of(self._reader, body, off, size, self.snaplen, out)
             elif kind == RAW_EVENT:
                 records_of(self._reader, body, 0, len(body), self.snaplen, out)
             elif kind == STATS:
                 self._stats = json.loads(body)
+                self._report_dropped()
             elif kind == END:
                 self.finished = True
         self._buf = buf[pos:]
@@ -253,20 +322,24 @@ class SpoolCapture:
     def drain(self):
         """Stop the capture, then the rest of the spool (until a second Ctrl-C)."""
         self._stop_child()
-        old = {sig: signal.signal(sig, lambda *_: self._stop_child())
-               for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
+        with self._forwarding_signals():
             while not self.finished and not self.abandoned:
                 yield from self.poll(100)
-        finally:
-            for sig, handler in old.items():
-                signal.signal(sig, handler)
 
     def _unread(self):
         try:
             return os.fstat(self.f.fileno()).st_size - self.f.tell() + len(self._buf)
         except (OSError, ValueError):
             return 0
+
+    def _report_dropped(self):
+        dropped = self._stats.get("spool_dropped", 0)
+        if dropped > self._dropped:
+            print(f"WARNING: {dropped - self._dropped} events dropped: the spool holds its most "
+                  f"({self._stats.get('spool_limit', 0) >> 20} MB) while the output catches up, "
+                  f"{dropped} in total (TMPDIR can point at a larger filesystem)",
+                  file=sys.stderr, flush=True)
+            self._dropped = dropped
 
     def _check_lag(self):
         """Say once when the output falls far behind the capture, and when it is back."""
@@ -303,6 +376,18 @@ class SpoolCapture:
         if self.f is not None:
             self.f.close()
             self.f = None
+
+
+_libc = None
+
+
+def _punch_hole(fd, offset, length):
+    """fallocate(PUNCH_HOLE | KEEP_SIZE): free a range of a file; False if unsupported."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+    return _libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0
 
 
 def run_spooled_trace(as_json, duration, filters, snaplen, buffer, **_):

@@ -66,7 +66,7 @@ def expected(events):
 
 def reader_for(path):
     sc = SpoolCapture({"snaplen": SNAPLEN})
-    sc.f = open(path, "rb", buffering=0)
+    sc.f = open(path, "r+b", buffering=0)
     return sc
 
 
@@ -89,9 +89,9 @@ def test_the_layout_travels_as_json_and_reads_the_same_fields():
 def test_ring_records_skip_discarded_and_stop_at_a_cut():
     evs = [event(i) for i in range(4)]
     span = ring_span(evs, discard={1})
-    got = [span[off:off + size] for off, size in ring_records(span)]
+    got = [span[off:off + size] for off, size, _ in ring_records(span)]
     assert got == [evs[0], evs[2], evs[3]]
-    assert [span[o:o + n] for o, n in ring_records(span[:-8])] == [evs[0], evs[2]]
+    assert [span[o:o + n] for o, n, _ in ring_records(span[:-8])] == [evs[0], evs[2]]
     assert BUSY & DISCARD == 0
 
 
@@ -150,3 +150,63 @@ def test_spool_file_that_cannot_be_made_is_one_clear_error(tmp_path):
     missing = tmp_path / "gone"
     with pytest.raises(NlbpfError, match="cannot create the spool file in .*gone"):
         SpoolCapture({"snaplen": SNAPLEN}, spool_dir=str(missing)).start()
+
+
+def allocated(path):
+    import os
+    return os.stat(path).st_blocks * 512
+
+
+def test_what_has_been_read_is_freed_from_the_spool(tmp_path, monkeypatch):
+    monkeypatch.setattr(spool, "FREE_EVERY_BYTES", 1 << 16)
+    monkeypatch.setattr(spool, "READ_BYTES", 1 << 16)
+    evs = [event(i) for i in range(4000)]
+    data = (hello(EventReader.for_class(Event).layout())
+            + b"".join(frame(RAW_EVENT, ev) for ev in evs) + frame(END, b""))
+    path = tmp_path / "spool"
+    path.write_bytes(data)
+    full = allocated(path)
+    sc = reader_for(path)
+    sc._fill()
+    sc._frames(None)
+    got = []
+    while not sc.finished:
+        got += sc.poll(1)
+    assert got == expected(evs)                     # nothing read is lost to the freeing
+    if sc._freed is None:
+        pytest.skip(f"{tmp_path}'s filesystem cannot punch holes")
+    assert path.stat().st_size == len(data)         # the reader's offsets stay valid
+    assert allocated(path) < full // 4, (allocated(path), full)
+    sc.close()
+
+
+def test_a_full_spool_drops_events_counts_them_and_says_so(tmp_path, capsys):
+    import os
+    path = tmp_path / "spool"
+    path.write_bytes(b"\1" * (256 << 10))
+    fd = os.open(path, os.O_RDWR)
+    try:
+        limit = spool.SpoolLimit(fd, most=128 << 10)
+        limit.check()
+        assert limit.full and limit.limit == 128 << 10
+        limit.drop(RAW_RING, ring_span([event(i) for i in range(5)], discard={2}))
+        limit.drop(RAW_EVENT, event(9))
+        assert limit.dropped == 5                   # 4 ring records (one discarded) + 1
+        os.ftruncate(fd, 0)                         # the reader caught up
+        limit.check()
+        assert not limit.full
+    finally:
+        os.close(fd)
+    sc = SpoolCapture({"snaplen": SNAPLEN})
+    for dropped in (5, 5, 12):
+        sc._buf = frame(STATS, json.dumps({"lost": 0, "emitted": 50, "walk_truncated": 0,
+                                           "pending_full": 0, "spool_dropped": dropped,
+                                           "spool_limit": 128 << 20}).encode())
+        sc._frames([])
+    err = capsys.readouterr().err.splitlines()
+    assert err == [
+        "WARNING: 5 events dropped: the spool holds its most (128 MB) while the output "
+        "catches up, 5 in total (TMPDIR can point at a larger filesystem)",
+        "WARNING: 7 events dropped: the spool holds its most (128 MB) while the output "
+        "catches up, 12 in total (TMPDIR can point at a larger filesystem)"]
+    assert sc.stats()["spool_dropped"] == 12
