@@ -70,6 +70,23 @@ def reader_for(path):
     return sc
 
 
+def spool_of(events):
+    """A whole spool: the hello, each event as its own frame, the end."""
+    return (hello(EventReader.for_class(Event).layout())
+            + b"".join(frame(RAW_EVENT, ev) for ev in events) + frame(END, b""))
+
+
+def read_all(path):
+    """Read a spool file to its end as trace --spool's decoder does: (reader, records)."""
+    sc = reader_for(path)
+    sc._fill()
+    sc._frames(None)
+    got = []
+    while not sc.finished:
+        got += sc.poll(1)
+    return sc, got
+
+
 @pytest.fixture(autouse=True)
 def fast_poll(monkeypatch):
     monkeypatch.setattr(spool, "POLL_S", 0.001)
@@ -128,16 +145,9 @@ def test_a_spool_written_in_odd_pieces_gives_every_record_once(tmp_path):
 def test_falling_behind_is_said_once_and_catching_up_too(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(spool, "LAG_WARN_BYTES", 1000)
     monkeypatch.setattr(spool, "READ_BYTES", 64)
-    evs = [event(i) for i in range(30)]
     path = tmp_path / "spool"
-    path.write_bytes(hello(EventReader.for_class(Event).layout())
-                     + b"".join(frame(RAW_EVENT, ev) for ev in evs) + frame(END, b""))
-    sc = reader_for(path)
-    sc._fill()
-    sc._frames(None)
-    got = []
-    while not sc.finished:
-        got += sc.poll(1)
+    path.write_bytes(spool_of([event(i) for i in range(30)]))
+    sc, got = read_all(path)
     assert len(got) == 30
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2, err
@@ -161,17 +171,11 @@ def test_what_has_been_read_is_freed_from_the_spool(tmp_path, monkeypatch):
     monkeypatch.setattr(spool, "FREE_EVERY_BYTES", 1 << 16)
     monkeypatch.setattr(spool, "READ_BYTES", 1 << 16)
     evs = [event(i) for i in range(4000)]
-    data = (hello(EventReader.for_class(Event).layout())
-            + b"".join(frame(RAW_EVENT, ev) for ev in evs) + frame(END, b""))
+    data = spool_of(evs)
     path = tmp_path / "spool"
     path.write_bytes(data)
     full = allocated(path)
-    sc = reader_for(path)
-    sc._fill()
-    sc._frames(None)
-    got = []
-    while not sc.finished:
-        got += sc.poll(1)
+    sc, got = read_all(path)
     assert got == expected(evs)                     # nothing read is lost to the freeing
     if sc._freed is None:
         pytest.skip(f"{tmp_path}'s filesystem cannot punch holes")
