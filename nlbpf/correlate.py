@@ -64,6 +64,10 @@ class Correlator:
         """The newest timestamp fed so far (a capture file's clock)."""
         return self._now
 
+    def requester(self, msg):
+        """The request a notification names by its header (portid, seq), if seen."""
+        return self.requesters.get((msg.protocol, msg.netns, msg.nl_pid, msg.seq))
+
     def add_extack(self, ext):
         if ext.seq is not None and ext.sock:
             self.extacks_by_seq[(ext.sock, ext.seq)] = ext
@@ -160,7 +164,7 @@ def origin(correlator, msg):
         # many notifications (links, addresses on link events) carry no requester
         # even when a request caused them: only the kernel layer can tell
         return None
-    req = correlator.requesters.get((msg.protocol, msg.netns, msg.nl_pid, msg.seq))
+    req = correlator.requester(msg)
     if req is None:
         return {"pid": None, "comm": None, "portid": msg.nl_pid, "seq": msg.seq}
     return {"pid": req.pid, "comm": req.comm, "seq": msg.seq}
@@ -179,28 +183,27 @@ class NotificationHold:
     def __init__(self, correlator, wait_ns=HOLD_NS):
         self.correlator = correlator
         self.wait_ns = wait_ns
-        self.held = deque()          # (msg, item), in arrival order
+        self.held = deque()          # notifications, in arrival order
 
-    def hold(self, msg, item):
-        """Keep `item` back if msg's requester may still come; True if kept."""
-        who = origin(self.correlator, msg)
-        if not (isinstance(who, dict) and who.get("pid") is None):
+    def hold(self, msg):
+        """Keep msg back if it names a requester that may still come; True if kept.
+        (Only the syscall layer leaves in_handler unknown; nl_pid 0 names no one.)"""
+        if msg.in_handler is not None or msg.nl_pid == 0 or self.correlator.requester(msg):
             return False
-        self.held.append((msg, item))
+        self.held.append(msg)
         return True
 
     def release(self, now_ns=None, everything=False):
-        """Items whose requester has come, whose wait is over at now_ns, or all."""
+        """Those whose requester has come, whose wait is over at now_ns, or all."""
         if not self.held:
             return []
         out, keep = [], deque()
-        requesters = self.correlator.requesters
-        for msg, item in self.held:
+        for msg in self.held:
             if (everything or (now_ns is not None and now_ns - msg.ts_ns >= self.wait_ns)
-                    or (msg.protocol, msg.netns, msg.nl_pid, msg.seq) in requesters):
-                out.append(item)
+                    or self.correlator.requester(msg)):
+                out.append(msg)
             else:
-                keep.append((msg, item))
+                keep.append(msg)
         self.held = keep
         return out
 

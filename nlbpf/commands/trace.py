@@ -19,7 +19,7 @@ def run_trace(as_json, duration, filters, snaplen, buffer):
     def on_message(msg, txn, completed):
         if txn is None:
             msg.direction = classify_orphan(msg)
-        if msg.direction != "notify" or not hold.hold(msg, msg):
+        if msg.direction != "notify" or not hold.hold(msg):
             show(msg, txn, completed)
         if hold.held and msg.direction == "request":
             release(msg.ts_ns)

@@ -120,10 +120,10 @@ def test_a_notification_seen_before_its_request_waits_for_it():
     hold = NotificationHold(c, wait_ns=1000)
     note = msg(NOTIFY, RTM_NEWROUTE, 0, 7, ts=10, pid=55, comm="monitor")
     note.data = raw(RTM_NEWROUTE, 0, 7, pid=100)          # names port 100, seq 7
-    assert hold.hold(note, "note")
+    assert hold.hold(note)
     assert hold.release(now_ns=20) == []                  # its request has not come
     c.feed(msg(REQUEST, RTM_NEWROUTE, REQ | ACK, 7, ts=5, portid=100))
-    assert hold.release(now_ns=21) == ["note"] and not hold.held
+    assert hold.release(now_ns=21) == [note] and not hold.held
     assert origin(c, note) == {"pid": 100, "comm": "ip", "seq": 7}
 
 
@@ -132,11 +132,13 @@ def test_held_notifications_go_when_their_wait_ends_or_the_input_does():
     c = Correlator()
     hold = NotificationHold(c, wait_ns=1000)
     kernel = msg(NOTIFY, RTM_NEWLINK, 0, 0, ts=10)         # names no requester: never held
-    assert not hold.hold(kernel, "kernel")
+    assert not hold.hold(kernel)
+    notes = []
     for i, ts in enumerate((10, 500)):
         n = msg(NOTIFY, RTM_NEWROUTE, 0, 9, ts=ts)
         n.data = raw(RTM_NEWROUTE, 0, 9, pid=4000 + i)
-        assert hold.hold(n, i)
+        assert hold.hold(n)
+        notes.append(n)
     assert hold.release(now_ns=1009) == []
-    assert hold.release(now_ns=1010) == [0]
-    assert hold.release(everything=True) == [1] and not hold.held
+    assert hold.release(now_ns=1010) == [notes[0]]
+    assert hold.release(everything=True) == [notes[1]] and not hold.held
