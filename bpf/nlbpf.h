@@ -43,9 +43,14 @@
 #define EVF_SKIPPED_INTR 4      /* a part the kernel did not hand over had NLM_F_DUMP_INTR */
 #define EVF_HELD 8              /* request held in the kernel and handed over with its reply */
 #define EVF_IN_HANDLER 16       /* notification sent while a request handler ran (else kernel-originated) */
+#define EVF_NO_START 32         /* a request whose start is not known (socket layer: rebuilt from its
+                                   reply's echo), so no latency */
+#define EVF_IN_PROGRESS 64      /* EV_SPAN: the call is still running (slow, socket layer) */
+#define EVF_CALL_END 128        /* EV_MSG with no message: the request's call ended and no final
+                                   reply was queued for it (slow, socket layer) */
 
 struct nl_event {
-    u64 ts_ns;                  /* CLOCK_MONOTONIC at syscall entry */
+    u64 ts_ns;                  /* CLOCK_MONOTONIC at syscall entry (socket layer: when seen) */
     u64 dur_ns;                 /* syscall duration */
     u64 sk;                     /* kernel socket address: identity for pairing */
     u64 cgroup;                 /* cgroup v2 id */
@@ -53,6 +58,8 @@ struct nl_event {
     u64 skipped_bytes;          /* dump bytes the kernel counted but did not hand over */
     u64 handler_ns;             /* final replies, kernel layer: time in the request's handler */
     u64 dump_ns;                /* final replies, kernel layer: time spent filling dump chunks */
+    u64 start_slack_ns;         /* requests: the start lies between ts_ns and ts_ns + this (slow,
+                                   socket layer: between two looks at the thread) */
     u32 pid;
     u32 tid;
     u32 netns;                  /* inode of the socket's netns */

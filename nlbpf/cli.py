@@ -50,10 +50,11 @@ def capture_options(f):
                      help="Only this container: id (or its start), name, pod/container, or pod."),
         click.option("--snaplen", type=click.IntRange(16, 4096), default=1024, show_default=True,
                      help="Bytes of each message kept, header included."),
-        click.option("--hooks", type=click.Choice(["auto", "kernel", "syscall"]), default="auto",
-                     show_default=True, envvar="NLBPF_HOOKS",
-                     help="Hook layer: kernel functions (fentry/kprobes), syscall tracepoints, "
-                          "or the best this kernel allows."),
+        click.option("--hooks", type=click.Choice(["auto", "kernel", "sock", "syscall"]),
+                     default="auto", show_default=True, envvar="NLBPF_HOOKS",
+                     help="Hook layer: kernel functions (fentry/kprobes), socket tracepoints "
+                          "(errors, top, slow; Linux 6.7+), syscall tracepoints, or the best "
+                          "this kernel allows for the command."),
         click.option("--kernel-probe", type=click.Choice(["auto", "fentry", "kprobe"]), default="auto",
                      show_default=True, envvar="NLBPF_KERNEL_PROBE",
                      help="How the kernel layer attaches: fentry/fexit, kprobes, or fentry if it works."),

@@ -135,6 +135,18 @@ class Correlator:
         txn.extack = self._extack_for(txn.request)
         return txn, True
 
+    def end_call(self, end):
+        """The call that sent a request ended with no final reply queued (CallEnd, slow
+        on the socket layer): its transaction is complete, without one."""
+        self._now = max(self._now, end.ts_ns)
+        txn = self.pending.pop((("sk", end.sock), end.seq), None)
+        if txn is None:
+            return None
+        txn.end = end
+        txn.errno = 0
+        txn.extack = self._extack_for(txn.request)
+        return txn
+
     def expire(self, now_ns=None):
         """Drop and return requests older than expire_ns with no final reply."""
         now = now_ns if now_ns is not None else self._now

@@ -28,6 +28,7 @@ def protocol_name(proto):
 class Message:
     """One netlink message seen in one send/recv syscall."""
     ts_ns: int                 # CLOCK_MONOTONIC when it crossed: send call entry, recv call exit
+                               # (socket layer: when the kernel queued it)
     pid: int                   # tgid of the sender/receiver
     tid: int
     comm: str
@@ -54,6 +55,8 @@ class Message:
     handler_ns: int = 0        # kernel layer, final replies: time in the request's handler
     dump_ns: int = 0           # kernel layer, final replies: time filling dump chunks
     in_handler: Optional[bool] = None  # kernel layer, notifications: sent by a request's handler
+    start_slack_ns: int = 0    # requests: the call began between ts_ns and ts_ns + this
+    start_known: bool = True   # False: a request rebuilt from its reply (socket layer), no start
 
     @property
     def nl_type(self):
@@ -93,10 +96,26 @@ class SyscallError:
 
 
 @dataclass
+class CallEnd:
+    """The send that carried a request ended with no final reply queued for it (a
+    dump's parts come later; a request without NLM_F_ACK may get none): slow on the
+    socket layer, which reports calls. Holds what the call's lock waits were."""
+    ts_ns: int
+    pid: int
+    tid: int
+    sock: int
+    seq: int
+    lock_wait_ns: int = 0
+    lock_holder_pid: int = 0
+    lock_holder_comm: str = ""
+
+
+@dataclass
 class Transaction:
     """A request paired with its final reply (ACK, ERROR or the DONE of a dump)."""
     request: Message
-    final: Optional[Message] = None      # None: the reply never came (expired)
+    final: Optional[Message] = None      # None: the reply never came (expired), or see end
+    end: Optional[CallEnd] = None        # the call ended with no final reply queued
     parts: int = 0                       # dump parts / data replies before the final one
     part_bytes: int = 0
     dump_intr: bool = False              # some part carried NLM_F_DUMP_INTR
@@ -105,7 +124,21 @@ class Transaction:
     replies: list = field(default_factory=list)  # kept only when the consumer asks
 
     @property
+    def done(self):
+        """What completed it: the final reply, or the end of its call."""
+        return self.final if self.final is not None else self.end
+
+    @property
     def latency_ns(self):
-        if self.final is None:
+        """Request start -> final reply (or the call's end); None when either is unknown.
+        A start known only within a window (start_slack_ns) gives the longest value."""
+        done = self.done
+        if done is None or not self.request.start_known:
             return None
-        return max(0, self.final.ts_ns - self.request.ts_ns)
+        return max(0, done.ts_ns - self.request.ts_ns)
+
+    @property
+    def latency_min_ns(self):
+        """The shortest latency the start's window allows (== latency_ns when exact)."""
+        lat = self.latency_ns
+        return None if lat is None else max(0, lat - self.request.start_slack_ns)

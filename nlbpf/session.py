@@ -87,10 +87,23 @@ class LostReporter:
         return stats
 
 
+# what the socket-tracepoint layer cannot show, per command (it sees no request's start)
+SOCK_LIMITS = {
+    "errors": "no latency on this layer",
+    "top": "no latency columns on this layer",
+    "slow": "a call's start is known within {period} (threads looked at every {period})",
+}
+
+
 def announce(capture):
     """Say which hook layer is live (and why a better one is not), then the Tracing line."""
-    why = f" ({'; '.join(capture.layer_reasons)})" if capture.layer_reasons and capture.layer == "syscall" else ""
+    why = f" ({'; '.join(capture.layer_reasons)})" if capture.layer_reasons else ""
     print(f"Hooks: {capture.layer}{why}", file=sys.stderr)
+    limit = SOCK_LIMITS.get(getattr(capture, "mode", None)) if capture.layer == "sock" else None
+    if limit:
+        period = f"{getattr(capture, 'poll_period_ms', 0)} ms"
+        print(f"Note: {limit.format(period=period)}; --hooks syscall measures it at a higher "
+              f"cost to every process", file=sys.stderr)
     print(TRACING_LINE, file=sys.stderr, flush=True)
 
 

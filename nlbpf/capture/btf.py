@@ -30,6 +30,9 @@ class BTF:
         self.types = [None]          # type id 0 is void
         self._by_name = {}
         self.functions = set()       # names of kernel functions BTF describes
+        # type ids that BTF-typed programs attach by: tp_btf programs name the tracepoint's
+        # typedef (btf_trace_<event>), iterators the target's function (bpf_iter_<target>)
+        self.attach_ids = {}
         self._parse_types(blob[hdr_len + type_off:hdr_len + type_off + type_len])
 
     @classmethod
@@ -77,7 +80,14 @@ class BTF:
             if kind in (KIND_STRUCT, KIND_UNION) and name_off:
                 self._by_name.setdefault(self._name(name_off), len(self.types) - 1)
             elif kind == KIND_FUNC and name_off:
-                self.functions.add(self._name(name_off))
+                name = self._name(name_off)
+                self.functions.add(name)
+                if name.startswith("bpf_iter_"):
+                    self.attach_ids[name] = len(self.types) - 1
+            elif kind == KIND_TYPEDEF and name_off:
+                name = self._name(name_off)
+                if name.startswith("btf_trace_"):
+                    self.attach_ids[name] = len(self.types) - 1
 
     def _resolve(self, type_id):
         """Skip typedefs and qualifiers."""
@@ -145,6 +155,32 @@ PROBE_OFFSETS = {
     "OFF_NET_INUM": ["net.ns.inum"],
     "OFF_NLSK_PORTID": ["netlink_sock.portid"],
     "OFF_MUTEX_OWNER": ["mutex.owner"],
+}
+
+
+# What the socket-tracepoint layer reads on top of those (its programs read most
+# fields with plain loads, which the verifier checks against BTF: these offsets
+# must be the running kernel's). pt_regs: the syscall's arguments, x86-64.
+SOCK_OFFSETS = {
+    "OFF_SOCK_RCVQ": ["sock.sk_receive_queue"],
+    "OFF_SKB_DATA": ["sk_buff.data"],
+    "OFF_SKB_LEN": ["sk_buff.len"],
+    "OFF_SKB_PREV": ["sk_buff.prev"],
+    "OFF_SKB_CB": ["sk_buff.cb"],
+    "OFF_NLCB_DST_GROUP": ["netlink_skb_parms.dst_group"],
+    "OFF_NLSK_CB_NLH": ["netlink_sock.cb.nlh"],
+    "OFF_TASK_FLAGS": ["task_struct.flags"],
+    "OFF_TASK_STATE": ["task_struct.__state", "task_struct.state"],
+    "OFF_TASK_UTIME": ["task_struct.utime"],
+    "OFF_TASK_STIME": ["task_struct.stime"],
+    "OFF_TASK_CGROUPS": ["task_struct.cgroups"],
+    "OFF_CSS_DFL_CGRP": ["css_set.dfl_cgrp"],
+    "OFF_CGROUP_KN": ["cgroup.kn"],
+    "OFF_KN_ID": ["kernfs_node.id"],
+    "OFF_REGS_ORIG_AX": ["pt_regs.orig_ax"],
+    "OFF_REGS_DI": ["pt_regs.di"],
+    "OFF_REGS_SI": ["pt_regs.si"],
+    "OFF_REGS_DX": ["pt_regs.dx"],
 }
 
 

@@ -1,11 +1,16 @@
 """Which hook layer can load on this kernel, and why not where it can't.
 
-Two layers see the same traffic:
+Three layers see the same traffic:
   kernel   fentry/fexit (or kprobes) on netlink_unicast, __netlink_sendskb,
            netlink_broadcast*, rtnetlink_rcv_msg, genl_rcv_msg, netlink_dump,
            netlink_ack: every path in and out of the kernel, handler time, rtnl wait
+  sock     BTF tracepoints sock:sk_data_ready and sock:sock_send_length (6.7+):
+           what the kernel queues to netlink sockets and the sends' requests, at
+           a fraction of the others' cost, but without a request's start time
+           (errors, top, slow; slow finds long calls with a task iterator)
   syscall  tracepoints of the send/recv syscalls: portable, present nearly everywhere
-The loader tries them in that order (like bcc's opensnoop picks fentry or kprobe).
+`auto` tries them in the order layer_order() gives for the command (like bcc's
+opensnoop picks fentry or kprobe).
 """
 import contextlib
 import ctypes
@@ -14,6 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import environment
+from .defaults import CAPTURE_DEFAULTS
 
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe/type"
 
@@ -26,6 +32,54 @@ class Hook:
     kretprobe: str       # program name for the return probe, or None
     essential: bool      # the layer makes no sense without it
     present: bool = False
+
+
+# what the socket layer attaches, per command: (program in bpf/nlbpf.bpf.c, target)
+SOCK_PROGRAMS = {
+    "errors": [("sock_ready", "sk_data_ready")],
+    "top": [("sock_ready", "sk_data_ready")],
+    "slow": [("sock_sent", "sock_send_length"), ("slow_poll", "bpf_iter_task")],
+}
+# the BTF types those attach by
+SOCK_ATTACH = ("btf_trace_sk_data_ready", "btf_trace_sock_send_length", "bpf_iter_task")
+# slow on the socket layer finds long calls by looking at every thread this often
+# (a tenth of the threshold, within these bounds); below SOCK_SLOW_MIN_NS that is
+# too coarse, and auto takes another layer
+POLL_MIN_NS, POLL_MAX_NS = 10_000_000, 100_000_000
+SOCK_SLOW_MIN_NS = 10 * POLL_MIN_NS
+
+
+def poll_period_ns(slow_ns):
+    return max(POLL_MIN_NS, min(POLL_MAX_NS, int(slow_ns or 0) // 10))
+
+
+def layer_order(mode, choice, slow_ns=None):
+    """The layers to try, best first. errors loses nothing on the socket layer but the
+    latency of failed requests, so it is tried first there; top and slow see more on
+    the kernel layer (latencies, handler time), trace needs every request's start."""
+    if choice != "auto":
+        return [choice]
+    if mode == "errors":
+        return ["sock", "kernel", "syscall"]
+    if mode == "top" or (mode == "slow" and (slow_ns or 0) >= SOCK_SLOW_MIN_NS):
+        return ["kernel", "sock", "syscall"]
+    return ["kernel", "syscall"]
+
+
+def sock_unavailable(mode):
+    """None if the socket-tracepoint layer can serve `mode` on this kernel, else why not
+    (the kernel's verifier has the last word when it loads)."""
+    if mode not in SOCK_PROGRAMS:
+        return f"it does not serve `{mode}` (no request start times: use kernel or syscall)"
+    if CAPTURE_DEFAULTS.get("call_state", "auto") != "auto":
+        return "it keeps per-thread state in task storage (--call-state hash asks for none)"
+    if os.uname().machine != "x86_64":
+        return "x86-64 only (it reads the syscall's registers)"
+    missing = [t for _, t in SOCK_PROGRAMS[mode]
+               if not t.startswith("bpf_iter_") and not environment.tracepoint_exists("sock", t)]
+    if missing:
+        return f"no sock:{', sock:'.join(missing)} tracepoint (Linux 6.7+)"
+    return None
 
 
 def kernel_methods(choice):

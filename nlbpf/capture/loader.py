@@ -11,9 +11,9 @@ from pathlib import Path
 
 from ..errors import NlbpfError
 from . import environment
-from . import bootcache, layers, ringbuf
+from . import bootcache, btfprog, layers, ringbuf
 from .defaults import CAPTURE_DEFAULTS
-from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, probe_offsets
+from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, SOCK_OFFSETS, probe_offsets
 from .records import CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
@@ -49,9 +49,9 @@ class Capture:
         self.pages_given = buffer_pages or CAPTURE_DEFAULTS.get("buffer_pages")
         self.buffer_pages = self.pages_given or 4096
         self.span_min_ns = span_min_ns
-        self.hooks_choice = hooks or CAPTURE_DEFAULTS["hooks"]                 # auto | kernel | syscall
+        self.hooks_choice = hooks or CAPTURE_DEFAULTS["hooks"]         # auto | kernel | sock | syscall
         self.kernel_probe = kernel_probe or CAPTURE_DEFAULTS["kernel_probe"]  # auto | fentry | kprobe
-        self.layer = None                 # what loaded: "syscall" or "kernel (fentry|kprobe)"
+        self.layer = None                 # what loaded: "syscall", "sock" or "kernel (fentry|kprobe)"
         self.layer_reasons = []           # why the preferred layers did not load
         self.bpf = None
         self.hooks = []           # (hook, status) for doctor/debug
@@ -63,6 +63,10 @@ class Capture:
         self.call_state = None            # where a thread's call in flight is kept
         self._raw_sink = None             # spool_to()
         self.self_pid = self_pid or os.getpid()     # whose netlink is not news
+        self._btf_progs = None            # socket layer: what btfprog loaded (closed with the rest)
+        self._iter_link = None            # ... and slow's task iterator
+        self._pass_ns = self._last_pass = self._next_pass = 0
+        self._btf_parsed = None
 
     # ------------------------------------------------------------------ set-up
     def cflags(self, offsets, ringbuf, have_extack, have_locks):
@@ -104,29 +108,23 @@ class Capture:
             bootcache.put(offsets_entry, offsets)
         self.uses_ringbuf = self._want_ringbuf(bcc)
         reasons = []
-        if self.hooks_choice in ("auto", "kernel"):
-            for method in layers.kernel_methods(self.kernel_probe):
-                # a refusal holds until reboot: the fentry test compiles and loads a program
-                refusal = f"kernel-layer-{method}"
-                why = bootcache.get(refusal)
-                if why is None:
-                    btf = btf or self._btf()
-                    why = layers.kernel_unavailable(bcc, btf, method)
-                    if why is not None:
-                        bootcache.put(refusal, why)
-                if why is None:
-                    try:
-                        btf = btf or self._btf()
-                        self._load_kernel(bcc, btf, offsets, method)
-                        break
-                    except NlbpfError as e:
-                        why = str(e)
-                reasons.append(f"{method}: {why}")
-            if self.bpf is None and self.hooks_choice == "kernel":
-                raise NlbpfError("the kernel-function layer cannot load here (" + "; ".join(reasons) +
-                                 "); use --hooks syscall")
+        self._btf_parsed = btf          # parsed once, by whichever layer needs it first
+        for layer in layers.layer_order(self.mode, self.hooks_choice, self.slow_ns):
+            if layer == "kernel":
+                why = self._try_kernel(bcc, offsets, reasons)
+            elif layer == "sock":
+                why = self._try_sock(bcc, offsets)
+                if why:
+                    reasons.append(f"sock: {why}")
+            else:
+                self._load_syscall(bcc, offsets)
+                why = None
+            if why is None:
+                break
         if self.bpf is None:
-            self._load_syscall(bcc, offsets)
+            what = {"kernel": "the kernel-function layer", "sock": "the socket-tracepoint layer"}
+            raise NlbpfError(f"{what.get(self.hooks_choice, 'no hook layer')} cannot load here ("
+                             + "; ".join(reasons) + "); use --hooks syscall")
         self.layer_reasons = reasons
         self._set_cgroup_filter()
         if self.mode != "top":
@@ -137,6 +135,118 @@ class Capture:
                 table.open_perf_buffer(self._on_event, page_cnt=self.pages_given or 256,
                                       lost_cb=self._on_lost)
         return self
+
+    def _try_kernel(self, bcc, offsets, reasons):
+        """Load the kernel-function layer with the first method that works; None if one
+        did, else why not (each method's reason is added to reasons)."""
+        why = "no probe method"
+        for method in layers.kernel_methods(self.kernel_probe):
+            # a refusal holds until reboot: the fentry test compiles and loads a program
+            refusal = f"kernel-layer-{method}"
+            why = bootcache.get(refusal)
+            if why is None:
+                why = layers.kernel_unavailable(bcc, self._parsed_btf(), method)
+                if why is not None:
+                    bootcache.put(refusal, why)
+            if why is None:
+                try:
+                    self._load_kernel(bcc, self._parsed_btf(), offsets, method)
+                    return None
+                except NlbpfError as e:
+                    why = str(e)
+            reasons.append(f"{method}: {why}")
+        return why
+
+    def _parsed_btf(self):
+        if self._btf_parsed is None:
+            self._btf_parsed = self._btf()
+        return self._btf_parsed
+
+    def _try_sock(self, bcc, offsets):
+        """Load the socket-tracepoint layer; None if it loaded, else why not. A refusal
+        by the kernel holds until reboot (bootcache), as the kernel layer's does."""
+        why = layers.sock_unavailable(self.mode)
+        if why is None:
+            why = bootcache.get("sock-layer")
+        if why is not None:
+            return why
+        try:
+            facts = self._sock_facts()
+            self._load_sock(bcc, {**offsets, **facts["offsets"]}, facts["ids"])
+            return None
+        except NlbpfError as e:
+            self.close()
+            if "cannot load" in str(e) or "refuses" in str(e):
+                bootcache.put("sock-layer", str(e))
+            return str(e)
+
+    def _sock_facts(self):
+        """The socket layer's struct offsets and the BTF ids its programs attach by
+        (kept for the boot, like the other offsets)."""
+        entry = bootcache.name_for("sock", [SOCK_OFFSETS, layers.SOCK_ATTACH])
+        facts = bootcache.get(entry)
+        if isinstance(facts, dict) and set(facts.get("offsets", ())) == set(SOCK_OFFSETS):
+            return facts
+        btf = self._parsed_btf()
+        try:
+            offs = probe_offsets(btf, SOCK_OFFSETS)
+        except BTFError as e:
+            raise NlbpfError(f"BTF lacks what the socket layer reads: {e}") from None
+        ids = {name: btf.attach_ids[name] for name in layers.SOCK_ATTACH if name in btf.attach_ids}
+        missing = [n for n in layers.SOCK_ATTACH if n not in ids]
+        if missing:
+            raise NlbpfError(f"BTF has no {', '.join(missing)}")
+        facts = {"offsets": offs, "ids": ids}
+        bootcache.put(entry, facts)
+        return facts
+
+    def _load_sock(self, bcc, offsets, ids):
+        have_extack = environment.tracepoint_exists("netlink", "netlink_extack")
+        # errors needs no lock waits; top and slow report them
+        have_locks = self.mode != "errors" and layers.have_lock_tracepoints()
+        flags = self.cflags(offsets, self.uses_ringbuf, have_extack, have_locks)
+        flags = [f for f in flags if f != "-DKEEP_REQUEST"] + ["-DSOCK_LAYER", "-DUSE_TASK_STORAGE"]
+        self.bpf = self._compile(bcc, SOURCE, flags)   # extack and lock tracepoints attach here
+        self._btf_progs = btfprog.Programs()
+        for func, target in layers.SOCK_PROGRAMS[self.mode]:
+            insns = self.bpf.dump_func(func)
+            if target.startswith("bpf_iter_"):
+                fd = self._btf_progs.keep(btfprog.load(insns, func, btfprog.BPF_TRACE_ITER, ids[target]))
+                self._iter_link = self._btf_progs.keep(btfprog.iter_link(fd))
+            else:
+                fd = self._btf_progs.keep(btfprog.load(insns, func, btfprog.BPF_TRACE_RAW_TP,
+                                                       ids["btf_trace_" + target]))
+                self._btf_progs.keep(btfprog.attach_tracepoint(fd))
+        if self._iter_link is not None:
+            self._pass_ns = layers.poll_period_ns(self.slow_ns)
+            self._last_pass = time.monotonic_ns()       # calls already running began before this
+            self._next_pass = self._last_pass
+        self.layer = "sock"
+        self.call_state = "task storage"
+        self.hooks = [(f"sock:{t}" if not t.startswith("bpf_iter_") else "task iterator",
+                       "attached (tp_btf)" if not t.startswith("bpf_iter_") else "every "
+                       f"{self._pass_ns // 1_000_000} ms")
+                      for _, t in layers.SOCK_PROGRAMS[self.mode]]
+        self.hooks += [("netlink:netlink_extack", "attached" if have_extack and self.mode != "top"
+                        else "not used"),
+                       ("lock:contention_begin/end", "attached" if have_locks else "not used")]
+
+    @property
+    def poll_period_ms(self):
+        return self._pass_ns // 1_000_000
+
+    def poll_tasks(self):
+        """slow on the socket layer: one pass of the task iterator when it is due. Returns
+        ms until the next one (None when there is no iterator)."""
+        if self._iter_link is None:
+            return None
+        now = time.monotonic_ns()
+        if now >= self._next_pass:
+            self.bpf["poll_clock"][ct.c_int(0)] = ct.c_ulonglong(self._last_pass)
+            self._last_pass = now
+            btfprog.iter_run(self._iter_link)
+            self._next_pass = now + self._pass_ns
+        return max(1, (self._next_pass - time.monotonic_ns()) // 1_000_000)
 
     @staticmethod
     def _btf():
@@ -310,6 +420,9 @@ class Capture:
         if self.mode == "top":
             time.sleep(timeout_ms / 1000)
             return []
+        due = self.poll_tasks()
+        if due is not None:
+            timeout_ms = min(timeout_ms, due)
         ring = self._ring
         if ring is not None:
             # the probes wake this poll only every WAKEUP_EVERY events (bpf/nlbpf.bpf.c):
@@ -370,6 +483,10 @@ class Capture:
         return total
 
     def close(self):
+        if self._btf_progs is not None:
+            self._btf_progs.close()
+            self._btf_progs = None
+            self._iter_link = None
         if self._ring is not None:
             self._ring.close()
             self._ring = None
@@ -378,26 +495,54 @@ class Capture:
             self.bpf = None
 
 
+LAT_BUCKETS = 128      # bpf/nlbpf.h
 TOP_COUNTERS = ("requests", "errors", "dumps", "dump_intr", "msgs_in", "msgs_out", "bytes_in",
                 "bytes_out", "lat_count", "lat_sum_ns", "lock_wait_ns")
 
 
+# what a socket-layer slot (per CPU) counts, of TOP_COUNTERS
+SLOT_COUNTERS = ("requests", "errors", "dumps", "dump_intr", "msgs_in", "msgs_out", "bytes_in",
+                 "bytes_out", "lock_wait_ns")
+
+
+def _comm(chars):
+    return bytes(chars).split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
 def read_top(capture):
-    """Cumulative per-process counters from the kernel: {pid: dict}, {(pid, proto, type): n}."""
+    """Cumulative per-process counters from the kernel: {pid: dict}, {(pid, proto, type): n}.
+    On the socket layer, each CPU's slot holds counts not yet flushed to the maps: added in."""
     rows = {}
     for key, val in capture.bpf["top"].items():
         row = {name: getattr(val, name) for name in TOP_COUNTERS}
-        row["comm"] = bytes(val.comm).split(b"\0", 1)[0].decode("utf-8", "replace")
+        row["comm"] = _comm(val.comm)
         row["lat_max_ns"] = val.lat_max_ns
         row["hist"] = list(val.lat_hist)
         rows[key.value] = row
     types = {(k.pid, k.proto, k.type): v.value for k, v in capture.bpf["top_types"].items()}
+    if capture.layer == "sock":
+        for slot in capture.bpf["top_slots"][ct.c_int(0)]:
+            if not slot.pid:
+                continue
+            row = rows.get(slot.pid)
+            if row is None:
+                row = rows[slot.pid] = {name: 0 for name in TOP_COUNTERS}
+                row.update(comm=_comm(slot.comm), lat_max_ns=0, hist=[0] * LAT_BUCKETS)
+            for name in SLOT_COUNTERS:
+                row[name] += getattr(slot, name)
+            if slot.type_count:
+                key = (slot.pid, slot.proto, slot.type)
+                types[key] = types.get(key, 0) + slot.type_count
     return rows, types
 
 
 def top_pids(capture):
     """The processes the kernel keeps top counters for."""
-    return [k.value for k in capture.bpf["top"].keys()]
+    pids = [k.value for k in capture.bpf["top"].keys()]
+    if capture.layer == "sock":
+        pids += [slot.pid for slot in capture.bpf["top_slots"][ct.c_int(0)]
+                 if slot.pid and slot.pid not in pids]
+    return pids
 
 
 def forget_pids(capture, pids):

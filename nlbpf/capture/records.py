@@ -8,13 +8,14 @@ import struct
 from collections import namedtuple
 from dataclasses import dataclass, fields
 
-from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY
+from ..model import CallEnd, Message, SyscallError, REQUEST, REPLY, NOTIFY
 
 U32 = struct.Struct("<I")
 
 EV_MSG, EV_SYSERR, EV_SPAN, EV_EXTACK, EV_CHUNK = 1, 2, 3, 4, 5
 DIR_SEND, DIR_RECV = 0, 1
 EVF_SPLIT, EVF_FINAL, EVF_SKIPPED_INTR, EVF_HELD, EVF_IN_HANDLER = 1, 2, 4, 8, 16
+EVF_NO_START, EVF_IN_PROGRESS, EVF_CALL_END = 32, 64, 128
 SYSCALLS = {1: "sendmsg", 2: "sendto", 3: "sendmmsg", 4: "recvmsg", 5: "recvfrom", 6: "recvmmsg",
             7: "kernel"}
 SC_KERNEL = 7
@@ -25,14 +26,16 @@ MESSAGE_FIELDS = ("ts_ns", "pid", "tid", "comm", "protocol", "direction", "data"
                   "netns", "cgroup", "sock", "portid", "groups", "syscall", "ret", "dur_ns",
                   "lock_wait_ns", "lock_holder_pid", "lock_holder_comm", "extack",
                   "skipped_parts", "skipped_bytes", "skipped_intr", "split", "handler_ns",
-                  "dump_ns", "in_handler")
+                  "dump_ns", "in_handler", "start_slack_ns", "start_known")
 if tuple(f.name for f in fields(Message)) != MESSAGE_FIELDS:
     raise ImportError("model.Message's fields changed: update records.MESSAGE_FIELDS and convert()")
 
 
 @dataclass
 class Span:
-    """A netlink call that took at least SPAN_MIN_NS (slow mode's context)."""
+    """A netlink call that took at least SPAN_MIN_NS (slow mode's context). On the
+    socket layer, a call the task iterator watched: it began between ts_ns and
+    ts_ns + start_slack_ns; in_progress: it has run past the threshold and goes on."""
     ts_ns: int
     dur_ns: int
     pid: int
@@ -43,6 +46,10 @@ class Span:
     lock_wait_ns: int
     holder_pid: int
     holder_comm: str
+    start_slack_ns: int = 0
+    in_progress: bool = False
+    netns: int = 0
+    cgroup: int = 0
 
 
 @dataclass
@@ -165,6 +172,10 @@ def convert(ev, data=None):
     """One bcc event -> a record, copying what it keeps. ev: the ctypes struct over
     the buffer, or EventReader's fields with data, the payload it read."""
     kind = ev.kind
+    if kind == EV_MSG and ev.flags & EVF_CALL_END:
+        return CallEnd(ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, sock=ev.sk, seq=ev.nl_seq,
+                       lock_wait_ns=ev.lock_wait_ns, lock_holder_pid=ev.holder_pid,
+                       lock_holder_comm=_str(ev.holder_comm) if ev.holder_pid else "")
     if kind == EV_MSG:
         if data is None:
             data = ct.string_at(ct.addressof(ev.data), _cap(ev))
@@ -186,7 +197,8 @@ def convert(ev, data=None):
             ev.skipped_parts, ev.skipped_bytes, bool(flags & EVF_SKIPPED_INTR),
             bool(flags & EVF_SPLIT), ev.handler_ns, ev.dump_ns,
             bool(flags & EVF_IN_HANDLER) if ev.syscall == SC_KERNEL and direction == NOTIFY
-            else None)
+            else None,
+            ev.start_slack_ns, not flags & EVF_NO_START)
     if kind == EV_CHUNK:
         raise ValueError("EV_CHUNK holds many messages: split_chunk() it")
     if kind == EV_EXTACK:
@@ -205,7 +217,9 @@ def convert(ev, data=None):
                     comm=_str(ev.comm), protocol=ev.proto,
                     syscall=SYSCALLS.get(ev.syscall, "?"), lock_wait_ns=ev.lock_wait_ns,
                     holder_pid=ev.holder_pid,
-                    holder_comm=_str(ev.holder_comm) if ev.holder_pid else "")
+                    holder_comm=_str(ev.holder_comm) if ev.holder_pid else "",
+                    start_slack_ns=ev.start_slack_ns, in_progress=bool(ev.flags & EVF_IN_PROGRESS),
+                    netns=ev.netns, cgroup=ev.cgroup)
     return None
 
 

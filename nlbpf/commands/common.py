@@ -4,7 +4,7 @@ import time
 
 from ..capture.records import Extack
 from ..correlate import Correlator
-from ..model import Message, SyscallError, protocol_name
+from ..model import CallEnd, Message, SyscallError, protocol_name
 from ..decode import errno_name
 from ..output.jsonline import dumps
 from ..output.records import Decoder, clock, wall_ts, where, where_tag
@@ -96,6 +96,10 @@ class Pipeline:
                 self.on_txn(txn)
         elif isinstance(rec, Extack):
             self.correlator.add_extack(rec)
+        elif isinstance(rec, CallEnd):
+            txn = self.correlator.end_call(rec)
+            if txn is not None and self.on_txn:
+                self.on_txn(txn)
         elif isinstance(rec, SyscallError):
             if self.on_syscall_error:
                 self.on_syscall_error(rec)

@@ -143,6 +143,17 @@ def _latency_us(txn):
     return round(ns / 1000, 1) if ns is not None else None
 
 
+def latency_text(rec):
+    """`455us`, or `1.95s–2.00s` when the start is known only within a window (slow on
+    the socket layer); "" when it is not known at all (errors on the socket layer)."""
+    hi, lo = rec.get("latency_us"), rec.get("latency_min_us")
+    if hi is None:
+        return ""
+    if lo is not None and fmt_us(lo) != fmt_us(hi):
+        return f"{fmt_us(lo)}–{fmt_us(hi)}"
+    return fmt_us(hi)
+
+
 def _extack(txn, decoder):
     if txn is None or txn.final is None:
         return None
@@ -277,6 +288,8 @@ def transaction_record(txn, decoder, offset_ns, context=None):
         "reply": final.to_json() if final is not None else None,
         "truncated": req.truncated,
     }
+    if req.start_slack_ns and rec["latency_us"] is not None:
+        rec["latency_min_us"] = round(txn.latency_min_ns / 1000, 1)
     if txn.parts or txn.dump_intr or (final is not None and final.type_name == "NLMSG_DONE"):
         rec["dump"] = {"parts": txn.parts, "bytes": txn.part_bytes, "intr": txn.dump_intr}
     kernel_times(txn.final, rec)
@@ -298,12 +311,16 @@ def transaction_line(txn, d, rec):
         line += f" → {rec['error']} ({rec['strerror']})"
     elif txn.final is not None:
         line += " → ok"
+    elif txn.end is not None:
+        line += " → sent, no reply queued yet"
     if rec.get("extack"):
         line += f' "{rec["extack"]}"'
     if rec.get("dump"):
         dump = rec["dump"]
         line += f" [{dump['parts']} parts, {dump['bytes']}B{', DUMP_INTR' if dump['intr'] else ''}]"
-    line += f" {fmt_us(rec['latency_us'])}"
+    latency = latency_text(rec)
+    if latency:
+        line += f" {latency}"
     return line
 
 

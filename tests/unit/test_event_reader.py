@@ -12,8 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from nlevent import nl_event_class  # noqa: E402
 
 from nlbpf.capture.records import (DIR_RECV, DIR_SEND, EV_EXTACK, EV_MSG, EV_SPAN, EV_SYSERR,
-                                   EVF_IN_HANDLER, EVF_SKIPPED_INTR, EVF_SPLIT, MESSAGE_FIELDS,
-                                   SC_KERNEL, SYSCALLS, CtypesReader, EventReader, convert)
+                                   EVF_CALL_END, EVF_IN_HANDLER, EVF_NO_START, EVF_SKIPPED_INTR,
+                                   EVF_SPLIT, MESSAGE_FIELDS, SC_KERNEL, SYSCALLS, CtypesReader,
+                                   EventReader, convert)
 from nlbpf.model import Message
 
 
@@ -104,7 +105,8 @@ def keyword_message(ev, data):
         skipped_intr=bool(ev.flags & EVF_SKIPPED_INTR), split=bool(ev.flags & EVF_SPLIT),
         handler_ns=ev.handler_ns, dump_ns=ev.dump_ns,
         in_handler=(bool(ev.flags & EVF_IN_HANDLER)
-                    if ev.syscall == SC_KERNEL and direction == "notify" else None))
+                    if ev.syscall == SC_KERNEL and direction == "notify" else None),
+        start_slack_ns=ev.start_slack_ns, start_known=not ev.flags & EVF_NO_START)
 
 
 def test_convert_puts_every_field_where_it_belongs():
@@ -113,7 +115,7 @@ def test_convert_puts_every_field_where_it_belongs():
     for i in range(2000):
         ev, buf = random_event(rnd, EV_MSG)
         ev.syscall = rnd.choice([SC_KERNEL, 2, 5, 99])
-        ev.flags = rnd.randrange(32)
+        ev.flags = rnd.randrange(EVF_CALL_END)      # every flag but the call-end marker
         raw = buf.raw
         fields = reader.read(raw, 0, len(raw))
         data = reader.payload(fields, raw, 0, len(raw))
