@@ -8,6 +8,11 @@
     python nlclient.py batchdel COUNT       COUNT RTM_DELROUTE(10.99.<i>.0/24) with ACK in one
                                             sendmsg (pipelined), then every reply read
     python nlclient.py raw HEX              send these bytes as they are (hostile input)
+    python nlclient.py getlinknoack COUNT   COUNT RTM_GETLINK(lo) requests without ACK
+    python nlclient.py capdel               one RTM_DELROUTE(198.51.100.0/24) with ACK on a
+                                            socket with NETLINK_CAP_ACK (errors echo the header only)
+    python nlclient.py badprefix            one RTM_NEWROUTE(10.9.0.1/24 dev lo) with ACK on a
+                                            socket that did not ask for extended acks
 
 Prints one JSON line with what it did, so a test can compare with what nlbpf saw.
 """
@@ -19,8 +24,10 @@ import sys
 import time
 
 NETLINK_ROUTE = 0
-RTM_GETLINK, RTM_DELROUTE, RTM_GETROUTE = 18, 25, 26
-RTA_DST = 1
+SOL_NETLINK, NETLINK_CAP_ACK = 270, 10
+RTM_GETLINK, RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 18, 24, 25, 26
+RTA_DST, RTA_OIF = 1, 4
+NLM_F_EXCL, NLM_F_CREATE = 0x200, 0x400
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR = 1, 2, 4, 0x300, 0x10
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 
@@ -77,6 +84,8 @@ def request(s, msg, seq, iov_sizes=None):
             if type_ == NLMSG_DONE:
                 return parts, intr, 0
             parts += 1
+            if not flags & NLM_F_MULTI and not struct.unpack_from("=H", msg, 6)[0] & NLM_F_ACK:
+                return parts, intr, 0       # a lone reply to a request that asked no ACK
 
 
 def main(argv):
@@ -127,6 +136,24 @@ def main(argv):
                 if type_ == NLMSG_ERROR:
                     errnos[rseq] = -struct.unpack_from("=i", payload)[0]
         out.update(requests=count, errors=sum(1 for e in errnos.values() if e))
+    elif what == "getlinknoack":
+        count = int(argv[2])
+        for seq in range(1, count + 1):
+            request(s, message(RTM_GETLINK, NLM_F_REQUEST, seq, ifinfomsg(1)), seq)
+        out.update(requests=count, errors=0)
+    elif what in ("capdel", "badprefix"):
+        if what == "capdel":
+            s.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+            msg = message(RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK, 1,
+                          struct.pack("=BBBBBBBBI", socket.AF_INET, 24, 0, 0, 254, 0, 0, 0, 0)
+                          + struct.pack("=HH4s", 8, RTA_DST, bytes([198, 51, 100, 0])))
+        else:
+            msg = message(RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE, 1,
+                          struct.pack("=BBBBBBBBI", socket.AF_INET, 24, 0, 0, 254, 3, 253, 1, 0)
+                          + struct.pack("=HH4s", 8, RTA_DST, bytes([10, 9, 0, 1]))
+                          + struct.pack("=HHI", 8, RTA_OIF, 1))
+        _, _, err = request(s, msg, 1)
+        out.update(requests=1, errno=err, length=len(msg))
     elif what == "dumpiov":
         sizes = [int(n) for n in argv[2].split(",")]
         p, _, _ = request(s, message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 1, rtmsg()), 1, sizes)

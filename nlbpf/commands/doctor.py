@@ -5,6 +5,7 @@ import platform
 
 from ..capture import environment
 from ..capture import layers, ringbuf
+from ..capture.layers import layer_order as order
 from ..capture.btf import BTF, BTFError, probe_offsets
 from ..errors import NlbpfError
 
@@ -55,6 +56,11 @@ def checks():
     out.append(_check("netlink:netlink_extack", environment.tracepoint_exists("netlink", "netlink_extack"),
                       "kernel error text for every request" if environment.tracepoint_exists("netlink", "netlink_extack")
                       else "missing: only extack carried in replies (NLM_F_ACK_TLVS) is shown"))
+    socktp = [t for t in ("sk_data_ready", "sock_send_length")
+              if not environment.tracepoint_exists("sock", t)]
+    out.append(_check("socket tracepoints", not socktp,
+                      "sock:sk_data_ready, sock:sock_send_length (the socket layer)" if not socktp
+                      else f"missing: sock:{', sock:'.join(socktp)} (Linux 6.7+): no socket layer"))
     locks = environment.tracepoint_exists("lock", "contention_begin")
     out.append(_check("lock:contention_begin/end", locks,
                       "lock wait split out in `slow`" if locks
@@ -84,11 +90,12 @@ def checks():
     return out
 
 
-def try_layer(hooks, kernel_probe="auto"):
-    """Load the trace probes with this layer for real: (True, what loaded) or (False, why not)."""
+def try_layer(hooks, kernel_probe="auto", mode="trace"):
+    """Load a command's probes with this layer for real: (True, what loaded) or (False, why not)."""
     from ..capture.loader import Capture
     from ..filters import Filters
-    capture = Capture(mode="trace", filters=Filters(), hooks=hooks, kernel_probe=kernel_probe)
+    capture = Capture(mode=mode, filters=Filters(), hooks=hooks, kernel_probe=kernel_probe,
+                      slow_ns=DOCTOR_SLOW_NS)
     try:
         capture.start()
         return True, capture.layer
@@ -98,26 +105,46 @@ def try_layer(hooks, kernel_probe="auto"):
         capture.close()
 
 
+DOCTOR_SLOW_NS = 500_000_000            # slow's default threshold
+NAMES = {"fentry": "kernel layer, fentry", "kprobe": "kernel layer, kprobes",
+         "sock": "socket layer", "syscall": "syscall layer"}
+
+
 def layer_report(results):
-    """Which layers load here; the first that does is what `auto` uses."""
+    """Which layers load here (the socket layer: errors' and slow's probes, which
+    between them load all of its kinds of program)."""
     ok = {r["hook"]: r["ok"] for r in results}
     basics = ("root", "bcc", "kernel headers", "tracefs", "BTF struct offsets")
     missing = [n for n in basics if not ok.get(n)]
     if missing:
         why = "cannot try: " + ", ".join(missing)
-        return {"fentry": (False, why), "kprobe": (False, why), "syscall": (False, why)}
+        return {m: (False, why) for m in NAMES}
+    sock = try_layer("sock", mode="errors")
+    if sock[0]:
+        sock = try_layer("sock", mode="slow")
     return {"fentry": try_layer("kernel", "fentry"), "kprobe": try_layer("kernel", "kprobe"),
-            "syscall": try_layer("syscall")}
+            "sock": sock, "syscall": try_layer("syscall")}
+
+
+def command_layers(loads):
+    """What --hooks auto takes for each command, given which layers load."""
+    kernel = next((f"kernel ({m})" for m in ("fentry", "kprobe") if loads[m]), None)
+    have = {"kernel": kernel, "sock": "sock" if loads["sock"] else None,
+            "syscall": "syscall" if loads["syscall"] else None}
+    return {mode: next((have[layer] for layer in order(mode, "auto", DOCTOR_SLOW_NS)
+                        if have[layer]), None)
+            for mode in ("trace", "errors", "top", "slow")}
 
 
 def run_doctor(as_json):
     results = checks()
     layers = layer_report(results)
     kernel = next((m for m in ("fentry", "kprobe") if layers[m][0]), None)
-    live = f"kernel ({kernel})" if kernel else ("syscall" if layers["syscall"][0] else None)
+    per_command = command_layers({m: ok for m, (ok, _) in layers.items()})
+    live = per_command["trace"]
     kernel_reason = None if kernel else "; ".join(f"{m}: {layers[m][1]}" for m in ("fentry", "kprobe"))
     if as_json:
-        print(json.dumps({"kernel": platform.release(), "layer": live,
+        print(json.dumps({"kernel": platform.release(), "layer": live, "commands": per_command,
                           "kernel_layer": kernel, "kernel_layer_reason": kernel_reason,
                           "layers": {m: {"loads": ok, "detail": d} for m, (ok, d) in layers.items()},
                           "checks": results}, indent=2))
@@ -127,8 +154,7 @@ def run_doctor(as_json):
             print(f"  [{'ok' if r['ok'] else '--'}] {r['hook']:<26} {r['detail']}")
         print("layers (loaded for real):")
         for m, (ok_, detail) in layers.items():
-            name = {"fentry": "kernel layer, fentry", "kprobe": "kernel layer, kprobes",
-                    "syscall": "syscall layer"}[m]
-            print(f"  [{'ok' if ok_ else '--'}] {name:<26} {'loads' if ok_ else detail}")
-        print(f"live layer with --hooks auto: {live or 'none'}")
+            print(f"  [{'ok' if ok_ else '--'}] {NAMES[m]:<26} {'loads' if ok_ else detail}")
+        print("with --hooks auto: " + ", ".join(f"{mode} on {layer or 'nothing'}"
+                                                 for mode, layer in per_command.items()))
     return 0 if live else 1

@@ -6,6 +6,7 @@ harness runs the suite once per hook layer).
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -175,3 +176,24 @@ def nlclient():
         assert proc.returncode == 0, err
         return json.loads(out.strip().splitlines()[-1])
     return run
+
+
+def program_ids(pid):
+    """BPF program and map ids a process holds (from /proc/PID/fdinfo)."""
+    progs, maps = set(), set()
+    fdinfo = Path(f"/proc/{pid}/fdinfo")
+    for f in fdinfo.iterdir():
+        try:
+            text = f.read_text()
+        except OSError:
+            continue
+        for key, into in (("prog_id", progs), ("map_id", maps)):
+            m = re.search(rf"^{key}:\s*(\d+)", text, re.M)
+            if m:
+                into.add(int(m.group(1)))
+    return progs, maps
+
+
+def bpftool_json(*args):
+    out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout or "[]")

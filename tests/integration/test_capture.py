@@ -31,9 +31,12 @@ def syscall_layer_only(run, why):
 
 def skip_if_kernel_layer_asked(why):
     """Skip before starting anything when the run asks for the kernel layer (the VM:
-    an attach there takes ~30 s of emulated CPU)."""
+    an attach there takes ~30 s of emulated CPU). Else: the arguments that ask for the
+    syscall layer when the run asks for none (auto would take the socket layer for
+    errors and top here, whose own tests are in test_sock_layer.py)."""
     if os.environ.get("NLBPF_TEST_HOOKS") == "kernel":
         pytest.skip(f"syscall layer only: {why}")
+    return [] if os.environ.get("NLBPF_TEST_HOOKS") else ["--hooks", "syscall"]
 
 
 # where the probes keep a thread's call in flight: task storage (auto, here), or the
@@ -252,10 +255,10 @@ def test_dump_parts_straddling_iovecs_are_all_traced(nlbpf, netns, nlclient):
     """recvmsg into odd-sized iovecs: parts inside one go in bulk, parts cut by an
     iovec's end take the full path (flagged split); none is lost or doubled."""
     why = "iovecs are the syscall layer's view (the kernel layer sees skbs)"
-    skip_if_kernel_layer_asked(why)
+    layer = skip_if_kernel_layer_asked(why)
     n = 2000
     netns.batch([f"route add blackhole 10.7.{i // 250}.{i % 250}/32" for i in range(n)])
-    run = nlbpf("trace", "--json")
+    run = nlbpf("trace", "--json", *layer)
     syscall_layer_only(run, why)
     dump = nlclient(netns, "dumpiov", "1000,3001,777,60000")
     time.sleep(0.5)
@@ -277,11 +280,11 @@ def test_pipelined_batch_of_failing_deletes_pairs_every_request(nlbpf, netns, nl
     than a socket's slots in the hot pending table, so most go through the LRU and
     back. Every one must still pair with its ESRCH, with its own request."""
     why = "the kernel layer pairs the first 16 requests of one skb (KWALK_FULL)"
-    skip_if_kernel_layer_asked(why)
+    layer = skip_if_kernel_layer_asked(why)
     n = 200
     argv = {"errors": ["errors"], "slow": ["slow", "--threshold", "1us"],
             "top": ["top", "-i", "1"]}[command]
-    run = nlbpf(*argv, "--json")
+    run = nlbpf(*argv, "--json", *layer)
     syscall_layer_only(run, why)
     client = nlclient(netns, "batchdel", str(n))
     time.sleep(1.2)
@@ -306,11 +309,11 @@ def test_every_part_of_a_dump_read_into_odd_iovecs_is_counted(nlbpf, netns, nlcl
     segment by segment: a part cut by an iovec's end is skipped over in the next
     one, and the count comes out the same as the client's."""
     why = "iovecs are the syscall layer's view (the kernel layer sees skbs)"
-    skip_if_kernel_layer_asked(why)
+    layer = skip_if_kernel_layer_asked(why)
     n = 2000
     netns.batch([f"route add blackhole 10.8.{i // 250}.{i % 250}/32" for i in range(n)])
     argv = ["slow", "--threshold", "1us"] if command == "slow" else ["top", "-i", "1"]
-    run = nlbpf(*argv, "--json")
+    run = nlbpf(*argv, "--json", *layer)
     syscall_layer_only(run, why)
     dump = nlclient(netns, "dumpiov", "1000,3001,777,60000")
     time.sleep(1.2)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import NLCLIENT, TRACING_LINE, Run, hooks_args, nlbpf_cmd
+from conftest import (NLCLIENT, TRACING_LINE, Run, bpftool_json, hooks_args, nlbpf_cmd,
+                      program_ids)
 
 TESTS = Path(__file__).resolve().parent.parent
 HOSTILE = TESTS / "hostile.py"
@@ -68,27 +69,6 @@ def run_in(ns, *argv, timeout=TIMEOUT):
 def assert_clean(run):
     assert run.proc.returncode == 0, run.stderr
     assert "Traceback" not in run.stderr, run.stderr
-
-
-def program_ids(pid):
-    """BPF program and map ids a process holds (from /proc/PID/fdinfo)."""
-    progs, maps = set(), set()
-    fdinfo = Path(f"/proc/{pid}/fdinfo")
-    for f in fdinfo.iterdir():
-        try:
-            text = f.read_text()
-        except OSError:
-            continue
-        for key, into in (("prog_id", progs), ("map_id", maps)):
-            m = re.search(rf"^{key}:\s*(\d+)", text, re.M)
-            if m:
-                into.add(int(m.group(1)))
-    return progs, maps
-
-
-def bpftool_json(*args):
-    out = subprocess.run(["bpftool", "-j", *args], capture_output=True, text=True, check=True)
-    return json.loads(out.stdout or "[]")
 
 
 def kernel_map(ids, name):
