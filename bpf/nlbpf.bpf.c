@@ -2122,6 +2122,77 @@ static __always_inline struct scan *scan_dump(u64 data, u32 len)
 }
 #endif
 
+/* A task's cgroup v2 id: task->cgroups->dfl_cgrp->kn->id (iterators: not current). */
+static __always_inline u64 task_cgroup_id(u64 task)
+{
+    u64 cg = read_kptr(read_kptr(read_kptr(task + OFF_TASK_CGROUPS) + OFF_CSS_DFL_CGRP)
+                       + OFF_CGROUP_KN);
+    return cg ? read_kptr(cg + OFF_KN_ID) : 0;
+}
+
+#ifdef MODE_ERRORS
+/* ---------------------------------------------------------- overruns */
+
+/* A netlink socket whose receive queue was full lost what the kernel could not
+ * queue (ENOBUFS for its reader). No hook here sees a recv, so errors looks at the
+ * sockets' drop counters instead: an iterator over every open file, run each
+ * second by the loader, hands over each netlink socket whose count grew, with a
+ * process that holds it. */
+#define ENOBUFS 105
+static u64 (*sock_from_file_h)(void *file) = (void *)BPF_FUNC_sock_from_file;
+BPF_TABLE("lru_hash", u64, u32, sock_drops, 16384);    /* sk -> its drops when last seen */
+BPF_ARRAY(drops_first, u32, 1);     /* the loader's: 1 in the first pass (earlier drops are history) */
+
+int drops_poll(u64 *ctx)
+{
+    u64 file = ctx[3];
+    asm volatile("" : "+r"(file));
+    if (!file)
+        return 0;
+    u64 sock = sock_from_file_h((void *)file);
+    if (!sock)
+        return 0;
+    u64 sk = *(u64 *)(sock + OFF_SOCKET_SK);
+    if (!sk || *(u16 *)(sk + OFF_SOCK_FAMILY) != AF_NETLINK)
+        return 0;
+    u32 drops = *(u32 *)(sk + OFF_SOCK_DROPS);
+    u32 *seen = sock_drops.lookup(&sk);
+    u32 was = seen ? *seen : 0;
+    if (drops == was)
+        return 0;
+    sock_drops.update(&sk, &drops);
+    u32 zero = 0;
+    u32 *first = drops_first.lookup(&zero);
+    if ((first && *first) || drops < was)
+        return 0;
+    struct nl_event *e = scratch.lookup(&zero);
+    u64 task = ctx[1];
+    if (!e || !task)
+        return 0;
+    e->kind = EV_SYSERR;
+    e->dir = DIR_RECV;
+    e->ts_ns = bpf_ktime_get_ns();
+    e->dur_ns = 0;
+    e->sk = sk;
+    e->pid = *(u32 *)(task + OFF_TASK_TGID);
+    e->tid = *(u32 *)(task + OFF_TASK_PID);
+    e->cgroup = task_cgroup_id(task);
+    e->netns = sock_netns(sk);
+    e->proto = *(u16 *)(sk + OFF_SOCK_PROTOCOL);
+    e->syscall = SC_KERNEL;
+    e->ret = -ENOBUFS;
+    e->skipped_parts = drops - was;     /* messages dropped since the last look */
+    e->flags = 0;
+    e->cap_len = 0;
+    u32 portid = 0;
+    bpf_probe_read_kernel(&portid, sizeof(portid), (void *)(sk + OFF_NLSK_PORTID));
+    e->portid = portid;
+    bpf_probe_read_kernel(e->comm, sizeof(e->comm), (void *)(task + OFF_TASK_COMM));
+    emit_event(ctx, e);
+    return 0;
+}
+#endif
+
 /* ---------------------------------------------------------------- top */
 
 #ifdef MODE_TOP
@@ -2762,13 +2833,9 @@ int slow_poll(u64 *ctx)
         u64 lower = prev ? *prev : 0;
         if (s && s->last_end > lower)
             lower = s->last_end;
-        /* its cgroup v2 id: task->cgroups->dfl_cgrp->kn->id (what the filters and
-         * `where` describe it by) */
-        u64 cg = read_kptr(read_kptr(read_kptr(task + OFF_TASK_CGROUPS) + OFF_CSS_DFL_CGRP)
-                           + OFF_CGROUP_KN);
         struct polled_val v = {.lower = lower, .first_seen = now, .last_seen = now,
                                .sends = sends, .sk = sk, .utime = ut, .stime = st,
-                               .cgroup = cg ? read_kptr(cg + OFF_KN_ID) : 0,
+                               .cgroup = task_cgroup_id(task),
                                .pid = *(u32 *)(task + OFF_TASK_TGID), .netns = netns,
                                .proto = proto, .syscall = sc, .confirmed = state != 0};
         polled.update(&tid, &v);

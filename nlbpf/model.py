@@ -81,7 +81,9 @@ class Message:
 
 @dataclass
 class SyscallError:
-    """A netlink socket call that failed as a whole (ENOBUFS overrun, EPERM, ...)."""
+    """A netlink socket call that failed as a whole (ENOBUFS overrun, EPERM, ...). On
+    the socket layer an overrun is seen in the socket's drop counter instead (syscall
+    "kernel"): dropped says how many messages it lost since the last look."""
     ts_ns: int
     pid: int
     tid: int
@@ -93,6 +95,7 @@ class SyscallError:
     cgroup: int = 0
     sock: int = 0
     portid: int = 0
+    dropped: int = 0
 
 
 @dataclass

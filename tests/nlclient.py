@@ -13,6 +13,8 @@
                                             socket with NETLINK_CAP_ACK (errors echo the header only)
     python nlclient.py badprefix            one RTM_NEWROUTE(10.9.0.1/24 dev lo) with ACK on a
                                             socket that did not ask for extended acks
+    python nlclient.py overrun SECONDS      listen to IPv4 route changes with a tiny receive
+                                            buffer, read nothing for SECONDS, then read: ENOBUFS?
 
 Prints one JSON line with what it did, so a test can compare with what nlbpf saw.
 """
@@ -96,6 +98,24 @@ def main(argv):
         s.bind((0, 0))
         s.send(bytes.fromhex(argv[2]))
         out["sent"] = len(argv[2]) // 2
+        print(json.dumps(out), flush=True)
+        return 0
+    if what == "overrun":
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)     # the kernel's least
+        s.bind((0, 0x40))                                        # RTMGRP_IPV4_ROUTE
+        print(json.dumps({"pid": os.getpid(), "listening": True}), flush=True)
+        time.sleep(float(argv[2]))
+        s.setblocking(False)
+        enobufs = False
+        while True:
+            try:
+                s.recv(1 << 16)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                enobufs = enobufs or e.errno == 105
+        out.update(enobufs=enobufs)
         print(json.dumps(out), flush=True)
         return 0
     s = open_socket()

@@ -163,6 +163,7 @@ PROBE_OFFSETS = {
 # must be the running kernel's). pt_regs: the syscall's arguments, x86-64.
 SOCK_OFFSETS = {
     "OFF_SOCK_RCVQ": ["sock.sk_receive_queue"],
+    "OFF_SOCK_DROPS": ["sock.sk_drops"],
     "OFF_SKB_DATA": ["sk_buff.data"],
     "OFF_SKB_LEN": ["sk_buff.len"],
     "OFF_SKB_PREV": ["sk_buff.prev"],

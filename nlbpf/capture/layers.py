@@ -36,17 +36,20 @@ class Hook:
 
 # what the socket layer attaches, per command: (program in bpf/nlbpf.bpf.c, target)
 SOCK_PROGRAMS = {
-    "errors": [("sock_ready", "sk_data_ready")],
+    "errors": [("sock_ready", "sk_data_ready"), ("drops_poll", "bpf_iter_task_file")],
     "top": [("sock_ready", "sk_data_ready")],
     "slow": [("sock_sent", "sock_send_length"), ("slow_poll", "bpf_iter_task")],
 }
 # the BTF types those attach by
-SOCK_ATTACH = ("btf_trace_sk_data_ready", "btf_trace_sock_send_length", "bpf_iter_task")
+SOCK_ATTACH = ("btf_trace_sk_data_ready", "btf_trace_sock_send_length", "bpf_iter_task",
+               "bpf_iter_task_file")
 # slow on the socket layer finds long calls by looking at every thread this often
 # (a tenth of the threshold, within these bounds); below SOCK_SLOW_MIN_NS that is
 # too coarse, and auto takes another layer
 POLL_MIN_NS, POLL_MAX_NS = 10_000_000, 100_000_000
 SOCK_SLOW_MIN_NS = 10 * POLL_MIN_NS
+# errors on the socket layer looks at netlink sockets' drop counters this often
+DROPS_PERIOD_NS = 1_000_000_000
 
 
 def poll_period_ns(slow_ns):

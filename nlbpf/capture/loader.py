@@ -7,6 +7,7 @@ import ctypes as ct
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import NlbpfError
@@ -23,6 +24,16 @@ MODES = ("trace", "errors", "slow", "top")
 POLL_BATCH = 4096       # records per poll() from the ring's backlog
 MIN_SNAPLEN, MAX_SNAPLEN = 16, 4096
 RAW_RING, RAW_EVENT = 2, 3  # what spool_to()'s sink gets: spans of ring records, or one event
+
+
+@dataclass
+class IterPass:
+    """An iterator of the socket layer, run every period_ns (Capture.run_passes)."""
+    link: int
+    target: str             # bpf_iter_task (slow) or bpf_iter_task_file (errors)
+    period_ns: int
+    last: int = 0           # when it last ran (0: not yet)
+    next: int = 0
 
 
 class Capture:
@@ -64,8 +75,7 @@ class Capture:
         self._raw_sink = None             # spool_to()
         self.self_pid = self_pid or os.getpid()     # whose netlink is not news
         self._btf_progs = None            # socket layer: what btfprog loaded (closed with the rest)
-        self._iter_link = None            # ... and slow's task iterator
-        self._pass_ns = self._last_pass = self._next_pass = 0
+        self._passes = []                 # ... and the iterators it runs on a schedule
         self._btf_parsed = None
 
     # ------------------------------------------------------------------ set-up
@@ -208,45 +218,57 @@ class Capture:
         flags = [f for f in flags if f != "-DKEEP_REQUEST"] + ["-DSOCK_LAYER", "-DUSE_TASK_STORAGE"]
         self.bpf = self._compile(bcc, SOURCE, flags)   # extack and lock tracepoints attach here
         self._btf_progs = btfprog.Programs()
+        self.hooks = []
         for func, target in layers.SOCK_PROGRAMS[self.mode]:
             insns = self.bpf.dump_func(func)
             if target.startswith("bpf_iter_"):
                 fd = self._btf_progs.keep(btfprog.load(insns, func, btfprog.BPF_TRACE_ITER, ids[target]))
-                self._iter_link = self._btf_progs.keep(btfprog.iter_link(fd))
+                link = self._btf_progs.keep(btfprog.iter_link(fd))
+                self._passes.append(IterPass(link, target, self._pass_period(target)))
+                self.hooks.append((f"{target} iterator",
+                                   f"every {self._passes[-1].period_ns // 1_000_000} ms"))
             else:
                 fd = self._btf_progs.keep(btfprog.load(insns, func, btfprog.BPF_TRACE_RAW_TP,
                                                        ids["btf_trace_" + target]))
                 self._btf_progs.keep(btfprog.attach_tracepoint(fd))
-        if self._iter_link is not None:
-            self._pass_ns = layers.poll_period_ns(self.slow_ns)
-            self._last_pass = time.monotonic_ns()       # calls already running began before this
-            self._next_pass = self._last_pass
+                self.hooks.append((f"sock:{target}", "attached (tp_btf)"))
         self.layer = "sock"
         self.call_state = "task storage"
-        self.hooks = [(f"sock:{t}" if not t.startswith("bpf_iter_") else "task iterator",
-                       "attached (tp_btf)" if not t.startswith("bpf_iter_") else "every "
-                       f"{self._pass_ns // 1_000_000} ms")
-                      for _, t in layers.SOCK_PROGRAMS[self.mode]]
         self.hooks += [("netlink:netlink_extack", "attached" if have_extack and self.mode != "top"
                         else "not used"),
                        ("lock:contention_begin/end", "attached" if have_locks else "not used")]
 
+    def _pass_period(self, target):
+        if target == "bpf_iter_task":
+            return layers.poll_period_ns(self.slow_ns)     # slow: every thread
+        return layers.DROPS_PERIOD_NS                      # errors: every socket's drops
+
     @property
     def poll_period_ms(self):
-        return self._pass_ns // 1_000_000
+        """How often slow looks at every thread (socket layer)."""
+        return next((p.period_ns // 1_000_000 for p in self._passes
+                     if p.target == "bpf_iter_task"), 0)
 
-    def poll_tasks(self):
-        """slow on the socket layer: one pass of the task iterator when it is due. Returns
-        ms until the next one (None when there is no iterator)."""
-        if self._iter_link is None:
+    def run_passes(self):
+        """Run the socket layer's iterators that are due. Returns ms until the next one
+        (None when there is none)."""
+        if not self._passes:
             return None
         now = time.monotonic_ns()
-        if now >= self._next_pass:
-            self.bpf["poll_clock"][ct.c_int(0)] = ct.c_ulonglong(self._last_pass)
-            self._last_pass = now
-            btfprog.iter_run(self._iter_link)
-            self._next_pass = now + self._pass_ns
-        return max(1, (self._next_pass - time.monotonic_ns()) // 1_000_000)
+        for p in self._passes:
+            if now < p.next:
+                continue
+            if p.target == "bpf_iter_task":
+                # what slow_poll knows of the previous look: a call it sees for the
+                # first time began after it (the first look: after attaching)
+                self.bpf["poll_clock"][ct.c_int(0)] = ct.c_ulonglong(p.last or now)
+            else:
+                # the drops counted before the first look are history
+                self.bpf["drops_first"][ct.c_int(0)] = ct.c_uint(0 if p.last else 1)
+            btfprog.iter_run(p.link)
+            p.last = now
+            p.next = now + p.period_ns
+        return max(1, (min(p.next for p in self._passes) - time.monotonic_ns()) // 1_000_000)
 
     @staticmethod
     def _btf():
@@ -420,7 +442,7 @@ class Capture:
         if self.mode == "top":
             time.sleep(timeout_ms / 1000)
             return []
-        due = self.poll_tasks()
+        due = self.run_passes()
         if due is not None:
             timeout_ms = min(timeout_ms, due)
         ring = self._ring
@@ -486,7 +508,7 @@ class Capture:
         if self._btf_progs is not None:
             self._btf_progs.close()
             self._btf_progs = None
-            self._iter_link = None
+            self._passes = []
         if self._ring is not None:
             self._ring.close()
             self._ring = None

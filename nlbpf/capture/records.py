@@ -211,7 +211,7 @@ def convert(ev, data=None):
         return SyscallError(
             ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, comm=_str(ev.comm), protocol=ev.proto,
             syscall=SYSCALLS.get(ev.syscall, "?"), errno=-ev.ret, netns=ev.netns,
-            cgroup=ev.cgroup, sock=ev.sk, portid=ev.portid)
+            cgroup=ev.cgroup, sock=ev.sk, portid=ev.portid, dropped=ev.skipped_parts)
     if kind == EV_SPAN:
         return Span(ts_ns=ev.ts_ns, dur_ns=ev.dur_ns, pid=ev.pid, tid=ev.tid,
                     comm=_str(ev.comm), protocol=ev.proto,

@@ -27,7 +27,12 @@ def syscall_error_record(err, offset_ns):
     }
     why = " (socket receive queue overrun: notifications or replies were lost)" \
         if rec["error"] == "ENOBUFS" else ""
-    rec["summary"] = (f"{err.comm} {err.pid}{where_tag(rec)} {rec['protocol']} {err.syscall} → "
+    call = err.syscall
+    if err.dropped:
+        # the socket layer: seen in the socket's drop counter, not in a failed call
+        rec["dropped"] = err.dropped
+        call = f"socket port {err.portid} dropped {err.dropped} messages"
+    rec["summary"] = (f"{err.comm} {err.pid}{where_tag(rec)} {rec['protocol']} {call} → "
                       f"{rec['error']}{why}")
     return rec
 

@@ -37,6 +37,10 @@ def run_errors(as_json, duration, filters, snaplen, buffer):
         pipe.printer(rec, detail=error_details(rec))
 
     def on_syscall_error(err):
+        # the socket layer's overruns come from an iterator over every socket: the
+        # filters the probes apply to calls are applied here
+        if err.dropped and not filters.match(err, request_type=filters.type):
+            return
         pipe.printer(syscall_error_record(err, pipe.offset_ns))
 
     pipe = Pipeline(as_json, on_txn=on_txn, on_syscall_error=on_syscall_error)

@@ -126,6 +126,25 @@ def test_pipelined_failing_deletes_each_keep_their_own_request(sock_layer, netns
     assert run.lost() == 0
 
 
+def test_a_socket_overrun_is_reported_with_what_it_dropped(sock_layer, netns):
+    """A route listener with the smallest receive buffer reads nothing while 200 routes
+    come and go: the kernel drops what does not fit (its reader gets ENOBUFS). The
+    drop counter says how many, within a second, even if it never reads."""
+    run = start("errors", "--json")
+    listener = netns.popen([sys.executable, str(NLCLIENT), "overrun", "3"])
+    assert json.loads(listener.stdout.readline())["listening"]
+    netns.batch([f"route add blackhole 10.77.0.{i}/32" for i in range(200)])
+    out, _ = listener.communicate(timeout=TIMEOUT)
+    assert json.loads(out.strip().splitlines()[-1])["enobufs"]
+    time.sleep(1.5)
+    run.stop()
+    recs = [r for r in run.records() if r["pid"] == listener.pid]
+    assert len(recs) >= 1 and all(r["error"] == "ENOBUFS" for r in recs), run.stdout_lines
+    assert 0 < sum(r["dropped"] for r in recs) <= 200
+    assert recs[0]["direction"] == "syscall" and recs[0]["netns"] == netns.inode
+    assert "dropped" in recs[0]["summary"] and "overrun" in recs[0]["summary"]
+
+
 # --------------------------------------------------------------------- top
 
 def test_top_counts_the_requests_the_kernel_answered(sock_layer, netns):
