@@ -1884,8 +1884,23 @@ int kp_ack(struct pt_regs *ctx)
 #define NR_SENDMMSG 307
 #define PF_KTHREAD 0x00200000
 #define NLM_F_CAPPED 0x100
-#define SCAN_MAX 32768          /* a dump skb is at most 32 KB (netlink_dump) */
-#define SCAN_HDRS 2048          /* messages of 16 bytes and more in it */
+#define SCAN_HDRS 2048          /* messages in a dump skb (~32 KB) of 16 bytes and more */
+/* bpf_rdonly_cast (a kfunc, 6.2+): bcc cannot call kfuncs, so this is compiled as a
+ * call to a marker helper id that the loader makes a kfunc call (btfprog.patch_kfuncs).
+ * The verifier turns it into a register move, and a field read through what it
+ * returns is a plain load: a message header costs no helper call (~40 ns here). */
+#define KFUNC_RDONLY_CAST 0x7ff0
+static u64 (*rdonly_cast)(u64 obj, u32 btf_id) = (void *)KFUNC_RDONLY_CAST;
+/* a struct nlmsghdr, or a struct nlmsgerr (its error, then the header it echoes), in kernel
+ * memory: read field by field at their own sizes (the verifier checks each against BTF) */
+#define NLH(p) rdonly_cast((u64)(p), NLMSGHDR_ID)
+#define NLERR(p) rdonly_cast((u64)(p), NLMSGERR_ID)
+#define NLH_LEN(h) (*(u32 *)((h) + 0))
+#define NLH_TYPE(h) (*(u16 *)((h) + 4))
+#define NLH_FLAGS(h) (*(u16 *)((h) + 6))
+#define NLH_SEQ(h) (*(u32 *)((h) + 8))
+#define NLERR_ERROR(e) (*(s32 *)((e) + 0))
+#define NLERR_MSG(e) ((e) + 4)
 #define REPLY_LOOK 8            /* skbs of the receive queue looked at for a slow call's reply */
 #define EXTACK_WINDOW_NS 1000000ULL     /* an error text belongs to the reply queued right after it */
 
@@ -2066,59 +2081,44 @@ struct scan {
     u8 done;
     u8 pad[2];
 };
-#define SCAN_MAX (32768 - sizeof(struct scan))  /* a per-CPU value is at most 32 KB */
-/* The scan's results live in the map value, not in registers: the verifier does
- * not track map contents, so every way out of the loop leaves the same state
- * and what follows is checked once, not once per exit (2,048 of them). */
-struct scan_buf {
-    struct scan r;
-    u8 b[SCAN_MAX];
-};
-BPF_PERCPU_ARRAY(scanbuf, struct scan_buf, 1);
+/* The scan's results live in a map value, not in registers: the verifier does not
+ * track map contents, so every way out of the loop leaves the same state and what
+ * follows is checked once, not once per exit (2,048 of them). */
+BPF_PERCPU_ARRAY(scans, struct scan, 1);
 
-/* Walk the headers of a dump buffer in one copy of it (a helper call per header
- * would be ~180 of them for 10 KB of routes). */
+/* Walk the headers of a dump buffer of len bytes at data (plain loads, through
+ * rdonly_cast: a helper call per header would be ~180 of them for 10 KB of routes). */
 static __always_inline struct scan *scan_dump(u64 data, u32 len)
 {
     u32 zero = 0;
-    struct scan_buf *b = scanbuf.lookup(&zero);
-    if (!b)
+    struct scan *r = scans.lookup(&zero);
+    if (!r)
         return 0;
-    __builtin_memset(&b->r, 0, sizeof(b->r));
-    u64 n = len < SCAN_MAX ? len : SCAN_MAX;
-    asm volatile("" : "+r"(n));
-    if (n > SCAN_MAX)
-        n = SCAN_MAX;
-    if (bpf_probe_read_kernel(b->b, n, (void *)data))
-        return 0;
+    __builtin_memset(r, 0, sizeof(*r));
+    u64 n = len;
     u64 off = 0;
 #pragma clang loop unroll(disable)
     for (int i = 0; i < SCAN_HDRS; i++) {
         if (off + NLMSG_HDRLEN > n)
             break;
-        /* bounded on the register that indexes (clang would otherwise check one
-         * copy of it and index with another) */
-        u64 o = off;
-        asm volatile("" : "+r"(o));
-        if (o > SCAN_MAX - 20)
-            break;
-        u32 mlen = *(u32 *)&b->b[o];
-        u32 tf = *(u32 *)&b->b[o + 4];
+        u64 h = NLH(data + off);
+        u32 mlen = NLH_LEN(h);
+        u16 type = NLH_TYPE(h);
         if (mlen < NLMSG_HDRLEN)
             break;
-        b->r.intr |= (tf >> 16) & NLM_F_DUMP_INTR;
-        if ((tf & 0xffff) <= NLMSG_DONE) {
-            b->r.done = 1;
-            b->r.done_off = o;
-            b->r.done_len = mlen;
-            b->r.done_err = o + 20 <= n ? *(s32 *)&b->b[o + 16] : 0;
+        r->intr |= NLH_FLAGS(h) & NLM_F_DUMP_INTR;
+        if (type <= NLMSG_DONE) {
+            r->done = 1;
+            r->done_off = off;
+            r->done_len = mlen;
+            r->done_err = off + 20 <= n ? NLERR_ERROR(NLERR(data + off + 16)) : 0;
             break;
         }
-        b->r.parts++;
-        b->r.bytes += mlen;
+        r->parts++;
+        r->bytes += mlen;
         off += (mlen + 3) & ~3U;
     }
-    return &b->r;
+    return r;
 }
 #endif
 
@@ -2211,7 +2211,9 @@ struct top_slot {
     u32 last_seq;               /* the request last counted (socket, seq): its ACK after a */
     u64 last_sk;                /* data reply, or after a dump's DONE, is not another one */
     u32 last_len;               /* ... but brings the request's length, which a reply lacks */
-    u32 pad3;
+    u8 last_was_reply;          /* the last counted was answered by a data reply (a GET), */
+    u8 acked;                   /* ... and then by an ACK too: that socket's GETs ask for one */
+    u8 pad3[2];
     u64 requests;
     u64 errors;
     u64 dumps;
@@ -2300,11 +2302,13 @@ static __always_inline void top_answered(struct top_slot *t, u64 sk, u32 seq, u1
             t->bytes_out += len;
             t->last_len = len;
         }
+        t->acked = t->last_was_reply;
         return;
     }
     t->last_sk = sk;
     t->last_seq = seq;
     t->last_len = len;
+    t->last_was_reply = 0;
     t->requests++;
     t->msgs_out++;
     t->bytes_out += len;
@@ -2412,13 +2416,14 @@ static __always_inline int sock_contention_end(u64 lock_addr)
  * the socket set NETLINK_CAP_ACK: then its header), any error text, and the
  * error, so that userspace pairs them as on the other layers. The request's
  * start is unknown here. */
-static __always_inline void errors_failed(void *ctx, u64 sk, u64 data, u32 len, u32 *h)
+static __always_inline void errors_failed(void *ctx, u64 sk, u64 data, u32 len)
 {
     if (!sock_wanted(sk))
         return;
     u32 zero = 0;
     struct nl_event *e = scratch.lookup(&zero);
-    if (!e)
+    u32 h[4] = {};
+    if (!e || bpf_probe_read_kernel(h, sizeof(h), (void *)data))
         return;
     u64 now = bpf_ktime_get_ns();
     u32 echo[4] = {};
@@ -2520,7 +2525,7 @@ static __always_inline void sock_dump(void *ctx, u64 sk, u64 data, u32 len, u32 
     sock_emit_kmem(ctx, e, nlh, rh[0]);
     sock_emit_extack(ctx, e, sk, seq, now);
     u32 dh[4] = {};
-    u64 done = data + (r->done_off & (SCAN_MAX - 1));
+    u64 done = data + r->done_off;
     bpf_probe_read_kernel(dh, sizeof(dh), (void *)done);
     sock_event(e, sk, EV_MSG, DIR_RECV, now);
     sock_header(e, dh);
@@ -2553,12 +2558,15 @@ int sock_ready(u64 *ctx)
         return 0;
     u64 data = *(u64 *)(skb + OFF_SKB_DATA);
     u32 len = *(u32 *)(skb + OFF_SKB_LEN);
-    u32 h[9] = {};              /* header, error code, and the header an error echoes */
-    if (len < NLMSG_HDRLEN || bpf_probe_read_kernel(h, len >= 36 ? 36 : len >= 20 ? 20 : 16,
-                                                    (void *)data))
+    if (len < NLMSG_HDRLEN)
         return 0;
-    u16 type = h[1] & 0xffff;
-    u16 flags = h[1] >> 16;
+    u64 h = NLH(data);
+    u16 type = NLH_TYPE(h);
+    u16 flags = NLH_FLAGS(h);
+    u32 seq = NLH_SEQ(h);
+    /* an NLMSG_ERROR's error code, and the header of the request it echoes */
+    u64 err = NLERR(data + NLMSG_HDRLEN);
+    s32 status = type == NLMSG_ERROR && len >= 20 ? NLERR_ERROR(err) : 0;
     int dump = (flags & NLM_F_MULTI) || type == NLMSG_DONE;
 #ifdef MODE_TOP
     if (!sock_wanted(sk))
@@ -2571,35 +2579,41 @@ int sock_ready(u64 *ctx)
     if (!dump) {
         t->msgs_in++;
         if (type == NLMSG_ERROR) {
-            if (h[4])
+            if (status)
                 t->errors++;
+            u64 echo = NLERR_MSG(err);
             if (len >= 36)
-                top_answered(t, sk, h[2], h[6] & 0xffff, h[6] >> 16, h[5]);
+                top_answered(t, sk, seq, NLH_TYPE(echo), NLH_FLAGS(echo), NLH_LEN(echo));
         } else if (type > NLMSG_DONE) {
-            /* a reply to a GET. It is queued inside the requester's own send, so the
-             * request is in the buffer that send carries; failing that (io_uring...),
-             * rtnetlink answers RTM_GETx with RTM_NEWx (GET is two above NEW), and the
-             * other families with the request's own type */
+            /* A reply to a GET. If this socket's last GET was ACKed too, so will this
+             * one be, and the ACK brings its length. Else the request is read where it
+             * is: the reply is queued inside the requester's own send, so it is in the
+             * buffer that send carries (~60 ns). Failing both (io_uring...), rtnetlink
+             * answers RTM_GETx with RTM_NEWx (GET is two above NEW), and the other
+             * families with the request's own type. */
             u32 rq[4] = {};
-            if (sent_header(rq) && rq[2] == h[2])
-                top_answered(t, sk, h[2], rq[1] & 0xffff, rq[1] >> 16, rq[0]);
+            int ack_next = t->last_sk == sk && t->last_was_reply && t->acked;
+            if (!ack_next && sent_header(rq) && rq[2] == seq)
+                top_answered(t, sk, seq, rq[1] & 0xffff, rq[1] >> 16, rq[0]);
             else
-                top_answered(t, sk, h[2], *(u16 *)(sk + OFF_SOCK_PROTOCOL) == 0 && type >= 16
+                top_answered(t, sk, seq, *(u16 *)(sk + OFF_SOCK_PROTOCOL) == 0 && type >= 16
                              && (type & 3) == 0 ? type + 2 : type, NLM_F_REQUEST, 0);
+            t->last_was_reply = 1;
+            t->acked = 0;
         }
         return 0;
     }
 #else
     void *t = 0;
     if (type == NLMSG_ERROR) {
-        if (h[4])
-            errors_failed(ctx, sk, data, len, h);
+        if (status)
+            errors_failed(ctx, sk, data, len);
         return 0;
     }
     if (!dump)
         return 0;               /* a lone reply (to a GET): nothing failed */
 #endif
-    sock_dump(ctx, sk, data, len, h[2], t);
+    sock_dump(ctx, sk, data, len, seq, t);
     return 0;
 }
 #endif

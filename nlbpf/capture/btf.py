@@ -16,6 +16,10 @@ KIND_FUNC_PROTO, KIND_VAR, KIND_DATASEC, KIND_DECL_TAG, KIND_TYPE_TAG, KIND_ENUM
 _MODIFIERS = (KIND_TYPEDEF, KIND_VOLATILE, KIND_CONST, KIND_RESTRICT, KIND_TYPE_TAG)
 
 
+# kfuncs the probes call (patched in by btfprog.patch_kfuncs: bcc cannot emit them)
+KFUNCS = ("bpf_rdonly_cast",)
+
+
 class BTFError(Exception):
     pass
 
@@ -82,7 +86,7 @@ class BTF:
             elif kind == KIND_FUNC and name_off:
                 name = self._name(name_off)
                 self.functions.add(name)
-                if name.startswith("bpf_iter_"):
+                if name.startswith("bpf_iter_") or name in KFUNCS:
                     self.attach_ids[name] = len(self.types) - 1
             elif kind == KIND_TYPEDEF and name_off:
                 name = self._name(name_off)
@@ -127,6 +131,12 @@ class BTF:
             total += found[0]
             type_id = found[1]
         return total
+
+    def struct_id(self, name):
+        type_id = self._by_name.get(name)
+        if type_id is None:
+            raise BTFError(f"struct {name} not in BTF")
+        return type_id
 
     def size(self, struct_name):
         type_id = self._by_name.get(struct_name)

@@ -76,6 +76,27 @@ def load(insns, name, attach_type, btf_id, log=False):
         raise NlbpfError(f"cannot load {name}: {why}") from None
 
 
+# bpf_rdonly_cast (6.2+) is a kfunc: a call bcc compiles as one to this helper id
+# (bpf/nlbpf.bpf.c's rdonly_cast) is made a call to the kfunc before loading
+KFUNC_MARKERS = {0x7ff0: "bpf_rdonly_cast"}
+BPF_CALL, BPF_PSEUDO_KFUNC_CALL = 0x85, 2
+
+
+def patch_kfuncs(insns, ids):
+    """Turn calls of the marker helper ids into calls of the kfuncs they stand for
+    (ids: kfunc name -> vmlinux BTF id). Returns the new instructions."""
+    code = bytearray(insns)
+    for i in range(0, len(code) - 7, 8):
+        op, regs, _off, imm = struct.unpack_from("<BBhi", code, i)
+        if op == BPF_CALL and (regs >> 4) == 0 and imm in KFUNC_MARKERS:
+            name = KFUNC_MARKERS[imm]
+            if name not in ids:
+                raise NlbpfError(f"this kernel's BTF has no {name} (the socket layer needs it)")
+            struct.pack_into("<BBhi", code, i, op, (regs & 0x0F) | (BPF_PSEUDO_KFUNC_CALL << 4),
+                             0, ids[name])
+    return bytes(code)
+
+
 def attach_tracepoint(prog_fd):
     """Attach a tp_btf program to the tracepoint it was loaded for; returns the link fd."""
     try:

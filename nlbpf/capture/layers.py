@@ -42,7 +42,9 @@ SOCK_PROGRAMS = {
 }
 # the BTF types those attach by
 SOCK_ATTACH = ("btf_trace_sk_data_ready", "btf_trace_sock_send_length", "bpf_iter_task",
-               "bpf_iter_task_file")
+               "bpf_iter_task_file", "bpf_rdonly_cast")
+# the types its programs read a message through (bpf_rdonly_cast to them), by -D define
+SOCK_TYPES = {"NLMSGHDR_ID": "nlmsghdr", "NLMSGERR_ID": "nlmsgerr"}
 # slow on the socket layer finds long calls by looking at every thread this often
 # (a tenth of the threshold, within these bounds); below SOCK_SLOW_MIN_NS that is
 # too coarse, and auto takes another layer

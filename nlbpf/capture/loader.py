@@ -193,13 +193,15 @@ class Capture:
     def _sock_facts(self):
         """The socket layer's struct offsets and the BTF ids its programs attach by
         (kept for the boot, like the other offsets)."""
-        entry = bootcache.name_for("sock", [SOCK_OFFSETS, layers.SOCK_ATTACH])
+        entry = bootcache.name_for("sock", [SOCK_OFFSETS, layers.SOCK_ATTACH, layers.SOCK_TYPES])
         facts = bootcache.get(entry)
-        if isinstance(facts, dict) and set(facts.get("offsets", ())) == set(SOCK_OFFSETS):
+        if isinstance(facts, dict) and set(facts.get("offsets", ())) == set(SOCK_OFFSETS) | set(
+                layers.SOCK_TYPES):
             return facts
         btf = self._parsed_btf()
         try:
             offs = probe_offsets(btf, SOCK_OFFSETS)
+            offs.update({define: btf.struct_id(name) for define, name in layers.SOCK_TYPES.items()})
         except BTFError as e:
             raise NlbpfError(f"BTF lacks what the socket layer reads: {e}") from None
         ids = {name: btf.attach_ids[name] for name in layers.SOCK_ATTACH if name in btf.attach_ids}
@@ -220,7 +222,7 @@ class Capture:
         self._btf_progs = btfprog.Programs()
         self.hooks = []
         for func, target in layers.SOCK_PROGRAMS[self.mode]:
-            insns = self.bpf.dump_func(func)
+            insns = btfprog.patch_kfuncs(self.bpf.dump_func(func), ids)
             if target.startswith("bpf_iter_"):
                 fd = self._btf_progs.keep(btfprog.load(insns, func, btfprog.BPF_TRACE_ITER, ids[target]))
                 link = self._btf_progs.keep(btfprog.iter_link(fd))
