@@ -17,11 +17,11 @@ dispatcher would (`floor-raw`): it runs for every syscall of every task, but
 skips building the per-syscall tracepoint's record. Comparing the two says
 what moving the probes there could save.
 
---sock attaches one program to each of sock:sock_send_length and
-sock:sock_recv_length (Linux 6.3+), inside sock_sendmsg/sock_recvmsg, keeping
-netlink sockets (`floor-sock`). No syscall takes the traced path for it, so
-other processes pay nothing; but these fire only once a send is done, so a
-request's start, and with it its latency, cannot be seen there.
+--sock attaches what the socket layer (--hooks sock) hooks, as it loads it: a
+BTF tracepoint program that returns at once on sock:sk_data_ready (errors, top)
+and one on sock:sock_send_length (slow) (`floor-sock`). No syscall takes the
+traced path for them, so other processes pay only when they queue to or send on
+a socket; they fire once per buffer queued and once per send.
 """
 import argparse
 import signal
@@ -48,17 +48,32 @@ def raw_source():
             f" return ({match}) ? 1 : 0; }}\n")
 
 
+SOCK_HOOKS = ("sk_data_ready", "sock_send_length")
+
+
 def sock_source():
-    """one program per direction inside sock_sendmsg/sock_recvmsg, keeping netlink sockets"""
-    return "".join(f"TRACEPOINT_PROBE(sock, sock_{d}_length) {{ return args->family == 16; }}\n"
-                   for d in ("send", "recv"))
+    """an empty program per socket-layer hook, loaded as the layer loads them (tp_btf)"""
+    return "".join(f"int empty_{tp}(u64 *ctx) {{ return 0; }}\n" for tp in SOCK_HOOKS)
+
+
+def attach_sock(bpf):
+    """Load and attach sock_source()'s programs as BTF tracepoints (bcc cannot)."""
+    from nlbpf.capture import btfprog
+    from nlbpf.capture.btf import BTF
+    ids = BTF.load().attach_ids
+    progs = btfprog.Programs()
+    for tp in SOCK_HOOKS:
+        fd = progs.keep(btfprog.load(bpf.dump_func(f"empty_{tp}"), f"empty_{tp}",
+                                     btfprog.BPF_TRACE_RAW_TP, ids[f"btf_trace_{tp}"]))
+        progs.keep(btfprog.attach_tracepoint(fd))
+    return progs
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--raw", action="store_true", help="raw_syscalls sys_enter/sys_exit instead")
     ap.add_argument("--sock", action="store_true",
-                    help="sock:sock_send_length/sock_recv_length, netlink sockets only, instead")
+                    help="the socket layer's hooks (BTF tracepoints) instead")
     args = ap.parse_args()
     from nlbpf.capture import environment
     environment.kernel_headers()        # BCC_KERNEL_SOURCE, as nlbpf sets it
@@ -71,12 +86,15 @@ def main():
         src = "".join(f"TRACEPOINT_PROBE(syscalls, sys_{d}_{c}) {{ return 0; }}\n"
                       for c in CALLS for d in ("enter", "exit"))
     bpf = BPF(text=src)
+    progs = attach_sock(bpf) if args.sock else None
     stop = []
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *a: stop.append(1))
     print(TRACING_LINE, file=sys.stderr, flush=True)
     while not stop:
         time.sleep(0.1)
+    if progs is not None:
+        progs.close()
     bpf.cleanup()
     return 0
 

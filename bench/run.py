@@ -86,14 +86,14 @@ CONFIGS = {
     "slow": ("nlbpf slow --threshold 500ms", ["slow", "--threshold", "500ms", "--json"]),
     "top": ("nlbpf top", ["top", "--json", "--interval", "1"]),
     "strace": ("strace -f -e trace=%network", None),
-    # not nlbpf: empty programs on the same tracepoints, the cost of the hook alone
-    "floor": ("empty BPF on the same tracepoints", ["floor"]),
+    # not nlbpf: empty programs on the syscall layer's tracepoints, the cost of the hook alone
+    "floor": ("empty BPF on the syscall tracepoints", ["floor"]),
     # the same, as one dispatcher on raw_syscalls (bench/floor.py --raw)
     "floor-raw": ("empty BPF on raw_syscalls, by syscall number", ["floor", "--raw"]),
-    # inside sock_sendmsg/sock_recvmsg instead: no syscall of any task takes the traced path
-    "floor-sock": ("empty BPF on sock:sock_send_length/sock_recv_length", ["floor", "--sock"]),
+    # the socket layer's hooks instead: no syscall of any task takes the traced path
+    "floor-sock": ("empty BPF on the socket layer's hooks", ["floor", "--sock"]),
 }
-DEFAULT_CONFIGS = "bare,trace,errors,slow,top,strace,floor"
+DEFAULT_CONFIGS = "bare,trace,errors,slow,top,strace,floor,floor-sock"
 NLBPF_CONFIGS = ("trace", "errors", "slow", "top")
 # NAME@LAYER: an nlbpf configuration on a given hook layer
 LAYER_ARGS = {"syscall": ["--hooks", "syscall"],
@@ -841,7 +841,7 @@ def targets(summary, workloads, tp):
                         ", ".join(f"{a:,}/{b:,}" for a, b in cap)))
         else:
             out.append((f"{base} ≤ 1.02× bare{on}", t <= 1.02, f"worst median {t:.2f}×{cpu_note(c)}"))
-    for c in ("floor", "floor-raw"):
+    for c in ("floor", "floor-raw", "floor-sock"):
         t = worst(c)
         if t is not None:
             out.append((CONFIGS[c][0], None,

@@ -61,7 +61,7 @@ def test_targets_are_judged_per_layer(run):
     assert verdicts["errors ≤ 1.02× bare on the fentry layer"] is True
     assert verdicts["errors ≤ 1.02× bare on the syscall layer"] is False
     assert verdicts["trace ≤ 1.05× bare, 100% captured on the fentry layer"] is True
-    assert verdicts["empty BPF on the same tracepoints"] is None
+    assert verdicts["empty BPF on the syscall tracepoints"] is None
     assert verdicts["empty BPF on raw_syscalls, by syscall number"] is None
 
 
@@ -86,9 +86,11 @@ def test_raw_floor_picks_out_the_six_calls_by_number():
     assert set(floor.X86_64_NR) == set(floor.CALLS)
 
 
-def test_sock_floor_keeps_netlink_sockets_inside_sock_sendmsg_and_recvmsg():
+def test_sock_floor_is_an_empty_program_on_each_socket_layer_hook():
+    from nlbpf.capture.layers import SOCK_PROGRAMS
     floor = load("floor")
     src = floor.sock_source()
-    assert "TRACEPOINT_PROBE(sock, sock_send_length)" in src
-    assert "TRACEPOINT_PROBE(sock, sock_recv_length)" in src
-    assert src.count("args->family == 16") == 2      # AF_NETLINK
+    hooks = {t for progs in SOCK_PROGRAMS.values() for _, t in progs if not t.startswith("bpf_")}
+    assert set(floor.SOCK_HOOKS) == hooks
+    assert src.count("return 0;") == len(hooks)
+    assert all(f"int empty_{t}(u64 *ctx)" in src for t in hooks)
