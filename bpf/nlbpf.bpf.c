@@ -1875,8 +1875,8 @@ int kp_ack(struct pt_regs *ctx)
  * columns, and `slow` brackets a long call's start between two iterator
  * passes (and the thread's previous netlink send).
  *
- * SOCK_* modes: errors (sock_ready), top (sock_ready + sock_sent), slow
- * (sock_sent + slow_poll).
+ * Per command: errors (sock_ready, and drops_poll each second), top (sock_ready),
+ * slow (sock_sent, and slow_poll every tenth of its threshold).
  */
 
 #define NR_SENDTO 44            /* x86-64 syscall numbers */
@@ -2297,6 +2297,10 @@ static __always_inline void top_type(struct top_slot *t, u64 sk, u16 type)
 static __always_inline void top_answered(struct top_slot *t, u64 sk, u32 seq, u16 type,
                                          u16 flags, u32 len)
 {
+#ifdef FILTER_TYPE
+    if (type != FILTER_TYPE)
+        return;                 /* --type: only requests of that type count, as elsewhere */
+#endif
     if (t->last_sk == sk && t->last_seq == seq) {
         if (!t->last_len) {
             t->bytes_out += len;
@@ -2314,9 +2318,6 @@ static __always_inline void top_answered(struct top_slot *t, u64 sk, u32 seq, u1
     t->bytes_out += len;
     if ((flags & NLM_F_DUMP) == NLM_F_DUMP)
         t->dumps++;
-#ifdef FILTER_TYPE
-    if (type == FILTER_TYPE)
-#endif
     top_type(t, sk, type);
 }
 
