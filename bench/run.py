@@ -102,7 +102,7 @@ LAYER_ARGS = {"syscall": ["--hooks", "syscall"],
 WORKLOADS = {
     "batch": "ip -batch: 10k route add + 10k del",
     "getlink": "RTM_GETLINK loop",
-    "dump": "50k-route dump",
+    "dump": "50k-route dump",           # --dump-count of them
     "other": "other syscalls (dd: one-byte reads and writes)",
 }
 
@@ -362,7 +362,7 @@ class Env:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def workload_argv(env, name, getlink_count, other_count=1_000_000):
+def workload_argv(env, name, getlink_count, other_count=1_000_000, dump_count=1):
     if name == "other":
         return ["dd", "if=/dev/zero", "of=/dev/null", "bs=1", f"count={other_count}"]
     if name == "batch":
@@ -370,7 +370,7 @@ def workload_argv(env, name, getlink_count, other_count=1_000_000):
     if name == "getlink":
         return ["ip", "netns", "exec", env.ns, env.python, str(NLLOAD), "getlink", str(getlink_count)]
     if name == "dump":
-        return ["ip", "netns", "exec", env.dump_ns, env.python, str(NLLOAD), "dump", "1"]
+        return ["ip", "netns", "exec", env.dump_ns, env.python, str(NLLOAD), "dump", str(dump_count)]
     raise ValueError(name)
 
 
@@ -485,7 +485,7 @@ def count_strace(path):
 def one_run(env, name, config, args, gate, rep):
     label, nl_args = CONFIGS[config]
     gate_info = gate.wait()
-    argv = workload_argv(env, name, args.getlink_count, args.other_count)
+    argv = workload_argv(env, name, args.getlink_count, args.other_count, args.dump_count)
     res = {"workload": name, "config": config, "rep": rep, "gate": gate_info}
     out_path = env.dir / f"{name}-{config}-{rep}.out"
     tracer = None
@@ -874,6 +874,8 @@ def parse_args(argv):
     ap.add_argument("--fail-deletes", type=int, default=100)
     ap.add_argument("--getlink-count", type=int, default=10000)
     ap.add_argument("--dump-routes", type=int, default=50000)
+    ap.add_argument("--dump-count", type=int, default=1,
+                    help="dumps of the table per run (a longer run averages more noise out)")
     ap.add_argument("--other-count", type=int, default=1_000_000,
                     help="bytes dd copies one at a time in the `other` workload")
     ap.add_argument("--no-throughput", action="store_true")

@@ -1873,7 +1873,7 @@ int kp_ack(struct pt_regs *ctx)
  * What it cannot see is when a request started: no tracepoint fires at the
  * start of a send. So `errors` shows no latency here, `top` no latency
  * columns, and `slow` brackets a long call's start between two iterator
- * passes (and the thread's previous netlink send).
+ * passes.
  *
  * Per command: errors (sock_ready, and drops_poll each second), top (sock_ready),
  * slow (sock_sent, and slow_poll every tenth of its threshold).
@@ -1910,7 +1910,6 @@ static u64 (*task_pt_regs_h)(void *task) = (void *)BPF_FUNC_task_pt_regs;
 /* What this layer keeps per thread. */
 struct sock_task {
     u64 sends;                  /* netlink sends done: the iterator tells calls apart by it */
-    u64 last_end;               /* when the last one ended */
     u64 long_since;             /* slow: the current send ran past SLOW_NS; it began after this */
     u64 long_seen;              /* ... and before this */
     u64 lock_wait;              /* lock waits in netlink sends since the last one ended */
@@ -2714,7 +2713,11 @@ static __always_inline void slow_ended(void *ctx, u64 sk, struct sock_task *s, v
     }
 }
 
-/* sock:sock_send_length (tp_btf): a send on socket ctx[0] is done. */
+/* sock:sock_send_length (tp_btf): a send on socket ctx[0] is done. Only threads
+ * the iterator has seen inside a netlink send (or that waited on a lock in one)
+ * have state here: for the others, the common case, this is a pointer check
+ * (creating or finding a thread's storage, and the precise clock, are ~60 ns
+ * each on a small VM; so no clock is read here but for a call being reported). */
 int sock_sent(u64 *ctx)
 {
     u64 sk = ctx[0];
@@ -2722,14 +2725,12 @@ int sock_sent(u64 *ctx)
     if (*(u16 *)(sk + OFF_SOCK_FAMILY) != AF_NETLINK)
         return 0;
     struct task_struct *task = bpf_get_current_task_btf();
-    struct sock_task *s = sock_tasks.task_storage_get(task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    struct sock_task *s = sock_tasks.task_storage_get(task, 0, 0);
     if (!s)
         return 0;
-    u64 now = bpf_ktime_get_ns();
     s->sends++;
-    s->last_end = now;
     if (s->long_since)
-        slow_ended(ctx, sk, s, task, now);
+        slow_ended(ctx, sk, s, task, bpf_ktime_get_ns());
     s->lock_wait = 0;
     s->lock_max = 0;
     s->holder_pid = 0;
@@ -2802,8 +2803,7 @@ static __always_inline void poll_span(void *ctx, u64 task, struct polled_val *p,
 
 /* iter/task: run over every thread at each pass. A netlink send that a thread is
  * inside at two passes, with no send of its ended between them, is one call; it
- * began after the pass before the first that saw it, and after the thread's
- * previous netlink send ended. Past SLOW_NS, the thread is told to report it
+ * began after the pass before the first that saw it. Past SLOW_NS, the thread is told to report it
  * when it ends (sock_sent), and userspace hears that it is still running. */
 int slow_poll(u64 *ctx)
 {
@@ -2828,7 +2828,9 @@ int slow_poll(u64 *ctx)
         if (sc)
             sk = netlink_sock_of_task_fd(task, (int)*(u64 *)(regs + OFF_REGS_DI), &proto, &netns);
     }
-    struct sock_task *s = sock_tasks.task_storage_get((void *)task, 0, 0);
+    /* a thread inside a netlink send gets state, so that the send's end counts in it */
+    struct sock_task *s = sock_tasks.task_storage_get((void *)task, 0,
+                                                      sk ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
     u64 sends = s ? s->sends : 0;
     if (p && (!sk || p->sends != sends || p->sk != sk || p->syscall != sc)) {
         if (p->confirmed)
@@ -2846,8 +2848,6 @@ int slow_poll(u64 *ctx)
         u32 zero = 0;
         u64 *prev = poll_clock.lookup(&zero);
         u64 lower = prev ? *prev : 0;
-        if (s && s->last_end > lower)
-            lower = s->last_end;
         struct polled_val v = {.lower = lower, .first_seen = now, .last_seen = now,
                                .sends = sends, .sk = sk, .utime = ut, .stime = st,
                                .cgroup = task_cgroup_id(task),

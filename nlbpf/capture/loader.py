@@ -4,6 +4,7 @@ The C file is compiled as it is; everything variable (mode, filters, struct
 offsets, snap length) goes in as -D defines.
 """
 import ctypes as ct
+import hashlib
 import os
 import threading
 import time
@@ -176,8 +177,13 @@ class Capture:
         """Load the socket-tracepoint layer; None if it loaded, else why not. A refusal
         by the kernel holds until reboot (bootcache), as the kernel layer's does."""
         why = layers.sock_unavailable(self.mode)
-        if why is None:
-            why = bootcache.get("sock-layer")
+        if why is not None:
+            return why
+        # what the kernel refused, it refuses until reboot, for these probes (the
+        # command's programs, as this source has them)
+        refusal = bootcache.name_for("sock-layer", [self.mode,
+                                                    hashlib.sha1(SOURCE.read_bytes()).hexdigest()])
+        why = bootcache.get(refusal)
         if why is not None:
             return why
         try:
@@ -187,7 +193,7 @@ class Capture:
         except NlbpfError as e:
             self.close()
             if "cannot load" in str(e) or "refuses" in str(e):
-                bootcache.put("sock-layer", str(e))
+                bootcache.put(refusal, str(e))
             return str(e)
 
     def _sock_facts(self):
