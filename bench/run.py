@@ -107,6 +107,21 @@ WORKLOADS = {
 }
 
 
+def thousands(n):
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{n:,}"
+
+
+def label_workloads(args):
+    """The tables' workload names, with the sizes this run used."""
+    WORKLOADS["batch"] = (f"ip -batch: {thousands(args.batch_routes)} route add + "
+                          f"{thousands(args.batch_routes)} del")
+    WORKLOADS["getlink"] = f"RTM_GETLINK loop ({thousands(args.getlink_count)})"
+    dumps = f" ×{args.dump_count}" if args.dump_count > 1 else ""
+    WORKLOADS["dump"] = f"{thousands(args.dump_routes)}-route dump{dumps}"
+    WORKLOADS["other"] = (f"other syscalls (dd: {thousands(args.other_count)} one-byte reads "
+                          f"and writes)")
+
+
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
@@ -957,6 +972,7 @@ TREE_LABELS = {"main": "this tree"}
 def main(argv=None):
     global NLBPF_TREE
     args = parse_args(argv if argv is not None else sys.argv[1:])
+    label_workloads(args)
     if os.geteuid() != 0:
         sys.exit("bench/run.py needs root (it loads probes and creates network namespaces)")
     for tool in ("ip", "bpftool") + (("strace",) if "strace" in args.configs else ()):

@@ -23,6 +23,9 @@ SOURCE = BPF_DIR / "nlbpf.bpf.c"
 
 MODES = ("trace", "errors", "slow", "top")
 POLL_BATCH = 4096       # records per poll() from the ring's backlog
+# ... and bytes: an EV_CHUNK of 16 KB is up to 512 records once split (4,096 of them
+# made ~2M records at once, 1.5 GB, in trace on a dump flood)
+POLL_BYTES = 1 << 20
 MIN_SNAPLEN, MAX_SNAPLEN = 16, 4096
 RAW_RING, RAW_EVENT = 2, 3  # what spool_to()'s sink gets: spans of ring records, or one event
 
@@ -464,7 +467,7 @@ class Capture:
                 self._spool_ring()
                 return []
             # a batch at a time, so the ring is emptied again soon while a burst is worked on
-            ring.each(self._take, POLL_BATCH)
+            ring.each(self._take, POLL_BATCH, POLL_BYTES)
         elif self.uses_ringbuf:
             self.bpf.ring_buffer_poll(timeout_ms)
             self.bpf.ring_buffer_consume()
@@ -484,7 +487,7 @@ class Capture:
             if self._raw_sink is not None:
                 self._spool_ring()
                 return
-            while self._ring.each(self._take, POLL_BATCH):
+            while self._ring.each(self._take, POLL_BATCH, POLL_BYTES):
                 out, self._pending = self._pending, []
                 yield from out
         elif self.uses_ringbuf:

@@ -149,18 +149,22 @@ class RingReader:
             self._cons.value = cons         # the space goes back to the probes now
         return taken
 
-    def each(self, handle, limit):
-        """handle(buf, offset, size) for up to limit records of the backlog; how many."""
+    def each(self, handle, limit, max_bytes=None):
+        """handle(buf, offset, size) for up to limit records of the backlog, and no more
+        than max_bytes of them (a record may hold hundreds of dump parts: the records
+        made of one batch must stay few); how many."""
         chunks = self._chunks
-        n = 0
-        while chunks and n < limit:
+        n = taken = 0
+        max_bytes = max_bytes or float("inf")
+        while chunks and n < limit and taken < max_bytes:
             chunk = chunks[0]
             buf, pos = chunk
             end = len(buf)
             for off, size, pos in ring_records(buf, pos):
                 handle(buf, off, size)
                 n += 1
-                if n >= limit:
+                taken += size
+                if n >= limit or taken >= max_bytes:
                     break
             else:
                 pos = end

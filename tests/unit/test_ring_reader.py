@@ -106,6 +106,22 @@ def test_the_backlog_is_bounded_and_handed_on_in_batches():
     assert got == samples
 
 
+def test_a_batch_stops_at_its_bytes_too():
+    """A record can become hundreds (an EV_CHUNK of dump parts): a batch is bounded by
+    the bytes it hands on as well as by how many records."""
+    ring = FakeRing()
+    samples = [bytes([i]) * 40 for i in range(5)]
+    for s in samples:
+        ring.write(s)
+    ring.reader.fill()
+    got = []
+    keep = lambda buf, off, size: got.append(bytes(buf[off:off + size]))  # noqa: E731
+    assert ring.reader.each(keep, 100, max_bytes=80) == 2          # 40 + 40 reaches 80
+    assert ring.reader.each(keep, 100, max_bytes=1) == 1           # always at least one
+    assert ring.reader.each(keep, 100) == 2
+    assert got == samples
+
+
 def test_ring_size_must_be_a_power_of_two():
     mem = (ct.c_ubyte * 8192)()
     with pytest.raises(ValueError):
