@@ -95,6 +95,19 @@ BPF_PERCPU_ARRAY(stats, u64, ST_NR);
 BPF_PERCPU_ARRAY(scratch, struct nl_event, 1);
 BPF_PROG_ARRAY(progs, 2);        /* 0: walk, 1: walk_chunk (trace) or walk_hdrs (the others) */
 
+/* Lock waits a thread met inside a netlink call (lock:contention_begin/end), and
+ * the owner of the mutex it waited for longest. */
+struct lock_track {
+    u64 lock_wait;
+    u64 lock_begin;             /* a wait going on: since when */
+    u64 lock_addr;
+    u64 lock_max;
+    u32 holder_pid;
+    u32 cur_holder_pid;         /* the owner of the lock waited for now */
+    char holder_comm[16];
+    char cur_holder_comm[16];
+};
+
 /* A netlink call in flight on one thread. */
 struct call {
     u64 ts;
@@ -110,15 +123,7 @@ struct call {
     u8 dir;
     u8 live;                    /* task storage: the slot holds a call in flight */
     char comm[16];
-    /* lock contention seen while this call ran */
-    u64 lock_wait;
-    u64 lock_begin;
-    u64 lock_addr;
-    u64 lock_max;
-    u32 holder_pid;
-    u32 cur_holder_pid;
-    char holder_comm[16];
-    char cur_holder_comm[16];
+    struct lock_track lk;       /* lock contention seen while this call ran */
 };
 #ifdef USE_TASK_STORAGE
 /* The call in flight lives with its thread: a task-storage lookup costs a few ns
@@ -636,10 +641,10 @@ static __always_inline void on_request(void *ctx, struct walk_state *w, struct n
             v->holder_pid = 0;
             /* the send call's own lock wait counts toward its (first) request */
             if (!w->lock_charged) {
-                v->lock_wait = w->c.lock_wait;
-                v->lock_max = w->c.lock_max;
-                v->holder_pid = w->c.holder_pid;
-                __builtin_memcpy(v->holder_comm, w->c.holder_comm, sizeof(v->holder_comm));
+                v->lock_wait = w->c.lk.lock_wait;
+                v->lock_max = w->c.lk.lock_max;
+                v->holder_pid = w->c.lk.holder_pid;
+                __builtin_memcpy(v->holder_comm, w->c.lk.holder_comm, sizeof(v->holder_comm));
                 w->lock_charged = 1;
             }
 #ifdef KEEP_REQUEST
@@ -698,11 +703,11 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
     }
     /* this recv call's lock wait counts toward the request once */
     if (!w->lock_charged) {
-        p->lock_wait += w->c.lock_wait;
-        if (w->c.lock_max > p->lock_max) {
-            p->lock_max = w->c.lock_max;
-            p->holder_pid = w->c.holder_pid;
-            __builtin_memcpy(p->holder_comm, w->c.holder_comm, sizeof(p->holder_comm));
+        p->lock_wait += w->c.lk.lock_wait;
+        if (w->c.lk.lock_max > p->lock_max) {
+            p->lock_max = w->c.lk.lock_max;
+            p->holder_pid = w->c.lk.holder_pid;
+            __builtin_memcpy(p->holder_comm, w->c.lk.holder_comm, sizeof(p->holder_comm));
         }
         w->lock_charged = 1;
     }
@@ -1159,38 +1164,53 @@ static __always_inline int on_extack_text(void *ctx, const void *text)
     return 0;
 }
 
+/* A lock wait begins (the first of nested ones counts): when, and the mutex's owner. */
+static __always_inline void lock_wait_begin(struct lock_track *l, u64 lock_addr, u32 flags)
+{
+    if (l->lock_begin)
+        return;
+    l->lock_begin = bpf_ktime_get_ns();
+    l->lock_addr = lock_addr;
+    l->cur_holder_pid = 0;
+    if (flags & LCB_F_MUTEX) {
+        u64 owner = read_kptr(lock_addr + OFF_MUTEX_OWNER) & ~0x07ULL;
+        if (owner) {
+            bpf_probe_read_kernel(&l->cur_holder_pid, sizeof(u32), (void *)(owner + OFF_TASK_TGID));
+            bpf_probe_read_kernel(l->cur_holder_comm, 16, (void *)(owner + OFF_TASK_COMM));
+        }
+    }
+}
+
+/* That wait ends: its time is added, and the longest's owner kept. Returns the wait. */
+static __always_inline u64 lock_wait_end(struct lock_track *l, u64 lock_addr)
+{
+    if (!l->lock_begin || l->lock_addr != lock_addr)
+        return 0;
+    u64 wait = bpf_ktime_get_ns() - l->lock_begin;
+    l->lock_wait += wait;
+    if (wait > l->lock_max && l->cur_holder_pid) {
+        l->lock_max = wait;
+        l->holder_pid = l->cur_holder_pid;
+        __builtin_memcpy(l->holder_comm, l->cur_holder_comm, 16);
+    }
+    l->lock_begin = 0;
+    return wait;
+}
+
 /* Time a netlink call spends waiting for kernel locks, and who held the mutex. */
 static __always_inline int on_contention_begin(u64 lock_addr, u32 flags)
 {
     struct call *c = call_get();
-    if (!c || c->lock_begin)
-        return 0;               /* nested or repeated begin: keep the first */
-    c->lock_begin = bpf_ktime_get_ns();
-    c->lock_addr = lock_addr;
-    c->cur_holder_pid = 0;
-    if (flags & LCB_F_MUTEX) {
-        u64 owner = read_kptr(lock_addr + OFF_MUTEX_OWNER) & ~0x07ULL;
-        if (owner) {
-            bpf_probe_read_kernel(&c->cur_holder_pid, sizeof(u32), (void *)(owner + OFF_TASK_TGID));
-            bpf_probe_read_kernel(c->cur_holder_comm, 16, (void *)(owner + OFF_TASK_COMM));
-        }
-    }
+    if (c)
+        lock_wait_begin(&c->lk, lock_addr, flags);
     return 0;
 }
 
 static __always_inline int on_contention_end(u64 lock_addr)
 {
     struct call *c = call_get();
-    if (!c || !c->lock_begin || c->lock_addr != lock_addr)
-        return 0;
-    u64 wait = bpf_ktime_get_ns() - c->lock_begin;
-    c->lock_wait += wait;
-    if (wait > c->lock_max && c->cur_holder_pid) {
-        c->lock_max = wait;
-        c->holder_pid = c->cur_holder_pid;
-        __builtin_memcpy(c->holder_comm, c->cur_holder_comm, 16);
-    }
-    c->lock_begin = 0;
+    if (c)
+        lock_wait_end(&c->lk, lock_addr);
     return 0;
 }
 
@@ -1338,9 +1358,9 @@ static __always_inline int exit_call(void *ctx, long ret)
     if (w->now - w->c.ts >= SPAN_MIN_NS) {
         e->kind = EV_SPAN;
         e->cap_len = 0;
-        e->lock_wait_ns = w->c.lock_wait;
-        e->holder_pid = w->c.holder_pid;
-        __builtin_memcpy(e->holder_comm, w->c.holder_comm, sizeof(e->holder_comm));
+        e->lock_wait_ns = w->c.lk.lock_wait;
+        e->holder_pid = w->c.lk.holder_pid;
+        __builtin_memcpy(e->holder_comm, w->c.lk.holder_comm, sizeof(e->holder_comm));
         emit_event(ctx, e);
         e->kind = EV_MSG;
     }
@@ -1661,11 +1681,11 @@ static __always_inline void charge(struct call *c, u64 sk, u32 seq, u64 dur, int
         p->handler_ns += dur;
     if (!c)
         return;
-    p->lock_wait += c->lock_wait;
-    if (c->lock_max > p->lock_max) {
-        p->lock_max = c->lock_max;
-        p->holder_pid = c->holder_pid;
-        __builtin_memcpy(p->holder_comm, c->holder_comm, sizeof(p->holder_comm));
+    p->lock_wait += c->lk.lock_wait;
+    if (c->lk.lock_max > p->lock_max) {
+        p->lock_max = c->lk.lock_max;
+        p->holder_pid = c->lk.holder_pid;
+        __builtin_memcpy(p->holder_comm, c->lk.holder_comm, sizeof(p->holder_comm));
     }
 }
 
@@ -1912,14 +1932,7 @@ struct sock_task {
     u64 sends;                  /* netlink sends done: the iterator tells calls apart by it */
     u64 long_since;             /* slow: the current send ran past SLOW_NS; it began after this */
     u64 long_seen;              /* ... and before this */
-    u64 lock_wait;              /* lock waits in netlink sends since the last one ended */
-    u64 lock_begin;
-    u64 lock_addr;
-    u64 lock_max;
-    u32 holder_pid;
-    u32 cur_holder_pid;
-    char holder_comm[16];
-    char cur_holder_comm[16];
+    struct lock_track lk;       /* lock waits in netlink sends since the last one ended */
 #if defined(MODE_ERRORS) || defined(MODE_SLOW)
     u64 extack_ts;              /* netlink:netlink_extack text raised in this thread */
     u32 extack_len;
@@ -2373,39 +2386,20 @@ static __always_inline int sock_contention_begin(u64 lock_addr, u32 flags)
     if (!netlink_sock_of_fd((int)*(u64 *)(regs + OFF_REGS_DI), &proto, &netns))
         return 0;
     struct sock_task *s = sock_tasks.task_storage_get(task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-    if (!s || s->lock_begin)
-        return 0;               /* nested or repeated begin: keep the first */
-    s->lock_begin = bpf_ktime_get_ns();
-    s->lock_addr = lock_addr;
-    s->cur_holder_pid = 0;
-    if (flags & LCB_F_MUTEX) {
-        u64 owner = read_kptr(lock_addr + OFF_MUTEX_OWNER) & ~0x07ULL;
-        if (owner) {
-            bpf_probe_read_kernel(&s->cur_holder_pid, sizeof(u32), (void *)(owner + OFF_TASK_TGID));
-            bpf_probe_read_kernel(s->cur_holder_comm, 16, (void *)(owner + OFF_TASK_COMM));
-        }
-    }
+    if (s)
+        lock_wait_begin(&s->lk, lock_addr, flags);
     return 0;
 }
 
 static __always_inline int sock_contention_end(u64 lock_addr)
 {
     struct sock_task *s = sock_tasks.task_storage_get(bpf_get_current_task_btf(), 0, 0);
-    if (!s || !s->lock_begin || s->lock_addr != lock_addr)
-        return 0;
-    u64 wait = bpf_ktime_get_ns() - s->lock_begin;
-    s->lock_wait += wait;
+    u64 wait = s ? lock_wait_end(&s->lk, lock_addr) : 0;
 #ifdef MODE_TOP
-    struct top_slot *t = top_slot();    /* top has no send hook: the wait counts now */
+    struct top_slot *t = wait ? top_slot() : 0;     /* top has no send hook: it counts now */
     if (t)
         t->lock_wait_ns += wait;
 #endif
-    if (wait > s->lock_max && s->cur_holder_pid) {
-        s->lock_max = wait;
-        s->holder_pid = s->cur_holder_pid;
-        __builtin_memcpy(s->holder_comm, s->cur_holder_comm, 16);
-    }
-    s->lock_begin = 0;
     return 0;
 }
 
@@ -2660,7 +2654,7 @@ static __always_inline void slow_ended(void *ctx, u64 sk, struct sock_task *s, v
     e->flags = EVF_HELD;
     e->start_slack_ns = seen - since;
     e->dur_ns = now - since;
-    e->lock_wait_ns = s->lock_wait;
+    e->lock_wait_ns = s->lk.lock_wait;
     u64 n = h[0] < avail ? h[0] : avail;
     if (n > SNAPLEN)
         n = SNAPLEN;
@@ -2698,9 +2692,9 @@ static __always_inline void slow_ended(void *ctx, u64 sk, struct sock_task *s, v
         skb = *(u64 *)(skb + OFF_SKB_PREV);
     }
     sock_event(e, sk, EV_MSG, DIR_RECV, now);
-    e->lock_wait_ns = s->lock_wait;
-    e->holder_pid = s->holder_pid;
-    __builtin_memcpy(e->holder_comm, s->holder_comm, sizeof(e->holder_comm));
+    e->lock_wait_ns = s->lk.lock_wait;
+    e->holder_pid = s->lk.holder_pid;
+    __builtin_memcpy(e->holder_comm, s->lk.holder_comm, sizeof(e->holder_comm));
     if (rdata) {
         sock_header(e, r);
         e->flags = EVF_FINAL;
@@ -2731,9 +2725,9 @@ int sock_sent(u64 *ctx)
     s->sends++;
     if (s->long_since)
         slow_ended(ctx, sk, s, task, bpf_ktime_get_ns());
-    s->lock_wait = 0;
-    s->lock_max = 0;
-    s->holder_pid = 0;
+    s->lk.lock_wait = 0;
+    s->lk.lock_max = 0;
+    s->lk.holder_pid = 0;
     return 0;
 }
 #endif
@@ -2790,12 +2784,12 @@ static __always_inline void poll_span(void *ctx, u64 task, struct polled_val *p,
     e->holder_pid = 0;
     if (s) {
         /* a wait still going on counts, and its lock's owner is the one to name */
-        e->lock_wait_ns = s->lock_wait + (s->lock_begin ? p->last_seen - s->lock_begin : 0);
-        e->holder_pid = s->lock_begin ? s->cur_holder_pid : s->holder_pid;
-        if (s->lock_begin)
-            __builtin_memcpy(e->holder_comm, s->cur_holder_comm, sizeof(e->holder_comm));
+        e->lock_wait_ns = s->lk.lock_wait + (s->lk.lock_begin ? p->last_seen - s->lk.lock_begin : 0);
+        e->holder_pid = s->lk.lock_begin ? s->lk.cur_holder_pid : s->lk.holder_pid;
+        if (s->lk.lock_begin)
+            __builtin_memcpy(e->holder_comm, s->lk.cur_holder_comm, sizeof(e->holder_comm));
         else
-            __builtin_memcpy(e->holder_comm, s->holder_comm, sizeof(e->holder_comm));
+            __builtin_memcpy(e->holder_comm, s->lk.holder_comm, sizeof(e->holder_comm));
     }
     bpf_probe_read_kernel(e->comm, sizeof(e->comm), (void *)(task + OFF_TASK_COMM));
     emit_event(ctx, e);
