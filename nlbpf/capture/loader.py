@@ -271,7 +271,9 @@ class Capture:
                 continue
             if p.target == "bpf_iter_task":
                 # what slow_poll knows of the previous look: a call it sees for the
-                # first time began after it (the first look: after attaching)
+                # first time began after it. A call already running at the first look
+                # counts from that look (how long it ran before is not known), so it
+                # is never reported for time nobody saw
                 self.bpf["poll_clock"][ct.c_int(0)] = ct.c_ulonglong(p.last or now)
             else:
                 # the drops counted before the first look are history
