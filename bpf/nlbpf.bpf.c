@@ -47,6 +47,17 @@ static long (*read_user)(void *dst, __u32 size, const void *src) =
 #define EINTR 4
 #define LCB_F_MUTEX (1U << 5)
 
+/* v = min(v, max), bounded again after an empty asm: clang may keep only one bound
+ * on a copy it moves or spills, and the verifier (6.1's above all) then loses it */
+#define CLAMP(v, max)                       \
+    do {                                    \
+        if ((v) > (max))                    \
+            (v) = (max);                    \
+        asm volatile("" : "+r"(v));         \
+        if ((v) > (max))                    \
+            (v) = (max);                    \
+    } while (0)
+
 #define MAX_IOV 64              /* iovecs walked per msghdr */
 #define MAX_MMSG 64             /* entries walked per sendmmsg/recvmmsg */
 /* steps per walk() run, re-entered by tail call; top's accounting makes each
@@ -536,12 +547,7 @@ static __always_inline void submit(void *ctx, struct nl_event *p, u64 size, u32 
 
 static __always_inline void emit(void *ctx, struct nl_event *e, u64 size)
 {
-    /* the verifier needs the bound re-proven after clang's arithmetic */
-    if (size > sizeof(struct nl_event))
-        size = sizeof(struct nl_event);
-    asm volatile("" : "+r"(size));
-    if (size > sizeof(struct nl_event))
-        size = sizeof(struct nl_event);
+    CLAMP(size, sizeof(struct nl_event));
     if (size < NL_EVENT_HDR)
         size = NL_EVENT_HDR;
     submit(ctx, e, size, 1);
@@ -649,11 +655,7 @@ static __always_inline void on_request(void *ctx, struct walk_state *w, struct n
             }
 #ifdef KEEP_REQUEST
             u64 sz = NL_EVENT_HDR + e->cap_len;
-            if (sz > sizeof(struct nl_event))
-                sz = sizeof(struct nl_event);
-            asm volatile("" : "+r"(sz));
-            if (sz > sizeof(struct nl_event))
-                sz = sizeof(struct nl_event);
+            CLAMP(sz, sizeof(struct nl_event));
             bpf_probe_read_kernel(&v->req, sz, e);
             v->req_size = sz;
             v->req.flags |= EVF_HELD;
@@ -898,11 +900,7 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
         cap = avail;
         e->flags |= EVF_SPLIT;
     }
-    if (cap > SNAPLEN)
-        cap = SNAPLEN;
-    asm volatile("" : "+r"(cap));
-    if (cap > SNAPLEN)
-        cap = SNAPLEN;
+    CLAMP(cap, SNAPLEN);
     if (gathered && msg_len >= NLMSG_HDRLEN)
         cap = NLMSG_HDRLEN;     /* the header, whole, is in e->data already */
 #ifdef MODE_TOP
@@ -1124,11 +1122,7 @@ static __always_inline void emit_chunk(void *ctx, struct walk_state *w, struct n
     e->cap_len = n;
     __builtin_memcpy(ch->head, e, sizeof(ch->head));
     e->kind = EV_MSG;
-    if (n > CHUNK_MAX)
-        n = CHUNK_MAX;
-    asm volatile("" : "+r"(n));
-    if (n > CHUNK_MAX)
-        n = CHUNK_MAX;
+    CLAMP(n, CHUNK_MAX);
     read_walked(ch->data, n, w->base + start);
     submit(ctx, (struct nl_event *)ch, sizeof(ch->head) + n, parts);
 }
@@ -2020,11 +2014,7 @@ static __always_inline void sock_event(struct nl_event *e, u64 sk, u8 kind, u8 d
 /* Copy n (bounded here) bytes of kernel memory at src into e's data, and hand e over. */
 static __always_inline void sock_emit_kmem(void *ctx, struct nl_event *e, u64 src, u64 n)
 {
-    if (n > SNAPLEN)
-        n = SNAPLEN;
-    asm volatile("" : "+r"(n));
-    if (n > SNAPLEN)
-        n = SNAPLEN;
+    CLAMP(n, SNAPLEN);
     if (bpf_probe_read_kernel(e->data, n, (void *)src))
         n = 0;
     e->cap_len = n;
@@ -2656,11 +2646,7 @@ static __always_inline void slow_ended(void *ctx, u64 sk, struct sock_task *s, v
     e->dur_ns = now - since;
     e->lock_wait_ns = s->lk.lock_wait;
     u64 n = h[0] < avail ? h[0] : avail;
-    if (n > SNAPLEN)
-        n = SNAPLEN;
-    asm volatile("" : "+r"(n));
-    if (n > SNAPLEN)
-        n = SNAPLEN;
+    CLAMP(n, SNAPLEN);
     if (read_user(e->data, n, (void *)base))
         n = 0;
     e->cap_len = n;
