@@ -13,10 +13,12 @@
  * Struct fields are read at offsets from BTF, never through kernel headers,
  * which may belong to another kernel version.
  *
- * Two hook layers share this file (bcc rewrites map calls only in the file it
+ * Three hook layers share this file (bcc rewrites map calls only in the file it
  * compiles, so they cannot live apart): the syscall layer (default) and the
- * kernel-function layer (-DKERNEL_LAYER). Both feed the same walker and the
- * same in-kernel pairing of requests with their final replies.
+ * kernel-function layer (-DKERNEL_LAYER) feed the same walker and the same
+ * in-kernel pairing of requests with their final replies; the socket layer
+ * (-DSOCK_LAYER: BTF tracepoints, loaded by btfprog.py) serves errors, top and
+ * slow from the replies as they are queued.
  */
 #include "nlbpf.h"
 #if defined(KERNEL_LAYER) && !defined(USE_FENTRY)
