@@ -425,11 +425,9 @@ struct top_where {
 BPF_HASH(top_ctx, u32, struct top_where, 10240);
 #endif
 
-/* Fill who/where for a call on netlink socket sk; 0 if the filters drop it. */
-static __always_inline int fill_call(struct call *c, u64 sk, u8 proto, u32 netns)
+/* Do the filters on the task (process, cgroup) keep what the current thread does? */
+static __always_inline int task_wanted(u32 pid)
 {
-    u64 id = bpf_get_current_pid_tgid();
-    u32 pid = id >> 32;
 #ifdef SELF_PID
     if (pid == SELF_PID)        /* nlbpf's own lookups (genl families) are not news */
         return 0;
@@ -446,6 +444,15 @@ static __always_inline int fill_call(struct call *c, u64 sk, u8 proto, u32 netns
     if (cgroup_filter.check_current_task(0) != 1)
         return 0;               /* not below it, or the slot is empty (error < 0) */
 #endif
+    return 1;
+}
+
+/* Fill who/where for a call on netlink socket sk; 0 if the filters drop it. */
+static __always_inline int fill_call(struct call *c, u64 sk, u8 proto, u32 netns)
+{
+    u32 pid = bpf_get_current_pid_tgid() >> 32;
+    if (!task_wanted(pid))
+        return 0;
 #ifdef FILTER_PROTO
     if (proto != FILTER_PROTO)
         return 0;
@@ -1947,29 +1954,14 @@ static __always_inline u32 sock_netns(u64 sk)
 /* Do the filters keep what the current thread does on netlink socket sk? */
 static __always_inline int sock_wanted(u64 sk)
 {
-    u32 pid = bpf_get_current_pid_tgid() >> 32;
-#ifdef SELF_PID
-    if (pid == SELF_PID)
-        return 0;               /* nlbpf's own lookups (genl families) are not news */
-#endif
-#ifdef FILTER_PID
-    if (pid != FILTER_PID)
+    if (!task_wanted(bpf_get_current_pid_tgid() >> 32))
         return 0;
-#endif
 #ifdef FILTER_PROTO
     if (*(u16 *)(sk + OFF_SOCK_PROTOCOL) != FILTER_PROTO)
         return 0;
 #endif
 #ifdef FILTER_NETNS
     if (sock_netns(sk) != FILTER_NETNS)
-        return 0;
-#endif
-#ifdef FILTER_CGROUP
-    if (bpf_get_current_cgroup_id() != FILTER_CGROUP)
-        return 0;
-#endif
-#ifdef FILTER_CGROUP_TREE
-    if (cgroup_filter.check_current_task(0) != 1)
         return 0;
 #endif
 #ifdef FILTER_COMM
