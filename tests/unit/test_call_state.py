@@ -4,17 +4,8 @@ the hash map by thread id."""
 import pytest
 
 from nlbpf.capture import layers
-from nlbpf.capture.defaults import CAPTURE_DEFAULTS
 from nlbpf.capture.loader import Capture
 from nlbpf.filters import Filters
-
-
-@pytest.fixture
-def defaults():
-    saved = dict(CAPTURE_DEFAULTS)
-    yield CAPTURE_DEFAULTS
-    CAPTURE_DEFAULTS.clear()
-    CAPTURE_DEFAULTS.update(saved)
 
 
 @pytest.mark.parametrize("kernel_has, choice, flags, state", [

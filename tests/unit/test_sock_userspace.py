@@ -10,7 +10,6 @@ import pytest
 
 from nlbpf.capture import btfprog, layers
 from nlbpf.capture.btf import BTF_PATH, BTF, SOCK_OFFSETS, probe_offsets
-from nlbpf.capture.defaults import CAPTURE_DEFAULTS
 from nlbpf.capture.loader import LAT_BUCKETS, TOP_COUNTERS, read_top, top_pids
 from nlbpf.capture.records import Span
 from nlbpf.commands.slow import Spans, running_record
@@ -20,14 +19,6 @@ from nlbpf.model import REPLY, REQUEST, CallEnd, Message, Transaction
 from nlbpf.output.records import Decoder, latency_text, transaction_record
 
 MS = 1_000_000
-
-
-@pytest.fixture
-def defaults():
-    saved = dict(CAPTURE_DEFAULTS)
-    yield CAPTURE_DEFAULTS
-    CAPTURE_DEFAULTS.clear()
-    CAPTURE_DEFAULTS.update(saved)
 
 
 # ------------------------------------------------------------- layer choice
