@@ -484,12 +484,21 @@ class Capture:
         if self.mode == "top" or self.bpf is None:
             return
         if self._ring is not None:
-            # the backlog and what is in the ring now, not what the probes write meanwhile
-            self._ring.fill()
-            if self._raw_sink is not None:
-                self._spool_ring()
-                return
-            while self._ring.each(self._take, POLL_BATCH, POLL_BYTES):
+            # the backlog and what is in the ring now, not what the probes write
+            # meanwhile. A backlog near its cap takes only part of the ring at a time:
+            # the rest comes in as the backlog is handed on (left in the ring, it was
+            # neither handed on nor counted lost)
+            ring = self._ring
+            upto = ring.produced()
+            while True:
+                ring.fill(upto)
+                if self._raw_sink is not None:
+                    if not ring.backlog:
+                        return
+                    self._spool_ring()
+                    continue
+                if not ring.each(self._take, POLL_BATCH, POLL_BYTES):
+                    break
                 out, self._pending = self._pending, []
                 yield from out
         elif self.uses_ringbuf:

@@ -125,14 +125,19 @@ class RingReader:
             except InterruptedError:
                 pass
 
-    def fill(self):
-        """Copy what is committed now into the backlog (as much as fits); bytes taken."""
+    def produced(self):
+        """Where the probes' writes have reached: fill(upto) stops there."""
+        return self._prod.value
+
+    def fill(self, upto=None):
+        """Copy what is committed now (up to position upto, if given) into the backlog,
+        as much as fits; bytes taken."""
         room = self.backlog_cap - self.backlog
         if room <= 0:
             return 0
         view, mask, unpack = self._view, self.mask, U32.unpack_from
         start = cons = self._cons.value
-        prod = self._prod.value
+        prod = self._prod.value if upto is None else min(self._prod.value, upto)
         # the headers first: a record is whole once its BUSY bit is clear, and only
         # the whole ones before the first busy one are copied (x86 keeps the order
         # of these reads and of the copy's, see the module's doc)

@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from nlbpf.capture.ringbuf import BUSY, DISCARD, RingReader
+from nlbpf.capture.ringbuf import BUSY, DISCARD, RingReader, ring_records
 
 SIZE = 256
 
@@ -104,6 +104,44 @@ def test_the_backlog_is_bounded_and_handed_on_in_batches():
     while ring.reader.fill():
         ring.reader.each(keep, 10)
     assert got == samples
+
+
+def test_fill_stops_where_it_is_told():
+    ring = FakeRing()
+    for i in range(4):
+        ring.write(bytes([i]) * 8)                      # 16 bytes each in the ring
+    assert ring.reader.produced() == 64
+    assert ring.reader.fill(upto=32) == 32 and ring.cons == 32
+    assert ring.reader.fill(upto=32) == 0
+    assert ring.reader.fill() == 32
+
+
+@pytest.mark.parametrize("spool", [False, True])
+def test_the_final_drain_takes_the_whole_ring_past_a_full_backlog(spool):
+    """At the end of a run the backlog may be near its cap with more in the ring: the
+    drain takes the rest as the backlog empties (once it was left in the ring, neither
+    handed on nor counted lost), and stops at what was written when it began."""
+    from nlbpf.capture.loader import Capture
+    from nlbpf.filters import Filters
+    ring = FakeRing(size=512, backlog_cap=64)
+    samples = [bytes([i]) * 20 for i in range(12)]     # 32 bytes each: 6 backlogs' worth
+    for s in samples:
+        ring.write(s)
+    capture = Capture(mode="trace", filters=Filters())
+    capture.bpf, capture._ring = object(), ring.reader
+    got, spooled = [], []
+    capture._take = lambda buf, off, size: capture._pending.append(bytes(buf[off:off + size]))
+    if spool:
+        capture._raw_sink = lambda kind, span: spooled.append(span)
+    for rec in capture.drain():
+        got.append(rec)
+        if len(got) == 1:
+            ring.write(b"late" * 5)                     # written while draining: not taken
+    if spool:
+        got = [bytes(span[off:off + size]) for span in spooled
+               for off, size, _ in ring_records(span)]
+    assert got == samples
+    assert ring.reader.backlog == 0
 
 
 def test_a_batch_stops_at_its_bytes_too():
