@@ -33,6 +33,18 @@
 static long (*read_user)(void *dst, __u32 size, const void *src) =
     (void *)BPF_FUNC_probe_read_user;
 
+/* bpf_rdonly_cast (a kfunc, 6.2+): bcc cannot call kfuncs, so this is compiled as a
+ * call to a marker helper id that the loader makes a kfunc call (btfprog.patch_kfuncs).
+ * The verifier turns it into a register move, and a field read through what it
+ * returns is a plain load, where bpf_probe_read_kernel costs a helper call (~30-40 ns
+ * on a small VM). Only in programs the loader loads itself (btfprog.py). */
+#define KFUNC_RDONLY_CAST 0x7ff0
+static u64 (*rdonly_cast)(u64 obj, u32 btf_id) = (void *)KFUNC_RDONLY_CAST;
+#ifndef FILE_ID                 /* no BTF ids given: the programs that cast are not loaded */
+#define FILE_ID 0
+#define SOCKET_ID 0
+#endif
+
 #define AF_NETLINK 16
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
@@ -343,6 +355,18 @@ static __always_inline void pend_drop(struct pend_val *p)
     p->key.sk = 0;
 }
 
+/* A call's lock waits count toward a pending request: added up, and the longest
+ * kept with who held the lock (its comm means something only with its pid). */
+static __always_inline void pend_add_locks(struct pend_val *p, const struct lock_track *lk)
+{
+    p->lock_wait += lk->lock_wait;
+    if (lk->lock_max > p->lock_max) {
+        p->lock_max = lk->lock_max;
+        p->holder_pid = lk->holder_pid;
+        __builtin_memcpy(p->holder_comm, lk->holder_comm, sizeof(p->holder_comm));
+    }
+}
+
 static __always_inline u64 read_kptr(u64 addr)
 {
     u64 v = 0;
@@ -405,9 +429,50 @@ static __always_inline u64 netlink_sock_of_task_fd(u64 task, int fd, u8 *proto, 
     return sk;
 }
 
+#ifndef KERNEL_LAYER
+/* The same walk through BTF pointers (task: one, e.g. from bpf_get_current_task_btf):
+ * plain loads, checked by the verifier against the running kernel's BTF, where the
+ * walk above pays a helper call per field (12 of them: ~340 ns a call here, ~140 ns
+ * this way). Only the fd table's slot takes a helper (the verifier does not index
+ * it), and its two untyped pointers (the slot, private_data) are typed again with
+ * bpf_rdonly_cast: 6.2+, in programs loaded by btfprog.py (the socket layer's; the
+ * syscall layer's entry probes with -DFD_WALK_BTF). FILE_ID, SOCKET_ID: BTF ids of
+ * struct file and struct socket. */
+static __always_inline u64 netlink_sock_of_task_fd_btf(u64 task, int fd, u8 *proto, u32 *netns)
+{
+    if (fd < 0)
+        return 0;
+    u64 files = *(u64 *)(task + OFF_TASK_FILES);
+    if (!files)
+        return 0;
+    u64 fdt = *(u64 *)(files + OFF_FILES_FDT);
+    if (!fdt || (u32)fd >= *(u32 *)(fdt + OFF_FDT_MAX_FDS))
+        return 0;
+    u64 file = rdonly_cast(read_kptr(*(u64 *)(fdt + OFF_FDT_FD) + (u64)fd * 8), FILE_ID);
+    if (!file)
+        return 0;
+    u64 inode = *(u64 *)(file + OFF_FILE_INODE);
+    if (!inode || (*(u16 *)(inode + OFF_INODE_MODE) & S_IFMT) != S_IFSOCK)
+        return 0;
+    u64 socket = rdonly_cast(*(u64 *)(file + OFF_FILE_PRIVATE), SOCKET_ID);
+    u64 sk = socket ? *(u64 *)(socket + OFF_SOCKET_SK) : 0;
+    if (!sk || *(u16 *)(sk + OFF_SOCK_FAMILY) != AF_NETLINK)
+        return 0;
+    *proto = *(u16 *)(sk + OFF_SOCK_PROTOCOL);
+    u64 net = *(u64 *)(sk + OFF_SOCK_NET);
+    *netns = net ? *(u32 *)(net + OFF_NET_INUM) : 0;
+    return sk;
+}
+#endif
+
+/* fd of the current thread -> its netlink sock, or 0 (FD_WALK_BTF: through BTF pointers) */
 static __always_inline u64 netlink_sock_of_fd(int fd, u8 *proto, u32 *netns)
 {
+#ifdef FD_WALK_BTF
+    return netlink_sock_of_task_fd_btf((u64)bpf_get_current_task_btf(), fd, proto, netns);
+#else
     return netlink_sock_of_task_fd((u64)bpf_get_current_task(), fd, proto, netns);
+#endif
 }
 
 #ifdef FILTER_CGROUP_TREE
@@ -656,10 +721,7 @@ static __always_inline void on_request(void *ctx, struct walk_state *w, struct n
             v->holder_pid = 0;
             /* the send call's own lock wait counts toward its (first) request */
             if (!w->lock_charged) {
-                v->lock_wait = w->c.lk.lock_wait;
-                v->lock_max = w->c.lk.lock_max;
-                v->holder_pid = w->c.lk.holder_pid;
-                __builtin_memcpy(v->holder_comm, w->c.lk.holder_comm, sizeof(v->holder_comm));
+                pend_add_locks(v, &w->c.lk);
                 w->lock_charged = 1;
             }
 #ifdef KEEP_REQUEST
@@ -714,12 +776,7 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
     }
     /* this recv call's lock wait counts toward the request once */
     if (!w->lock_charged) {
-        p->lock_wait += w->c.lk.lock_wait;
-        if (w->c.lk.lock_max > p->lock_max) {
-            p->lock_max = w->c.lk.lock_max;
-            p->holder_pid = w->c.lk.holder_pid;
-            __builtin_memcpy(p->holder_comm, w->c.lk.holder_comm, sizeof(p->holder_comm));
-        }
+        pend_add_locks(p, &w->c.lk);
         w->lock_charged = 1;
     }
 
@@ -1426,47 +1483,56 @@ static __always_inline int exit_call(void *ctx, long ret)
 
 /* ------------------------------------------------------- syscall hooks */
 
-TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
+/* Entry probes. Not TRACEPOINT_PROBEs, which bcc loads itself: with FD_WALK_BTF the
+ * loader patches in the kfunc calls and loads them (loader.py, _attach_entries).
+ * args: a syscall tracepoint's record, whose arguments are 8 bytes each. */
+struct sc_enter_args {
+    u64 common;
+    s64 nr;
+    u64 arg[6];
+};
+
+int sc_enter_sendmsg(struct sc_enter_args *args)         /* (fd, msg, flags) */
 {
-    return enter_call(args->fd, SC_SENDMSG, DIR_SEND, (u64)args->msg, 0, 0);
+    return enter_call(args->arg[0], SC_SENDMSG, DIR_SEND, args->arg[1], 0, 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return exit_call(args, args->ret); }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
+int sc_enter_sendto(struct sc_enter_args *args)          /* (fd, buf, len, flags, ...) */
 {
-    return enter_call(args->fd, SC_SENDTO, DIR_SEND, (u64)args->buff, args->len, 0);
+    return enter_call(args->arg[0], SC_SENDTO, DIR_SEND, args->arg[1], args->arg[2], 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return exit_call(args, args->ret); }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg)
+int sc_enter_sendmmsg(struct sc_enter_args *args)        /* (fd, mmsg, vlen, flags) */
 {
-    return enter_call(args->fd, SC_SENDMMSG, DIR_SEND, (u64)args->mmsg, args->vlen, 0);
+    return enter_call(args->arg[0], SC_SENDMMSG, DIR_SEND, args->arg[1], args->arg[2], 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg) { return exit_call(args, args->ret); }
 
 /* MSG_PEEK reads are skipped: the same messages come again on the real read. */
-TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg)
+int sc_enter_recvmsg(struct sc_enter_args *args)         /* (fd, msg, flags) */
 {
-    if (args->flags & MSG_PEEK)
+    if (args->arg[2] & MSG_PEEK)
         return 0;
-    return enter_call(args->fd, SC_RECVMSG, DIR_RECV, (u64)args->msg, 0, 0);
+    return enter_call(args->arg[0], SC_RECVMSG, DIR_RECV, args->arg[1], 0, 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return exit_call(args, args->ret); }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_recvfrom)
+int sc_enter_recvfrom(struct sc_enter_args *args)        /* (fd, buf, size, flags, addr, addrlen) */
 {
-    if (args->flags & MSG_PEEK)
+    if (args->arg[3] & MSG_PEEK)
         return 0;
-    return enter_call(args->fd, SC_RECVFROM, DIR_RECV, (u64)args->ubuf, args->size,
-                      (u64)args->addr);
+    return enter_call(args->arg[0], SC_RECVFROM, DIR_RECV, args->arg[1], args->arg[2],
+                      args->arg[4]);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return exit_call(args, args->ret); }
 
-TRACEPOINT_PROBE(syscalls, sys_enter_recvmmsg)
+int sc_enter_recvmmsg(struct sc_enter_args *args)        /* (fd, mmsg, vlen, flags, timeout) */
 {
-    if (args->flags & MSG_PEEK)
+    if (args->arg[3] & MSG_PEEK)
         return 0;
-    return enter_call(args->fd, SC_RECVMMSG, DIR_RECV, (u64)args->mmsg, args->vlen, 0);
+    return enter_call(args->arg[0], SC_RECVMMSG, DIR_RECV, args->arg[1], args->arg[2], 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_call(args, args->ret); }
 
@@ -1684,12 +1750,7 @@ static __always_inline void charge(struct call *c, u64 sk, u32 seq, u64 dur, int
         p->handler_ns += dur;
     if (!c)
         return;
-    p->lock_wait += c->lk.lock_wait;
-    if (c->lk.lock_max > p->lock_max) {
-        p->lock_max = c->lk.lock_max;
-        p->holder_pid = c->lk.holder_pid;
-        __builtin_memcpy(p->holder_comm, c->lk.holder_comm, sizeof(p->holder_comm));
-    }
+    pend_add_locks(p, &c->lk);
 }
 
 static __always_inline int on_handler_exit(void)
@@ -1908,12 +1969,6 @@ int kp_ack(struct pt_regs *ctx)
 #define PF_KTHREAD 0x00200000
 #define NLM_F_CAPPED 0x100
 #define SCAN_HDRS 2048          /* messages in a dump skb (~32 KB) of 16 bytes and more */
-/* bpf_rdonly_cast (a kfunc, 6.2+): bcc cannot call kfuncs, so this is compiled as a
- * call to a marker helper id that the loader makes a kfunc call (btfprog.patch_kfuncs).
- * The verifier turns it into a register move, and a field read through what it
- * returns is a plain load: a message header costs no helper call (~40 ns here). */
-#define KFUNC_RDONLY_CAST 0x7ff0
-static u64 (*rdonly_cast)(u64 obj, u32 btf_id) = (void *)KFUNC_RDONLY_CAST;
 /* a struct nlmsghdr, or a struct nlmsgerr (its error, then the header it echoes), in kernel
  * memory: read field by field at their own sizes (the verifier checks each against BTF) */
 #define NLH(p) rdonly_cast((u64)(p), NLMSGHDR_ID)
@@ -2367,7 +2422,8 @@ static __always_inline int sock_contention_begin(u64 lock_addr, u32 flags)
         return 0;
     u8 proto = 0;
     u32 netns = 0;
-    if (!netlink_sock_of_fd((int)*(u64 *)(regs + OFF_REGS_DI), &proto, &netns))
+    /* helper reads: bcc loads this program, so it cannot cast (bpf_rdonly_cast) */
+    if (!netlink_sock_of_task_fd((u64)task, (int)*(u64 *)(regs + OFF_REGS_DI), &proto, &netns))
         return 0;
     struct sock_task *s = sock_tasks.task_storage_get(task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (s)
@@ -2800,7 +2856,8 @@ int slow_poll(u64 *ctx)
         if (!sc && !p)
             return 0;           /* most threads: not in a send, nothing watched */
         if (sc)
-            sk = netlink_sock_of_task_fd(task, (int)*(u64 *)(regs + OFF_REGS_DI), &proto, &netns);
+            sk = netlink_sock_of_task_fd_btf(task, (int)*(u64 *)(regs + OFF_REGS_DI), &proto,
+                                             &netns);
     }
     /* a thread inside a netlink send gets state, so that the send's end counts in it */
     struct sock_task *s = sock_tasks.task_storage_get((void *)task, 0,

@@ -64,6 +64,8 @@ def capture_options(f):
         click.option("--buffer-pages", type=click.IntRange(min=1), default=None, hidden=True),
         # tests: the hash map older kernels (no task storage for tracing) use instead
         click.option("--call-state", type=click.Choice(["auto", "hash"]), default="auto", hidden=True),
+        # tests: the syscall layer's fd -> socket walk by helper reads, as kernels before 6.2
+        click.option("--fd-walk", type=click.Choice(["auto", "helpers"]), default="auto", hidden=True),
         # tests and bench: bcc's per-record callback instead of reading the ring's pages
         click.option("--ring-reader", type=click.Choice(["auto", "bcc"]), default="auto", hidden=True),
         click.option("--show-secrets", is_flag=True,
@@ -78,7 +80,8 @@ def capture_options(f):
         # how to capture, for every Capture this run makes
         CAPTURE_DEFAULTS.update(hooks=kw.pop("hooks"), kernel_probe=kw.pop("kernel_probe"),
                                 buffer_pages=_buffer_pages(kw.pop("buffer_pages")),
-                                call_state=kw.pop("call_state"), ring_reader=kw.pop("ring_reader"))
+                                call_state=kw.pop("call_state"), fd_walk=kw.pop("fd_walk"),
+                                ring_reader=kw.pop("ring_reader"))
         secrets.show(kw.pop("show_secrets"))
         kw["filters"] = Filters.from_options(pid=kw.pop("pid"), comm=kw.pop("comm"),
                                              proto=kw.pop("proto"), type_=kw.pop("type_"),

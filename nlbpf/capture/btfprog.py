@@ -23,7 +23,7 @@ from ..errors import NlbpfError
 
 SYS_BPF = {"x86_64": 321, "aarch64": 280}.get(os.uname().machine)
 BPF_PROG_LOAD, BPF_RAW_TRACEPOINT_OPEN, BPF_LINK_CREATE, BPF_ITER_CREATE = 5, 17, 28, 33
-BPF_PROG_TYPE_TRACING = 26
+BPF_PROG_TYPE_TRACEPOINT, BPF_PROG_TYPE_TRACING = 5, 26
 BPF_TRACE_RAW_TP, BPF_TRACE_ITER = 23, 28
 ATTR_SIZE = 144             # bpf_attr as this code fills it; the kernel takes any size up to its own
 LOG_SIZE = 1 << 20
@@ -43,15 +43,16 @@ def _bpf(cmd, attr):
     return fd
 
 
-def load(insns, name, attach_type, btf_id, log=False):
+def load(insns, name, attach_type, btf_id, log=False, prog_type=BPF_PROG_TYPE_TRACING):
     """Load bcc-compiled instructions as a BPF_PROG_TYPE_TRACING program that attaches
-    (attach_type) to kernel BTF type btf_id. Returns the program fd; raises
-    NlbpfError with the verifier's last words if the kernel refuses it."""
+    (attach_type) to kernel BTF type btf_id, or as another prog_type (a tracepoint's:
+    attach_type and btf_id 0). Returns the program fd; raises NlbpfError with the
+    verifier's last words if the kernel refuses it."""
     code = ct.create_string_buffer(bytes(insns), len(insns))
     lic = ct.create_string_buffer(b"GPL")
     logbuf = ct.create_string_buffer(LOG_SIZE) if log else None
     attr = bytearray(ATTR_SIZE)
-    struct.pack_into("=IIQQIIQII", attr, 0, BPF_PROG_TYPE_TRACING, len(insns) // 8,
+    struct.pack_into("=IIQQIIQII", attr, 0, prog_type, len(insns) // 8,
                      ct.addressof(code), ct.addressof(lic), 1 if log else 0,
                      LOG_SIZE if log else 0, ct.addressof(logbuf) if log else 0, 0, 0)
     attr[48:64] = name.encode()[:15].ljust(16, b"\0")       # prog_name
@@ -61,7 +62,7 @@ def load(insns, name, attach_type, btf_id, log=False):
         return _bpf(BPF_PROG_LOAD, attr)
     except OSError as e:
         if not log and e.errno not in (errno.EPERM, errno.ENOSYS):
-            return load(insns, name, attach_type, btf_id, log=True)    # again, for the reason
+            return load(insns, name, attach_type, btf_id, True, prog_type)   # for the reason
         why = e.strerror
         if logbuf is not None and logbuf.value:
             # the verifier's reason is the last line before its statistics
@@ -71,7 +72,7 @@ def load(insns, name, attach_type, btf_id, log=False):
             if os.environ.get("NLBPF_VERIFIER_LOG"):
                 with open(os.environ["NLBPF_VERIFIER_LOG"], "w") as f:
                     f.write(logbuf.value.decode("utf-8", "replace"))
-        if e.errno == errno.EPERM:
+        if e.errno == errno.EPERM and prog_type == BPF_PROG_TYPE_TRACING:
             why = "the kernel refuses to load BTF-typed tracing programs (EPERM)"
         raise NlbpfError(f"cannot load {name}: {why}") from None
 

@@ -7,6 +7,8 @@ CAPTURE_DEFAULTS = {
     "buffer_pages": None,     # None: the loader's default (--buffer-pages, hidden: tests)
     "call_state": "auto",     # auto | hash: where a thread's call in flight is kept
                               # (--call-state, hidden: tests of older kernels' path)
+    "fd_walk": "auto",        # auto | helpers: the syscall layer's fd -> socket walk through
+                              # BTF loads where it can, or helper reads (--fd-walk, hidden: tests)
     "ring_reader": "auto",    # auto | bcc: read the ring buffer's pages, or bcc's callback
                               # (--ring-reader, hidden: tests and bench)
 }

@@ -43,8 +43,14 @@ SOCK_PROGRAMS = {
 # the BTF types those attach by
 SOCK_ATTACH = ("btf_trace_sk_data_ready", "btf_trace_sock_send_length", "bpf_iter_task",
                "bpf_iter_task_file", "bpf_rdonly_cast")
-# the types its programs read a message through (bpf_rdonly_cast to them), by -D define
-SOCK_TYPES = {"NLMSGHDR_ID": "nlmsghdr", "NLMSGERR_ID": "nlmsgerr"}
+# the types the fd -> sock walk through BTF pointers casts to (bpf_rdonly_cast), by -D
+# define: the socket layer's, and the syscall layer's entry probes where the kernel has
+# the kfunc
+WALK_TYPES = {"FILE_ID": "file", "SOCKET_ID": "socket"}
+# the types the socket layer's programs read a message through, and those of the walk
+SOCK_TYPES = {"NLMSGHDR_ID": "nlmsghdr", "NLMSGERR_ID": "nlmsgerr", **WALK_TYPES}
+# the syscall layer's entry probes (bpf/nlbpf.bpf.c's sc_enter_<call>), by syscall
+SYSCALL_ENTRIES = ("sendmsg", "sendto", "sendmmsg", "recvmsg", "recvfrom", "recvmmsg")
 # slow on the socket layer finds long calls by looking at every thread this often
 # (a tenth of the threshold, within these bounds); below SOCK_SLOW_MIN_NS that is
 # too coarse, and auto takes another layer

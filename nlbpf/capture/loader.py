@@ -76,6 +76,7 @@ class Capture:
         self.uses_ringbuf = None
         self._ring = None
         self.call_state = None            # where a thread's call in flight is kept
+        self.fd_walk = None               # syscall layer: how its entry probes find the socket
         self._raw_sink = None             # spool_to()
         self.self_pid = self_pid or os.getpid()     # whose netlink is not news
         self._btf_progs = None            # socket layer: what btfprog loaded (closed with the rest)
@@ -314,20 +315,97 @@ class Capture:
                                  "(CONFIG_FTRACE_SYSCALLS); nlbpf cannot capture here")
         have_extack = environment.tracepoint_exists("netlink", "netlink_extack")
         have_locks = layers.have_lock_tracepoints()
-        flags = self.cflags(offsets, self.uses_ringbuf, have_extack, have_locks)
-        self.bpf = self._compile(bcc, SOURCE, flags + self._call_state("syscall"))
-        # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass
-        second = "walk_chunk" if self.mode == "trace" else "walk_hdrs"
-        try:
-            for slot, prog in enumerate(self._load_together(bcc, ("walk", second))):
-                self.bpf["progs"][ct.c_int(slot)] = ct.c_int(prog.fd)
-        except Exception as e:
-            self.close()
-            raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
+        walk = self._walk_facts()
+        kfunc, fd_walk = self._fd_walk(walk)
+        while True:
+            flags = self.cflags({**offsets, **walk["types"]}, self.uses_ringbuf, have_extack,
+                                have_locks)
+            flags += ["-DFD_WALK_BTF"] if kfunc else []
+            self.bpf = self._compile(bcc, SOURCE, flags + self._call_state("syscall"))
+            # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass
+            second = "walk_chunk" if self.mode == "trace" else "walk_hdrs"
+            try:
+                for slot, prog in enumerate(self._load_together(bcc, ("walk", second))):
+                    self.bpf["progs"][ct.c_int(slot)] = ct.c_int(prog.fd)
+                self._attach_entries(bcc, kfunc)
+                break
+            except NlbpfError as e:
+                self.close()
+                if not kfunc:
+                    raise
+                # the kernel refused the BTF build: the helper build, now and until reboot
+                fd_walk = f"helper reads (the BTF-load build was refused: {e})"
+                bootcache.put(self._fd_walk_refusal(), fd_walk)
+                kfunc = 0
+            except Exception as e:
+                self.close()
+                raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
         self.layer = "syscall"
-        self.hooks = [("syscall tracepoints", "attached"),
+        self.fd_walk = fd_walk
+        self.hooks = [("syscall tracepoints", f"attached (fd -> socket: {fd_walk})"),
                       ("netlink:netlink_extack", "attached" if have_extack else "missing"),
                       ("lock:contention_begin/end", "attached" if have_locks else "missing")]
+
+    def _fd_walk(self, walk):
+        """How the entry probes will walk fd -> sock: (bpf_rdonly_cast's BTF id, or 0 for
+        the helper-read build; what to say of it)."""
+        if CAPTURE_DEFAULTS.get("fd_walk", "auto") != "auto":
+            return 0, "helper reads (asked for)"
+        if not walk["kfunc"]:
+            return 0, "helper reads (no bpf_rdonly_cast: Linux 6.2+)"
+        refused = bootcache.get(self._fd_walk_refusal())
+        if refused is not None:
+            return 0, refused
+        return walk["kfunc"], "BTF loads"
+
+    def _fd_walk_refusal(self):
+        """The cache entry for a refused BTF build: this command's, from this source."""
+        source = hashlib.sha1(SOURCE.read_bytes()).hexdigest()
+        return bootcache.name_for("fd-walk", [self.mode, source])
+
+    def _walk_facts(self):
+        """What the entry probes' fd -> sock walk through BTF pointers needs: the BTF
+        ids it casts to and bpf_rdonly_cast's (0 where the kernel lacks the kfunc).
+        Kept for the boot, like the offsets."""
+        entry = bootcache.name_for("walk", [layers.WALK_TYPES, "bpf_rdonly_cast"])
+        facts = bootcache.get(entry)
+        if isinstance(facts, dict) and isinstance(facts.get("kfunc"), int) and \
+                set(facts.get("types", ())) in (set(), set(layers.WALK_TYPES)):
+            return facts
+        btf = self._parsed_btf()
+        try:
+            types = {define: btf.struct_id(name) for define, name in layers.WALK_TYPES.items()}
+            kfunc = btf.attach_ids.get("bpf_rdonly_cast", 0)
+        except BTFError:
+            types, kfunc = {}, 0
+        facts = {"types": types, "kfunc": kfunc if types else 0}
+        bootcache.put(entry, facts)
+        return facts
+
+    def _attach_entries(self, bcc, kfunc):
+        """Attach the entry probes. With kfunc (bpf_rdonly_cast's BTF id: the build
+        compiled with FD_WALK_BTF) they are patched and loaded here, since bcc cannot
+        emit kfunc calls; NlbpfError if the kernel refuses them. Else bcc loads them."""
+        if kfunc:
+            fds = {}
+            try:
+                for call in layers.SYSCALL_ENTRIES:
+                    insns = btfprog.patch_kfuncs(self.bpf.dump_func(f"sc_enter_{call}"),
+                                                 {"bpf_rdonly_cast": kfunc})
+                    # named apart from the helper build (bpftool shows which is attached)
+                    fds[call] = btfprog.load(insns, f"nl_btf_{call}", 0, 0,
+                                             prog_type=btfprog.BPF_PROG_TYPE_TRACEPOINT)
+            except NlbpfError:
+                for fd in fds.values():
+                    os.close(fd)
+                raise
+            # bcc attaches (and at cleanup detaches and closes) what its table holds
+            for call, fd in fds.items():
+                name = f"sc_enter_{call}".encode()
+                self.bpf.funcs[name] = bcc.BPF.Function(self.bpf, name, fd)
+        for call in layers.SYSCALL_ENTRIES:
+            self.bpf.attach_tracepoint(tp=f"syscalls:sys_enter_{call}".encode(),
+                                       fn_name=f"sc_enter_{call}".encode())
 
     def _load_together(self, bcc, names):
         """Load the tail-called programs, each in its own thread: the kernel's

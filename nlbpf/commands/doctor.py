@@ -98,6 +98,8 @@ def try_layer(hooks, kernel_probe="auto", mode="trace"):
                       slow_ns=DOCTOR_SLOW_NS)
     try:
         capture.start()
+        if capture.fd_walk:
+            return True, f"{capture.layer} (fd -> socket: {capture.fd_walk})"
         return True, capture.layer
     except NlbpfError as e:
         return False, str(e)
@@ -154,7 +156,8 @@ def run_doctor(as_json):
             print(f"  [{'ok' if r['ok'] else '--'}] {r['hook']:<26} {r['detail']}")
         print("layers (loaded for real):")
         for m, (ok_, detail) in layers.items():
-            print(f"  [{'ok' if ok_ else '--'}] {NAMES[m]:<26} {'loads' if ok_ else detail}")
+            said = "loads" + (detail[len(m):] if detail.startswith(m + " (") else "")
+            print(f"  [{'ok' if ok_ else '--'}] {NAMES[m]:<26} {said if ok_ else detail}")
         print("with --hooks auto: " + ", ".join(f"{mode} on {layer or 'nothing'}"
                                                  for mode, layer in per_command.items()))
     return 0 if live else 1

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from conftest import bpftool_json
+from nlbpf.capture.btf import BTF
 from nlbpf.capture.layers import have_task_storage
 
 TIMEOUT = 120
@@ -113,6 +115,41 @@ def test_pyroute2_delete_with_oif_zero_shows_rta_oif_0(nlbpf, netns):
     assert rec["request"]["attrs"]["RTA_OIF"] == 0
     assert rec["request"]["attrs"]["RTA_DST"] == "198.51.100.0"
     assert "oif 0" in rec["summary"]
+
+
+@pytest.mark.parametrize("fd_walk", ["auto", "helpers"])
+def test_both_fd_walks_find_the_socket_behind_a_duplicated_fd(nlbpf, netns, fd_walk):
+    """The syscall layer's entry probes find fd -> socket through BTF pointers where the
+    kernel has bpf_rdonly_cast (6.2+), else by helper reads (--fd-walk helpers: the
+    older kernels' build, here). Both follow pyroute2's duplicated fd, and both time
+    the request from the send."""
+    hooks = skip_if_kernel_layer_asked("the fd walk is the syscall layer's")
+    btf = "bpf_rdonly_cast" in BTF.load().attach_ids
+    if fd_walk == "helpers" and not btf:
+        pytest.skip("this kernel has no bpf_rdonly_cast (6.2+): auto is the helper build")
+    run = nlbpf("trace", "--json", *hooks, "--fd-walk", fd_walk)
+    syscall_layer_only(run, "the fd walk is the syscall layer's")
+    # which build is attached: the loader names its own loads nl_btf_<call>
+    entries = {p["tracepoint"]: p["prog_id"] for p in bpftool_json("perf", "show")
+               if p.get("pid") == run.proc.pid and p.get("tracepoint", "").startswith("sys_enter_")}
+    assert len(entries) == 6, entries
+    names = {bpftool_json("prog", "show", "id", str(i))["name"] for i in entries.values()}
+    btf = btf and fd_walk == "auto"
+    assert all(n.startswith("nl_btf_" if btf else "sc_enter_") for n in names), names
+    proc = netns.popen([sys.executable, "-c", PYROUTE2_DEL_OIF0])
+    out, err = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    pid = json.loads(out.strip().splitlines()[-1])["pid"]
+    run.stop()
+    mine = by_pid(run.records(), pid)
+    req = [r for r in mine if r["direction"] == "request" and r["type"] == "RTM_DELROUTE"]
+    assert len(req) == 1, run.stdout_lines
+    assert req[0]["netns"] == netns.inode and req[0]["protocol"] == "route"
+    assert req[0]["request"]["attrs"]["RTA_OIF"] == 0
+    rep = [r for r in mine if r["direction"] == "reply" and r["seq"] == req[0]["seq"]]
+    assert [r["error"] for r in rep] == ["ESRCH"], rep
+    assert rep[0]["latency_us"] is not None and rep[0]["latency_us"] > 0
+    assert run.lost() == 0
 
 
 def test_route_add_with_bad_prefix_carries_kernel_extack(nlbpf, netns):

@@ -1,10 +1,15 @@
-"""Where the probes keep a thread's call in flight: task storage when the kernel
-lets this layer's programs use it, else (or with the hidden --call-state hash)
-the hash map by thread id."""
+"""How the syscall layer's probes load. Where they keep a thread's call in flight:
+task storage when the kernel lets this layer's programs use it, else (or with the
+hidden --call-state hash) the hash map by thread id. How the entry probes walk
+fd -> socket: through BTF pointers where the kernel has bpf_rdonly_cast and takes
+that build, else by helper reads (or with the hidden --fd-walk helpers)."""
+from types import SimpleNamespace
+
 import pytest
 
-from nlbpf.capture import layers
+from nlbpf.capture import bootcache, btfprog, environment, layers
 from nlbpf.capture.loader import Capture
+from nlbpf.errors import NlbpfError
 from nlbpf.filters import Filters
 
 
@@ -28,3 +33,108 @@ def test_task_storage_probe_answers_per_layer_without_raising():
     layers.have_task_storage.cache_clear()
     for layer in ("syscall", "kprobe", "fentry"):
         assert layers.have_task_storage(layer) in (True, False)
+
+
+class Slots(dict):
+    """A prog array as bcc's table: ctypes keys and values."""
+
+    def __setitem__(self, key, value):
+        super().__setitem__(key.value, value.value)
+
+
+class FakeModule:
+    """What the syscall layer's loading asks of a compiled bcc module: a function's
+    instructions, the table of loaded functions, where each was attached, a map."""
+
+    def __init__(self, flags=()):
+        self.flags, self.funcs, self.attached, self.progs = list(flags), {}, {}, Slots()
+        self.cleaned = False
+
+    def dump_func(self, name):
+        return b"\x85\x00\x00\x00\xf0\x7f\x00\x00" + b"\x95" + b"\0" * 7    # call marker; exit
+
+    def attach_tracepoint(self, tp, fn_name):
+        fn = self.funcs.get(fn_name)
+        self.attached[tp.decode()] = fn.fd if fn else "bcc"
+
+    def __getitem__(self, name):
+        return self.progs
+
+    def cleanup(self):
+        self.cleaned = True
+
+
+# the bcc module stand-in: bcc.BPF.Function(module, name, fd)
+FAKE_BCC = SimpleNamespace(BPF=SimpleNamespace(
+    Function=lambda bpf, name, fd: SimpleNamespace(name=name, fd=fd)))
+ENTRIES = [f"syscalls:sys_enter_{c}" for c in layers.SYSCALL_ENTRIES]
+
+
+def fake_load(loaded, refuse_at=None):
+    """btfprog.load: fds from 100 on; NlbpfError for the refuse_at'th program."""
+    def load(insns, name, attach_type, btf_id, prog_type):
+        assert prog_type == btfprog.BPF_PROG_TYPE_TRACEPOINT and name.startswith("nl_btf_")
+        assert insns[1] >> 4 == btfprog.BPF_PSEUDO_KFUNC_CALL and insns[4] == 77   # patched
+        if len(loaded) == refuse_at:
+            raise NlbpfError(f"cannot load {name}: Invalid argument")
+        loaded.append(100 + len(loaded))
+        return loaded[-1]
+    return load
+
+
+@pytest.mark.parametrize("kfunc, choice, refused, expect", [
+    (77, "auto", None, (77, "BTF loads")),
+    (0, "auto", None, (0, "helper reads (no bpf_rdonly_cast: Linux 6.2+)")),
+    (77, "helpers", None, (0, "helper reads (asked for)")),
+    (77, "auto", "helper reads (refused)", (0, "helper reads (refused)")),   # until reboot
+])
+def test_the_fd_walk_follows_the_kernel_and_the_override(monkeypatch, defaults, kfunc, choice,
+                                                         refused, expect):
+    monkeypatch.setattr(bootcache, "get", lambda name: refused)
+    defaults["fd_walk"] = choice
+    capture = Capture(mode="trace", filters=Filters())
+    assert capture._fd_walk({"types": {"FILE_ID": 1, "SOCKET_ID": 2}, "kfunc": kfunc}) == expect
+
+
+def test_the_btf_build_is_loaded_here_and_attached_by_bcc(monkeypatch):
+    loaded = []
+    monkeypatch.setattr(btfprog, "load", fake_load(loaded))
+    capture = Capture(mode="trace", filters=Filters())
+    capture.bpf = FakeModule()
+    capture._attach_entries(FAKE_BCC, 77)
+    assert sorted(capture.bpf.attached.values()) == loaded and list(capture.bpf.attached) == ENTRIES
+
+
+def test_the_helper_build_is_bccs_to_load(monkeypatch):
+    monkeypatch.setattr(btfprog, "load", fake_load([], refuse_at=0))
+    capture = Capture(mode="trace", filters=Filters())
+    capture.bpf = FakeModule()
+    capture._attach_entries(FAKE_BCC, 0)
+    assert capture.bpf.attached == {tp: "bcc" for tp in ENTRIES}
+
+
+def test_a_refused_btf_build_falls_back_to_helper_reads_until_reboot(monkeypatch, defaults):
+    loaded, closed, remembered, compiled = [], [], {}, []
+    monkeypatch.setattr(btfprog, "load", fake_load(loaded, refuse_at=3))
+    monkeypatch.setattr("nlbpf.capture.loader.os.close", closed.append)
+    monkeypatch.setattr(bootcache, "get", lambda name: remembered.get(name))
+    monkeypatch.setattr(bootcache, "put", remembered.__setitem__)
+    monkeypatch.setattr(environment, "tracepoint_exists", lambda cat, ev: True)
+    monkeypatch.setattr(layers, "have_lock_tracepoints", lambda: True)
+    monkeypatch.setattr(Capture, "_walk_facts", lambda self: {"types": {}, "kfunc": 77})
+    monkeypatch.setattr(Capture, "_compile", lambda self, bcc, source, flags:
+                        compiled.append(FakeModule(flags)) or compiled[-1])
+    monkeypatch.setattr(Capture, "_load_together", lambda self, bcc, names:
+                        [SimpleNamespace(fd=1), SimpleNamespace(fd=2)])
+    capture = Capture(mode="trace", filters=Filters())
+    capture._load_syscall(FAKE_BCC, {})
+    assert ["-DFD_WALK_BTF" in m.flags for m in compiled] == [True, False]
+    assert compiled[0].cleaned and sorted(closed) == loaded == [100, 101, 102]
+    assert capture.bpf is compiled[1] and capture.bpf.attached == {tp: "bcc" for tp in ENTRIES}
+    assert capture.bpf.progs == {0: 1, 1: 2}                    # the walkers, in their slots
+    assert capture.fd_walk.startswith("helper reads (the BTF-load build was refused: cannot load")
+    assert list(remembered.values()) == [capture.fd_walk]
+    # the next start goes straight to the helper build
+    compiled.clear()
+    Capture(mode="trace", filters=Filters())._load_syscall(FAKE_BCC, {})
+    assert ["-DFD_WALK_BTF" in m.flags for m in compiled] == [False]
