@@ -1,4 +1,5 @@
-"""BTF-typed programs that bcc cannot load itself: tp_btf tracepoints and task iterators.
+"""Programs that bcc cannot load itself: tp_btf tracepoints, task iterators, and
+tracepoint programs that call a kfunc.
 
 bcc (0.26) compiles the C and creates the maps, but loads tracing programs
 only as fentry/fexit/LSM. The socket-tracepoint layer needs two more kinds:
@@ -10,8 +11,11 @@ only as fentry/fexit/LSM. The socket-tracepoint layer needs two more kinds:
           netlink message
   iter    a task iterator: a program run over every thread when its file is
           read, which is how `slow` looks for threads stuck in a netlink call
+  kfunc   bpf_rdonly_cast, which bcc cannot emit (patch_kfuncs): the socket
+          layer reads message headers through it, and the syscall layer's
+          entry probes walk fd -> socket with it (plain tracepoint programs)
 
-Both are loaded here from the instructions bcc compiled (map references are
+All are loaded here from the instructions bcc compiled (map references are
 already resolved to this process's map fds), with bpf(2) directly.
 """
 import ctypes as ct
