@@ -317,13 +317,12 @@ class Capture:
         have_locks = layers.have_lock_tracepoints()
         walk = self._walk_facts()
         kfunc, fd_walk = self._fd_walk(walk)
-        while True:
-            flags = self.cflags({**offsets, **walk["types"]}, self.uses_ringbuf, have_extack,
-                                have_locks)
-            flags += ["-DFD_WALK_BTF"] if kfunc else []
-            self.bpf = self._compile(bcc, SOURCE, flags + self._call_state("syscall"))
-            # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass
-            second = "walk_chunk" if self.mode == "trace" else "walk_hdrs"
+        flags = self.cflags({**offsets, **walk["types"]}, self.uses_ringbuf, have_extack,
+                            have_locks) + self._call_state("syscall")
+        # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass
+        second = "walk_chunk" if self.mode == "trace" else "walk_hdrs"
+        while True:     # once, or twice if the kernel refuses the BTF build
+            self.bpf = self._compile(bcc, SOURCE, flags + (["-DFD_WALK_BTF"] if kfunc else []))
             try:
                 for slot, prog in enumerate(self._load_together(bcc, ("walk", second))):
                     self.bpf["progs"][ct.c_int(slot)] = ct.c_int(prog.fd)
