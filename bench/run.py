@@ -66,9 +66,13 @@ CLOSING_RE = re.compile(r"^nlbpf: (\d+) (?:records|messages written to [^;]*)[,;
 # the throughput test's tracers: decode every message, or keep them raw for later
 TP_COMMANDS = {"trace": ("nlbpf trace --json > /dev/null", ["trace", "--json"]),
                "record": ("nlbpf record -w FILE", ["record", "-w", "{file}"]),
-               # a capture child spools raw, this process decodes behind it
+               # a capture child spools raw, this process decodes behind it: trace's
+               # default since 2026-12-05 (--spool names it for older trees)
                "trace-spool": ("nlbpf trace --spool --json > /dev/null",
-                               ["trace", "--spool", "--json"])}
+                               ["trace", "--spool", "--json"]),
+               # capture and decoding in one process, trace's default before
+               "trace-live": ("nlbpf trace --no-spool --json > /dev/null",
+                              ["trace", "--no-spool", "--json"])}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SHM = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
@@ -80,8 +84,11 @@ CONFIGS = {
     # name: (label, nlbpf arguments or None)
     "bare": ("bare", None),
     "trace": ("nlbpf trace --json", ["trace", "--json"]),
-    # trace's capture in a child spooling raw, decoded behind it (opt-in: --configs ...)
+    # trace's capture in a child spooling raw, decoded behind it: trace's default since
+    # 2026-12-05; --spool names it for older trees (opt-in: --configs ...)
     "trace-spool": ("nlbpf trace --spool --json", ["trace", "--spool", "--json"]),
+    # capture and decoding in one process (trace's default before; opt-in)
+    "trace-live": ("nlbpf trace --no-spool --json", ["trace", "--no-spool", "--json"]),
     "errors": ("nlbpf errors", ["errors", "--json"]),
     "slow": ("nlbpf slow --threshold 500ms", ["slow", "--threshold", "500ms", "--json"]),
     "top": ("nlbpf top", ["top", "--json", "--interval", "1"]),
@@ -229,6 +236,21 @@ def proc_rss_mb(pid, key="VmRSS"):
     return None
 
 
+def family_rss_mb(pid, key="VmRSS"):
+    """RSS of a process and its children (trace's capture child holds bcc and LLVM):
+    summed, so pages they share count twice; None if pid is gone."""
+    total = proc_rss_mb(pid, key)
+    if total is None:
+        return None
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            kids = (task / "children").read_text().split()
+        except OSError:
+            continue
+        total += sum(family_rss_mb(int(k), key) or 0 for k in kids)
+    return total
+
+
 def wait_no_reap(pid, timeout):
     """Wait for pid to exit without reaping it, so /proc/PID/stat still has its CPU times."""
     deadline = time.monotonic() + timeout
@@ -244,7 +266,7 @@ def wait_no_reap(pid, timeout):
 
 
 class Monitor(threading.Thread):
-    """Samples a process's RSS while it runs."""
+    """Samples a process's RSS (with its children's) while it runs."""
 
     def __init__(self, pid, every=0.1):
         super().__init__(daemon=True)
@@ -255,7 +277,7 @@ class Monitor(threading.Thread):
 
     def run(self):
         while not self.stop.is_set():
-            rss = proc_rss_mb(self.pid)
+            rss = family_rss_mb(self.pid)
             if rss:
                 self.max_rss = max(self.max_rss, rss)
             self.stop.wait(self.every)
@@ -296,8 +318,8 @@ class Tracer:
 
     def stop(self, timeout=600):
         """SIGINT; returns (seconds until it exited, cpu seconds since ready, total cpu)."""
-        rss_end = proc_rss_mb(self.proc.pid)
-        hwm = proc_rss_mb(self.proc.pid, "VmHWM")
+        rss_end = family_rss_mb(self.proc.pid)
+        hwm = family_rss_mb(self.proc.pid, "VmHWM")
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGINT)
         if not wait_no_reap(self.proc.pid, timeout):
@@ -726,10 +748,11 @@ def summarize(runs, workloads, configs):
 
 
 def base_config(config):
-    """trace-cmp (run from --compare-tree), trace@fentry and trace-spool count like trace."""
+    """trace-cmp (run from --compare-tree), trace@fentry, trace-spool and trace-live
+    count like trace."""
     config = config.split("@")[0]
     config = config[:-4] if config.endswith("-cmp") else config
-    return "trace" if config == "trace-spool" else config
+    return "trace" if config in ("trace-spool", "trace-live") else config
 
 
 def layered_config(name):
@@ -792,6 +815,8 @@ def tables(summary, workloads, configs, tp):
               "cost (stopped time) or CPU contention with the tracer's reader.", ""]
     lines += ratio_table(summary, workloads, configs, "cpu_ratios", lambda s: "1.00×")
     lines += ["", "### Messages per second, capture, and nlbpf's own cost (medians)", "",
+              "nlbpf's CPU and RSS include its children's (trace's capture child); RSS "
+              "is summed, so pages they share count twice.", "",
               "| workload | configuration | msgs/s | captured | lost | CPU s | RSS MB | attach s | exit after SIGINT s | quiet runs |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for w in workloads:

@@ -118,16 +118,21 @@ def cli():
 @cli.command()
 @capture_options
 @read_option
-@click.option("--spool", is_flag=True,
-              help="Capture in a separate process to a temporary file and show from it: a "
-                   "burst faster than decoding makes the output lag instead of losing events.")
+@click.option("--spool/--no-spool", default=None,
+              help="Capture in a separate process to a temporary file ($TMPDIR) and show from "
+                   "it, the default when tracing live: a burst faster than decoding makes the "
+                   "output lag instead of losing events. --no-spool decodes as it captures, "
+                   "in one process and with no file: what its buffers cannot hold is dropped "
+                   "(and counted).")
 def trace(spool, **kw):
     """Every netlink message, one line each."""
-    if spool:
-        if kw.pop("read_file") is not None:
+    if kw["read_file"] is not None:
+        if spool:
             raise click.UsageError("--spool captures live; it does not apply to --read")
+    elif spool is not False:
+        kw.pop("read_file")
         from .commands.spool import run_spooled_trace
-        run_spooled_trace(**kw)
+        run_spooled_trace(asked=bool(spool), **kw)
         return
     from .commands.trace import run_trace
     with _offline(kw):

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from ..capture.loader import RAW_EVENT, RAW_RING
+from ..capture.loader import POLL_BATCH, POLL_BYTES, RAW_EVENT, RAW_RING
 from ..capture.records import EventReader, records_of
 from ..capture.ringbuf import ring_records
 from ..errors import NlbpfError
@@ -158,11 +158,30 @@ def _child_main(fd, capture_args):
 
 
 # ------------------------------------------------------------------ the decoder
+class SpoolUnavailable(NlbpfError):
+    """No spool file can be made (an unwritable TMPDIR)."""
+
+
+def open_spool(spool_dir=None):
+    """A new spool file, already unlinked: (the child's fd, the decoder's file)."""
+    try:
+        fd, path = tempfile.mkstemp(prefix="nlbpf-spool-", dir=spool_dir)
+    except OSError as e:
+        where = spool_dir or tempfile.gettempdir()
+        raise SpoolUnavailable(f"cannot create the spool file in {where}: {e.strerror} "
+                               f"(set TMPDIR to a writable directory)") from None
+    try:
+        return fd, open(path, "r+b", buffering=0)     # r+: to free what is read
+    finally:
+        os.unlink(path)         # both ends hold it open: nothing is left behind
+
+
 class SpoolCapture:
     """Capture's interface over the spool its child writes (session.run drives it)."""
 
-    def __init__(self, capture_args, spool_dir=None):
+    def __init__(self, capture_args, spool_dir=None, spool=None):
         self.capture_args = capture_args
+        self.spool = spool          # open_spool()'s, or made by start()
         self.snaplen = capture_args.get("snaplen", 1024)
         self.spool_dir = spool_dir
         self.layer = None
@@ -175,6 +194,7 @@ class SpoolCapture:
         self.f = None
         self._reader = None
         self._buf = b""
+        self._ring_part = None      # [a RAW_RING frame's body, where its next record is]
         self._stats = {"lost": 0, "emitted": 0, "walk_truncated": 0, "pending_full": 0}
         self._lagging = False
         self._stopping = False
@@ -183,16 +203,9 @@ class SpoolCapture:
 
     # -- the child
     def start(self):
-        try:
-            fd, path = tempfile.mkstemp(prefix="nlbpf-spool-", dir=self.spool_dir)
-        except OSError as e:
-            where = self.spool_dir or tempfile.gettempdir()
-            raise NlbpfError(f"cannot create the spool file in {where}: {e.strerror} "
-                             f"(set TMPDIR to a writable directory)") from None
-        try:
-            self.f = open(path, "r+b", buffering=0)    # r+: to free what is read
-        finally:
-            os.unlink(path)         # both ends hold it open: nothing is left behind
+        if self.spool is None:
+            self.spool = open_spool(self.spool_dir)
+        fd, self.f = self.spool
         sys.stderr.flush()
         self.pid = os.fork()
         if self.pid == 0:
@@ -246,13 +259,25 @@ class SpoolCapture:
 
     # -- reading
     def _fill(self):
-        """Read what the child has written; bytes read."""
+        """Read what the child has written, unless what is read already makes a poll's
+        worth of records; bytes read."""
+        if self._ring_part is not None or (len(self._buf) >= READ_BYTES and self._whole_frame()):
+            return 0
         data = self.f.read(READ_BYTES)
         if data:
             self._buf = self._buf + data if self._buf else data
             if self.f.tell() - self._freed >= FREE_EVERY_BYTES:
                 self._free()
         return len(data or b"")
+
+    def _has_work(self):
+        """Read and not yet handled: a poll can go on without waiting for the child."""
+        return self._ring_part is not None or self._whole_frame()
+
+    def _whole_frame(self):
+        if len(self._buf) < FRAME.size:
+            return False
+        return len(self._buf) >= FRAME.size + FRAME.unpack_from(self._buf, 0)[1]
 
     def _free(self):
         """Give back the disk (or RAM, on tmpfs) of what has been read."""
@@ -265,10 +290,15 @@ class SpoolCapture:
             self._freed = None      # this filesystem cannot: the spool keeps all of it
 
     def _frames(self, out):
-        """Handle the whole frames in the buffer; out gets records (None: the hello
-        only). Returns how many frames, or None if not even one was whole."""
+        """Handle the whole frames in the buffer, as far as one live poll's worth of
+        records (POLL_BATCH of them, POLL_BYTES of events: a ring span of dump parts
+        made at once was ~400 MB of records); out gets records (None: the hello only).
+        Returns how many frames, or None if not even one was whole."""
+        budget = _Budget(out)
+        if out is not None and self._ring_part is not None and not self._ring_records(budget):
+            return None
         buf, pos, n = self._buf, 0, 0
-        while pos + FRAME.size <= len(buf):
+        while pos + FRAME.size <= len(buf) and not budget.spent():
             kind, length = FRAME.unpack_from(buf, pos)
             end = pos + FRAME.size + length
             if end > len(buf):
@@ -288,10 +318,11 @@ class SpoolCapture:
                 n -= 1
                 break
             elif kind == RAW_RING:
-                for off, size, _ in ring_records(body):
-                    records_of(self._reader, body, off, size, self.snaplen, out)
+                self._ring_part = [body, 0]
+                self._ring_records(budget)
             elif kind == RAW_EVENT:
                 records_of(self._reader, body, 0, len(body), self.snaplen, out)
+                budget.took(len(body))
             elif kind == STATS:
                 self._stats = json.loads(body)
                 self._report_dropped()
@@ -300,15 +331,32 @@ class SpoolCapture:
         self._buf = buf[pos:]
         return n or None
 
+    def _ring_records(self, budget):
+        """Records of the ring span being read, from where the last poll stopped, until
+        the budget is spent; True once the span is done."""
+        body, pos = self._ring_part
+        for off, size, pos in ring_records(body, pos):
+            records_of(self._reader, body, off, size, self.snaplen, budget.out)
+            budget.took(size)
+            if budget.spent():
+                break
+        else:
+            pos = len(body)
+        if pos >= len(body):
+            self._ring_part = None
+            return True
+        self._ring_part[1] = pos
+        return False
+
     def poll(self, timeout_ms=100):
         out = []
         deadline = time.monotonic() + timeout_ms / 1000
         while True:
             got = self._fill()
             self._frames(out)
-            if out or self.finished or got:
+            if out or self.finished or got or self._has_work():
                 break
-            if self._exited() and not self._fill():
+            if self._exited() and not self._fill() and not self._has_work():
                 self.finished = self.died = True    # no END: what it wrote is shown
                 print(f"nlbpf: warning: the capture process ended on its own (exit status "
                       f"{self.status}); nothing after that was seen", file=sys.stderr, flush=True)
@@ -328,7 +376,8 @@ class SpoolCapture:
 
     def _unread(self):
         try:
-            return os.fstat(self.f.fileno()).st_size - self.f.tell() + len(self._buf)
+            part = len(self._ring_part[0]) - self._ring_part[1] if self._ring_part else 0
+            return os.fstat(self.f.fileno()).st_size - self.f.tell() + len(self._buf) + part
         except (OSError, ValueError):
             return 0
 
@@ -378,6 +427,20 @@ class SpoolCapture:
             self.f = None
 
 
+class _Budget:
+    """What one poll hands on: as many records and bytes of events as a live poll."""
+
+    def __init__(self, out):
+        self.out, self.start, self.bytes = out, len(out or ()), 0
+
+    def took(self, size):
+        self.bytes += size
+
+    def spent(self):
+        return self.out is not None and (len(self.out) - self.start >= POLL_BATCH
+                                         or self.bytes >= POLL_BYTES)
+
+
 _libc = None
 
 
@@ -390,23 +453,38 @@ def _punch_hole(fd, offset, length):
     return _libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0
 
 
-def run_spooled_trace(as_json, duration, filters, snaplen, buffer, **_):
-    """trace --spool: the live trace, its records made from the capture child's spool."""
+def run_spooled_trace(as_json, duration, filters, snaplen, buffer, asked=True, **_):
+    """trace's live capture: its records made from the capture child's spool. Unless
+    the user asked for the spool (--spool), a spool that cannot be made means decoding
+    in this process instead, said in one line."""
     from ..capture import environment
     from .trace import run_trace
     environment.require_root()
+    trace_args = dict(as_json=as_json, duration=duration, filters=filters, snaplen=snaplen,
+                      buffer=buffer)
+    try:
+        opened = open_spool()
+    except SpoolUnavailable as e:
+        if asked:
+            raise
+        print(f"nlbpf: {e}; decoding as it captures instead (--no-spool): a burst "
+              f"beyond its buffers is dropped, and counted", file=sys.stderr, flush=True)
+        run_trace(**trace_args)
+        return
     made = []
 
     def spool_capture(capture_args):
-        made.append(SpoolCapture(capture_args))
+        made.append(SpoolCapture(capture_args, spool=opened))
         return made[-1]
 
     old = Pipeline.capture
     Pipeline.capture = staticmethod(spool_capture)
     try:
-        run_trace(as_json=as_json, duration=duration, filters=filters, snaplen=snaplen,
-                  buffer=buffer)
+        run_trace(**trace_args)
     finally:
         Pipeline.capture = old
+        if not made:
+            os.close(opened[0])
+            opened[1].close()
     if made and made[0].died:
         raise NlbpfError("", exit_code=1)   # its warning has said so

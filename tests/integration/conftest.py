@@ -178,11 +178,25 @@ def nlclient():
     return run
 
 
+def family(pid):
+    """pid and its descendants: `trace` loads its probes in a child (its spool's capture)."""
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return set(pids)
+
+
 def program_ids(pid):
-    """BPF program and map ids a process holds (from /proc/PID/fdinfo)."""
+    """BPF program and map ids a process and its children hold (from /proc/PID/fdinfo)."""
     progs, maps = set(), set()
-    fdinfo = Path(f"/proc/{pid}/fdinfo")
-    for f in fdinfo.iterdir():
+    fds = [f for p in family(pid) for f in Path(f"/proc/{p}/fdinfo").glob("*")]
+    for f in fds:
         try:
             text = f.read_text()
         except OSError:

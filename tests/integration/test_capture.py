@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import bpftool_json
+from conftest import bpftool_json, family
 from nlbpf.capture.btf import BTF
 from nlbpf.capture.layers import have_task_storage
 
@@ -131,7 +131,8 @@ def test_both_fd_walks_find_the_socket_behind_a_duplicated_fd(nlbpf, netns, fd_w
     syscall_layer_only(run, "the fd walk is the syscall layer's")
     # which build is attached: the loader names its own loads nl_btf_<call>
     entries = {p["tracepoint"]: p["prog_id"] for p in bpftool_json("perf", "show")
-               if p.get("pid") == run.proc.pid and p.get("tracepoint", "").startswith("sys_enter_")}
+               if p.get("pid") in family(run.proc.pid)
+               and p.get("tracepoint", "").startswith("sys_enter_")}
     assert len(entries) == 6, entries
     names = {bpftool_json("prog", "show", "id", str(i))["name"] for i in entries.values()}
     btf = btf and fd_walk == "auto"

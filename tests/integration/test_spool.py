@@ -26,7 +26,7 @@ def _key(rec):
 def test_spooled_trace_shows_what_live_trace_shows(nlbpf, netns, buffer):
     """auto: the ring's spans go to the spool as they are; perf: one event at a time."""
     before = spools()
-    live = nlbpf("trace", "--json")
+    live = nlbpf("trace", "--json", "--no-spool")
     spooled = nlbpf("trace", "--spool", "--json", "--buffer", buffer)
     n = 100
     lines = [f"route add blackhole 10.7.{i}.0/24" for i in range(n)]

@@ -34,6 +34,8 @@ def test_layered_configs_get_the_hook_options(run):
     assert run.base_config("errors@fentry") == "errors"
     assert run.base_config("trace-cmp") == "trace"
     assert run.base_config("trace-spool") == "trace"      # counted like trace
+    assert run.base_config("trace-live") == "trace"
+    assert run.CONFIGS["trace-live"][1] == ["trace", "--no-spool", "--json"]
 
 
 @pytest.mark.parametrize("bad", ["errors@ebpf", "strace@fentry", "bogus"])

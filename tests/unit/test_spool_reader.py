@@ -214,3 +214,73 @@ def test_a_full_spool_drops_events_counts_them_and_says_so(tmp_path, capsys):
         "WARNING: 7 events dropped: the spool holds its most (128 MB) while the output "
         "catches up, 12 in total (TMPDIR can point at a larger filesystem)"]
     assert sc.stats()["spool_dropped"] == 12
+
+
+def test_a_poll_hands_on_no_more_than_a_live_poll_does(tmp_path, monkeypatch):
+    """One ring span of many events (a dump's parts) is handed on a batch per poll,
+    resumed where the last one stopped; and the file is read no faster than that."""
+    monkeypatch.setattr(spool, "POLL_BATCH", 7)
+    monkeypatch.setattr(spool, "READ_BYTES", 256)
+    evs = [event(i) for i in range(100)]
+    data = (hello(EventReader.for_class(Event).layout())
+            + frame(RAW_RING, ring_span(evs[:60]))
+            + b"".join(frame(RAW_EVENT, ev) for ev in evs[60:]) + frame(END, b""))
+    path = tmp_path / "spool"
+    path.write_bytes(data)
+    sc = reader_for(path)
+    sc._fill()
+    sc._frames(None)
+    batches, buffered = [], []
+    while not sc.finished:
+        batches.append(sc.poll(1))
+        buffered.append(len(sc._buf))
+    got = [r for b in batches for r in b]
+    assert got == expected(evs)
+    assert max(len(b) for b in batches) <= 7
+    assert len([b for b in batches if b]) >= 100 // 7
+    # never more read ahead than READ_BYTES past a whole frame (the span is one frame)
+    assert max(buffered) <= len(ring_span(evs[:60])) + 256 + 2 * FRAME.size, max(buffered)
+    sc.close()
+
+
+def test_a_ring_span_cut_by_the_budget_is_not_taken_for_a_dead_child(tmp_path, monkeypatch):
+    """Records still waiting in a span being read are shown even once the child is gone."""
+    monkeypatch.setattr(spool, "POLL_BATCH", 5)
+    evs = [event(i) for i in range(30)]
+    path = tmp_path / "spool"
+    path.write_bytes(hello(EventReader.for_class(Event).layout()) + frame(RAW_RING, ring_span(evs)))
+    sc = reader_for(path)
+    sc._fill()
+    sc._frames(None)
+    sc.pid, sc.status = 1, 0            # the child has exited, without its END
+    got = []
+    while not sc.finished:
+        got += sc.poll(1)
+    assert got == expected(evs) and sc.died
+    sc.close()
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_without_a_spool_file_trace_decodes_as_it_captures_unless_spool_was_asked(
+        monkeypatch, capsys, asked):
+    from nlbpf.capture import environment
+    from nlbpf.commands import trace
+    ran = []
+
+    def no_spool(spool_dir=None):
+        raise spool.SpoolUnavailable("cannot create the spool file in /ro: Read-only file "
+                                     "system (set TMPDIR to a writable directory)")
+    monkeypatch.setattr(spool, "open_spool", no_spool)
+    monkeypatch.setattr(environment, "require_root", lambda: None)
+    monkeypatch.setattr(trace, "run_trace", lambda **kw: ran.append(kw))
+    args = dict(as_json=True, duration=1.0, filters=None, snaplen=SNAPLEN, buffer="auto")
+    if asked:
+        with pytest.raises(NlbpfError, match="cannot create the spool file in /ro"):
+            spool.run_spooled_trace(asked=True, **args)
+        assert not ran
+        return
+    spool.run_spooled_trace(asked=False, **args)
+    assert ran == [args]
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("nlbpf: cannot create the spool file in /ro")
+    assert "decoding as it captures instead (--no-spool)" in err[0]
