@@ -93,8 +93,7 @@ class RingReader:
         self.mask = size - 1
         self.data = data_addr
         self.backlog_cap = backlog_cap
-        self.backlog = 0                  # bytes copied out and not yet handed on
-        self._chunks = collections.deque()  # [bytes, position of the next record]
+        self._spans = Spans()             # copied out of the ring, not yet handed on
         self._cons = ct.c_uint64.from_address(cons_addr)
         self._prod = ct.c_uint64.from_address(prod_addr)
         # the length words, read through one buffer instead of a ctypes object each
@@ -129,6 +128,11 @@ class RingReader:
         """Where the probes' writes have reached: fill(upto) stops there."""
         return self._prod.value
 
+    @property
+    def backlog(self):
+        """Bytes copied out and not yet handed on."""
+        return self._spans.bytes
+
     def fill(self, upto=None):
         """Copy what is committed now (up to position upto, if given) into the backlog,
         as much as fits; bytes taken."""
@@ -149,44 +153,18 @@ class RingReader:
         taken = cons - start
         if taken:
             # the data pages are mapped twice in a row: a span that wraps is contiguous
-            self._chunks.append([ct.string_at(self.data + (start & mask), taken), 0])
-            self.backlog += taken
+            self._spans.append(ct.string_at(self.data + (start & mask), taken))
             self._cons.value = cons         # the space goes back to the probes now
         return taken
 
     def each(self, handle, limit, max_bytes=None):
-        """handle(buf, offset, size) for up to limit records of the backlog, and no more
-        than max_bytes of them (a record may hold hundreds of dump parts: the records
-        made of one batch must stay few); how many."""
-        chunks = self._chunks
-        n = taken = 0
-        max_bytes = max_bytes or float("inf")
-        while chunks and n < limit and taken < max_bytes:
-            chunk = chunks[0]
-            buf, pos = chunk
-            end = len(buf)
-            for off, size, pos in ring_records(buf, pos):
-                handle(buf, off, size)
-                n += 1
-                taken += size
-                if n >= limit or taken >= max_bytes:
-                    break
-            else:
-                pos = end
-            if pos >= end:
-                chunks.popleft()
-                self.backlog -= end
-            else:
-                chunk[1] = pos
-        return n
+        """handle(buf, offset, size) for up to limit records of the backlog (Spans.each)."""
+        return self._spans.each(handle, limit, max_bytes)
 
     def take(self):
         """The whole backlog as raw spans of ring records (8-byte headers included),
-        emptied: trace --spool's capture writes them as they are."""
-        spans = [buf[pos:] if pos else buf for buf, pos in self._chunks]
-        self._chunks.clear()
-        self.backlog = 0
-        return spans
+        emptied: trace's capture child writes them to its spool as they are."""
+        return self._spans.take()
 
     def close(self):
         if self._epoll is not None:
@@ -198,8 +176,60 @@ class RingReader:
         for m in self._mappings:
             m.close()
         self._mappings = []
-        self._chunks.clear()
-        self.backlog = 0
+        self._spans = Spans()
+
+
+class Spans:
+    """Spans of ring records handed on a batch at a time, resumed where the last batch
+    stopped: the ring reader's backlog, and the ring spans trace's spool brings."""
+
+    def __init__(self):
+        self._q = collections.deque()   # [bytes, position of the next record]
+        self.bytes = 0                  # of the spans not yet wholly handed on
+
+    def __bool__(self):
+        return bool(self._q)
+
+    def append(self, span):
+        self._q.append([span, 0])
+        self.bytes += len(span)
+
+    def each(self, handle, limit, max_bytes=None):
+        """handle(buf, offset, size) for up to limit records, and no more than max_bytes
+        of them (a record may hold hundreds of dump parts: the records made of one
+        batch must stay few); how many."""
+        q = self._q
+        n = taken = 0
+        max_bytes = max_bytes or float("inf")
+        while q and n < limit and taken < max_bytes:
+            chunk = q[0]
+            buf, pos = chunk
+            end = len(buf)
+            for off, size, pos in ring_records(buf, pos):
+                handle(buf, off, size)
+                n += 1
+                taken += size
+                if n >= limit or taken >= max_bytes:
+                    break
+            else:
+                pos = end
+            if pos >= end:
+                q.popleft()
+                self.bytes -= end
+            else:
+                chunk[1] = pos
+        return n
+
+    def left(self):
+        """Bytes not yet handed on (bytes counts a span whole until it is done)."""
+        return sum(len(buf) - pos for buf, pos in self._q)
+
+    def take(self):
+        """What is not yet handed on, as spans; emptied."""
+        spans = [buf[pos:] if pos else buf for buf, pos in self._q]
+        self._q.clear()
+        self.bytes = 0
+        return spans
 
 
 def ring_records(span, pos=0):

@@ -26,7 +26,7 @@ import time
 
 from ..capture.loader import POLL_BATCH, POLL_BYTES, RAW_EVENT, RAW_RING
 from ..capture.records import EventReader, records_of
-from ..capture.ringbuf import ring_records
+from ..capture.ringbuf import Spans, ring_records
 from ..errors import NlbpfError
 from .common import Pipeline
 
@@ -194,7 +194,7 @@ class SpoolCapture:
         self.f = None
         self._reader = None
         self._buf = b""
-        self._ring_part = None      # [a RAW_RING frame's body, where its next record is]
+        self._ring = Spans()        # RAW_RING frames' records not yet handed on
         self._stats = {"lost": 0, "emitted": 0, "walk_truncated": 0, "pending_full": 0}
         self._lagging = False
         self._stopping = False
@@ -261,7 +261,7 @@ class SpoolCapture:
     def _fill(self):
         """Read what the child has written, unless what is read already makes a poll's
         worth of records; bytes read."""
-        if self._ring_part is not None or (len(self._buf) >= READ_BYTES and self._whole_frame()):
+        if self._ring or (len(self._buf) >= READ_BYTES and self._whole_frame()):
             return 0
         data = self.f.read(READ_BYTES)
         if data:
@@ -272,7 +272,7 @@ class SpoolCapture:
 
     def _has_work(self):
         """Read and not yet handled: a poll can go on without waiting for the child."""
-        return self._ring_part is not None or self._whole_frame()
+        return bool(self._ring) or self._whole_frame()
 
     def _whole_frame(self):
         if len(self._buf) < FRAME.size:
@@ -291,14 +291,19 @@ class SpoolCapture:
 
     def _frames(self, out):
         """Handle the whole frames in the buffer, as far as one live poll's worth of
-        records (POLL_BATCH of them, POLL_BYTES of events: a ring span of dump parts
-        made at once was ~400 MB of records); out gets records (None: the hello only).
-        Returns how many frames, or None if not even one was whole."""
-        budget = _Budget(out)
-        if out is not None and self._ring_part is not None and not self._ring_records(budget):
-            return None
+        events (POLL_BATCH of them; of a ring span, POLL_BYTES too: one made into
+        records at once was ~400 MB on a dump flood); out gets records (None: the hello
+        only). Returns how many frames, or None if not even one was whole."""
+        def handle(buf, off, size):
+            records_of(self._reader, buf, off, size, self.snaplen, out)
+
+        events = 0
+        if out is not None and self._ring:
+            events = self._ring.each(handle, POLL_BATCH, POLL_BYTES)
+            if self._ring:
+                return None
         buf, pos, n = self._buf, 0, 0
-        while pos + FRAME.size <= len(buf) and not budget.spent():
+        while pos + FRAME.size <= len(buf) and events < POLL_BATCH:
             kind, length = FRAME.unpack_from(buf, pos)
             end = pos + FRAME.size + length
             if end > len(buf):
@@ -318,11 +323,13 @@ class SpoolCapture:
                 n -= 1
                 break
             elif kind == RAW_RING:
-                self._ring_part = [body, 0]
-                self._ring_records(budget)
+                self._ring.append(body)
+                events += self._ring.each(handle, POLL_BATCH - events, POLL_BYTES)
+                if self._ring:
+                    break               # the rest of it next poll, before later frames
             elif kind == RAW_EVENT:
-                records_of(self._reader, body, 0, len(body), self.snaplen, out)
-                budget.took(len(body))
+                handle(body, 0, len(body))
+                events += 1
             elif kind == STATS:
                 self._stats = json.loads(body)
                 self._report_dropped()
@@ -330,23 +337,6 @@ class SpoolCapture:
                 self.finished = True
         self._buf = buf[pos:]
         return n or None
-
-    def _ring_records(self, budget):
-        """Records of the ring span being read, from where the last poll stopped, until
-        the budget is spent; True once the span is done."""
-        body, pos = self._ring_part
-        for off, size, pos in ring_records(body, pos):
-            records_of(self._reader, body, off, size, self.snaplen, budget.out)
-            budget.took(size)
-            if budget.spent():
-                break
-        else:
-            pos = len(body)
-        if pos >= len(body):
-            self._ring_part = None
-            return True
-        self._ring_part[1] = pos
-        return False
 
     def poll(self, timeout_ms=100):
         out = []
@@ -376,8 +366,8 @@ class SpoolCapture:
 
     def _unread(self):
         try:
-            part = len(self._ring_part[0]) - self._ring_part[1] if self._ring_part else 0
-            return os.fstat(self.f.fileno()).st_size - self.f.tell() + len(self._buf) + part
+            return (os.fstat(self.f.fileno()).st_size - self.f.tell() + len(self._buf)
+                    + self._ring.left())
         except (OSError, ValueError):
             return 0
 
@@ -425,20 +415,6 @@ class SpoolCapture:
         if self.f is not None:
             self.f.close()
             self.f = None
-
-
-class _Budget:
-    """What one poll hands on: as many records and bytes of events as a live poll."""
-
-    def __init__(self, out):
-        self.out, self.start, self.bytes = out, len(out or ()), 0
-
-    def took(self, size):
-        self.bytes += size
-
-    def spent(self):
-        return self.out is not None and (len(self.out) - self.start >= POLL_BATCH
-                                         or self.bytes >= POLL_BYTES)
 
 
 _libc = None
