@@ -517,7 +517,7 @@ class Capture:
         self._take(ct.string_at(data, size), 0, size)
 
     def _take(self, buf, off, size):
-        records_of(self._reader or self._reader_for(), buf, off, size, self.snaplen,
+        return records_of(self._reader or self._reader_for(), buf, off, size, self.snaplen,
                    self._pending)
 
     def _spool_ring(self):

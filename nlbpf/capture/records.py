@@ -247,13 +247,16 @@ def split_chunk(ev, buf, off, size, snaplen, data_offset):
 
 
 def records_of(reader, buf, off, size, snaplen, out):
-    """Append to out the records of the event of size bytes at buf[off:]."""
+    """Append to out the records of the event of size bytes at buf[off:]; how many."""
     ev = reader.read(buf, off, size)
     if ev is None:
-        return
+        return 0
     if ev.kind == EV_CHUNK:
-        out.extend(split_chunk(ev, buf, off, size, snaplen, reader.data_offset))
-        return
+        parts = split_chunk(ev, buf, off, size, snaplen, reader.data_offset)
+        out.extend(parts)
+        return len(parts)
     rec = convert(ev, reader.payload(ev, buf, off, size))
-    if rec is not None:
-        out.append(rec)
+    if rec is None:
+        return 0
+    out.append(rec)
+    return 1

@@ -195,9 +195,10 @@ class Spans:
         self.bytes += len(span)
 
     def each(self, handle, limit, max_bytes=None):
-        """handle(buf, offset, size) for up to limit records, and no more than max_bytes
-        of them (a record may hold hundreds of dump parts: the records made of one
-        batch must stay few); how many."""
+        """handle(buf, offset, size) for the records, until limit of what it made of them
+        (it may return how many: a chunk of dump parts makes hundreds; None counts one)
+        or max_bytes of them have been handed on, so that one batch stays small; that
+        count."""
         q = self._q
         n = taken = 0
         max_bytes = max_bytes or float("inf")
@@ -206,8 +207,7 @@ class Spans:
             buf, pos = chunk
             end = len(buf)
             for off, size, pos in ring_records(buf, pos):
-                handle(buf, off, size)
-                n += 1
+                n += handle(buf, off, size) or 1
                 taken += size
                 if n >= limit or taken >= max_bytes:
                     break

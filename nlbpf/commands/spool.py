@@ -291,19 +291,19 @@ class SpoolCapture:
 
     def _frames(self, out):
         """Handle the whole frames in the buffer, as far as one live poll's worth of
-        events (POLL_BATCH of them; of a ring span, POLL_BYTES too: one made into
+        records (POLL_BATCH of them; of a ring span, POLL_BYTES too: one made into
         records at once was ~400 MB on a dump flood); out gets records (None: the hello
         only). Returns how many frames, or None if not even one was whole."""
         def handle(buf, off, size):
-            records_of(self._reader, buf, off, size, self.snaplen, out)
+            return records_of(self._reader, buf, off, size, self.snaplen, out)
 
-        events = 0
+        made = 0
         if out is not None and self._ring:
-            events = self._ring.each(handle, POLL_BATCH, POLL_BYTES)
+            made = self._ring.each(handle, POLL_BATCH, POLL_BYTES)
             if self._ring:
                 return None
         buf, pos, n = self._buf, 0, 0
-        while pos + FRAME.size <= len(buf) and events < POLL_BATCH:
+        while pos + FRAME.size <= len(buf) and made < POLL_BATCH:
             kind, length = FRAME.unpack_from(buf, pos)
             end = pos + FRAME.size + length
             if end > len(buf):
@@ -324,12 +324,11 @@ class SpoolCapture:
                 break
             elif kind == RAW_RING:
                 self._ring.append(body)
-                events += self._ring.each(handle, POLL_BATCH - events, POLL_BYTES)
+                made += self._ring.each(handle, POLL_BATCH - made, POLL_BYTES)
                 if self._ring:
                     break               # the rest of it next poll, before later frames
             elif kind == RAW_EVENT:
-                handle(body, 0, len(body))
-                events += 1
+                made += handle(body, 0, len(body)) or 1
             elif kind == STATS:
                 self._stats = json.loads(body)
                 self._report_dropped()
