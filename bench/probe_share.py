@@ -279,13 +279,17 @@ def main(argv=None):
         finally:
             progs.close()
             bpf.cleanup()
-    table = render(result, args)
+    publish(render(result, args), result, args)
+    return 0
+
+
+def publish(table, result, args):
+    """Print the table; write it to --out, and the numbers to --json-out."""
     print(table)
     if args.out:
         Path(args.out).write_text(table)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=1) + "\n")
-    return 0
 
 
 def render(result, args):

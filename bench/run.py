@@ -99,6 +99,9 @@ CONFIGS = {
     "floor-raw": ("empty BPF on raw_syscalls, by syscall number", ["floor", "--raw"]),
     # the socket layer's hooks instead: no syscall of any task takes the traced path
     "floor-sock": ("empty BPF on the socket layer's hooks", ["floor", "--sock"]),
+    # the socket layer's hooks copying every message out: the least a socket-layer trace costs
+    "floor-sock-copy": ("the socket layer's hooks, copying every message to a ring buffer",
+                        ["floor", "--sock-copy"]),
 }
 DEFAULT_CONFIGS = "bare,trace,errors,slow,top,strace,floor,floor-sock"
 NLBPF_CONFIGS = ("trace", "errors", "slow", "top")
@@ -881,7 +884,7 @@ def targets(summary, workloads, tp):
                         ", ".join(f"{a:,}/{b:,}" for a, b in cap)))
         else:
             out.append((f"{base} ≤ 1.02× bare{on}", t <= 1.02, f"worst median {t:.2f}×{cpu_note(c)}"))
-    for c in ("floor", "floor-raw", "floor-sock"):
+    for c in ("floor", "floor-raw", "floor-sock", "floor-sock-copy"):
         t = worst(c)
         if t is not None:
             out.append((CONFIGS[c][0], None,

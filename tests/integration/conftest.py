@@ -178,6 +178,21 @@ def nlclient():
     return run
 
 
+def require_sock_layer():
+    """Skip unless the socket layer loads here (nlbpf doctor says), and this run is not
+    about another layer (the VM sets NLBPF_TEST_HOOKS; its 6.1 kernel lacks this one)."""
+    asked = os.environ.get("NLBPF_TEST_HOOKS")
+    if asked:
+        pytest.skip(f"this run tests the {asked} layer (NLBPF_TEST_HOOKS)")
+    r = subprocess.run(nlbpf_cmd() + ["doctor", "--json"], capture_output=True, text=True)
+    try:
+        sock = json.loads(r.stdout)["layers"]["sock"]
+    except (ValueError, KeyError):
+        pytest.fail(f"nlbpf doctor failed: {r.stderr.strip()}")
+    if not sock["loads"]:
+        pytest.skip(f"the socket layer cannot load here: {sock['detail']}")
+
+
 def family(pid):
     """pid and its descendants: `trace` loads its probes in a child (its spool's capture)."""
     pids, todo = [], [pid]

@@ -6,30 +6,20 @@ It needs Linux 6.7+ (this host has it). Where it cannot load (the VM's Debian
 with NLBPF_TEST_HOOKS set, and then they skip too (they are about this layer).
 """
 import json
-import os
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import NLCLIENT, Run, bpftool_json, nlbpf_cmd, program_ids
+from conftest import NLCLIENT, Run, bpftool_json, program_ids, require_sock_layer
 
 TIMEOUT = 300
 
 
 @pytest.fixture(scope="module")
 def sock_layer():
-    asked = os.environ.get("NLBPF_TEST_HOOKS")
-    if asked:
-        pytest.skip(f"this run tests the {asked} layer (NLBPF_TEST_HOOKS)")
-    r = subprocess.run(nlbpf_cmd() + ["doctor", "--json"], capture_output=True, text=True)
-    try:
-        sock = json.loads(r.stdout)["layers"]["sock"]
-    except (ValueError, KeyError):
-        pytest.fail(f"nlbpf doctor failed: {r.stderr.strip()}")
-    if not sock["loads"]:
-        pytest.skip(f"the socket layer cannot load here: {sock['detail']}")
+    require_sock_layer()
     return True
 
 

@@ -96,3 +96,24 @@ def test_sock_floor_is_an_empty_program_on_each_socket_layer_hook():
     assert set(floor.SOCK_HOOKS) == hooks
     assert src.count("return 0;") == len(hooks)
     assert all(f"int empty_{t}(u64 *ctx)" in src for t in hooks)
+
+
+def test_sock_copy_floor_copies_on_the_same_hooks(run):
+    """floor-sock-copy: the socket layer's hooks, each program handing its message over"""
+    floor = load("floor")
+    assert run.CONFIGS["floor-sock-copy"][1] == ["floor", "--sock-copy"]
+    src = floor.COPY_SOURCE.read_text()
+    for tp in floor.SOCK_HOOKS:
+        body = src.split(f"int copy_{tp}(u64 *ctx)", 1)[1].split("\n}\n", 1)[0]
+        assert "copy_message(sk, " in body, tp
+
+
+def test_copy_costs_variants_are_knobs_of_the_copy_program():
+    """bench/copy_costs.py: each variant leaves out one step more, through a -D the C has"""
+    costs, floor = load("copy_costs"), load("floor")
+    src = floor.COPY_SOURCE.read_text()
+    knobs = [k for _, _, ks, _ in costs.VARIANTS for k in ks]
+    assert costs.VARIANTS[0][2] == () and len(set(knobs)) == len(knobs)
+    assert all(pages & (pages - 1) == 0 for *_, pages in costs.VARIANTS)
+    for k in knobs:
+        assert f"#ifdef {k}" in src or f"#ifndef {k}" in src, k
