@@ -12,7 +12,10 @@ Workloads (each in a network namespace this script creates and deletes):
            every other process on the node pays while nlbpf runs (opt-in:
            --workloads ...,other)
 Configurations: bare; nlbpf trace --json; nlbpf errors; nlbpf slow --threshold 500ms;
-nlbpf top; strace -f -e trace=%network (strace decodes netlink itself).
+nlbpf top; strace -f -e trace=%network (strace decodes netlink itself); and floors
+(bench/floor.py, not nlbpf): empty programs on the syscall layer's and on the socket
+layer's hooks, and the socket layer's hooks copying every message out, the least any
+trace can do (floor, floor-sock, floor-sock-copy).
 
 Each repetition runs every workload under every configuration, in an order
 shuffled per repetition, so drift hits all configurations alike. Before each run
@@ -103,7 +106,7 @@ CONFIGS = {
     "floor-sock-copy": ("the socket layer's hooks, copying every message to a ring buffer",
                         ["floor", "--sock-copy"]),
 }
-DEFAULT_CONFIGS = "bare,trace,errors,slow,top,strace,floor,floor-sock"
+DEFAULT_CONFIGS = "bare,trace,errors,slow,top,strace,floor,floor-sock,floor-sock-copy"
 NLBPF_CONFIGS = ("trace", "errors", "slow", "top")
 # NAME@LAYER: an nlbpf configuration on a given hook layer
 LAYER_ARGS = {"syscall": ["--hooks", "syscall"],
