@@ -104,12 +104,14 @@ def drain(ring, stop):
     """Read the ring as a trace's capture would, and drop what it holds; records read."""
     from nlbpf.capture.ringbuf import ring_records
     records = 0
-    while not stop:
-        ring.wait(100)
+    while True:
+        last = bool(stop)           # one more pass after the signal: what came before it
         while ring.fill():
             for span in ring.take():
                 records += sum(1 for _ in ring_records(span))
-    return records
+        if last:
+            return records
+        ring.wait(100)
 
 
 def main():
