@@ -22,7 +22,10 @@ interleaved in a shuffled order per repetition with bare runs:
 Two measures per variant: the programs' own time per hook run from the
 kernel's bpf_stats counters (their ~50 ns per run of counting, measured on the
 dispatch variant's empty work, is not taken off: compare rows), and the
-workload's CPU time against the bare run of the same repetition. Prints a
+workload's CPU time against the bare run of the same repetition. The ring is
+drained while the workload runs, as floor.py does; what it had no room for
+is counted and shown (a write that fails on a full ring is cheap, so a
+variant that lost records looks cheaper than it is). Prints a
 markdown table; --out writes it to a file, --json-out the numbers.
 """
 import argparse
@@ -31,6 +34,7 @@ import os
 import random
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -56,14 +60,19 @@ def load(name):
     return mod
 
 
-def one_run(run, env, workload, args, variant, probe_share):
+def one_run(mods, env, workload, args, variant):
     """The workload once, with sock_copy's variant (knobs, ring pages) attached (None:
-    bare); (its CPU seconds, messages, hook runs, ns in the programs)."""
-    floor = load("floor")
-    loaded = None
+    bare) and its ring drained meanwhile, as floor.py does (a full ring would fail its
+    writes early and make them look cheap); (its CPU seconds, messages, hook runs, ns
+    in the programs, records lost)."""
+    run, floor, probe_share = mods["run"], mods["floor"], mods["probe_share"]
+    loaded = drainer = None
+    stop = []
     if variant is not None:
         defines, pages = variant
         loaded = floor.load_sock_copy(ring_pages=pages, defines=defines)
+        drainer = threading.Thread(target=floor.drain, args=(loaded[2], stop))
+        drainer.start()
     try:
         before = probe_share.prog_stats(os.getpid())
         argv = run.workload_argv(env, workload, args.getlink_count, dump_count=args.dump_count)
@@ -71,19 +80,20 @@ def one_run(run, env, workload, args, variant, probe_share):
         after = probe_share.prog_stats(os.getpid())
         if rc not in (0, 1):
             raise RuntimeError(f"{' '.join(argv)} failed ({rc}): {err[:300]}")
-        if loaded:
-            loaded[2].fill()
-            loaded[2].take()
     finally:
+        lost = 0
         if loaded:
+            stop.append(1)
+            drainer.join()
             bpf, progs, ring = loaded
+            lost = floor.lost(bpf)
             ring.close()
             progs.close()
             bpf.cleanup()
     runs = sum(after[i][0] - before.get(i, (0, 0))[0] for i in after)
     ns = sum(after[i][1] - before.get(i, (0, 0))[1] for i in after)
     cpu = info.get("cpu_seconds", info.get("process_cpu_seconds"))
-    return cpu, run.expected(env, workload, info)["messages"], runs, ns
+    return cpu, run.expected(env, workload, info)["messages"], runs, ns, lost
 
 
 def main(argv=None):
@@ -103,7 +113,8 @@ def main(argv=None):
         return 1
     from nlbpf.capture import environment
     environment.kernel_headers()
-    run, probe_share = load("run"), load("probe_share")
+    mods = {name: load(name) for name in ("run", "floor", "probe_share")}
+    run, probe_share = mods["run"], mods["probe_share"]
     rnd = random.Random(args.seed)
     workloads = args.workloads.split(",")
     configs = [("bare", None)] + [(name, (knobs, pages)) for name, _, knobs, pages in VARIANTS]
@@ -114,9 +125,10 @@ def main(argv=None):
             order = [(w, c) for w in workloads for c in configs]
             rnd.shuffle(order)
             for w, (name, variant) in order:
-                r = one_run(run, env, w, args, variant, probe_share)
+                r = one_run(mods, env, w, args, variant)
                 runs.setdefault((w, name), []).append(r)
-                print(f"rep {rep + 1}/{args.reps} {w} / {name}: cpu {r[0]:.3f}s", file=sys.stderr)
+                print(f"rep {rep + 1}/{args.reps} {w} / {name}: cpu {r[0]:.3f}s, lost {r[4]}",
+                      file=sys.stderr)
     result = summarize(runs, workloads)
     probe_share.publish(render(result, args), result, args)
     return 0
@@ -137,6 +149,7 @@ def summarize(runs, workloads):
                 "runs_per_msg": statistics.median(r[2] / r[1] for r in rs if r[1]),
                 "cpu_ns_per_msg": statistics.median((r[0] - b) * 1e9 / r[1]
                                                     for r, b in zip(rs, bare) if r[1]),
+                "lost": sum(r[4] for r in rs),
             }
         out[w] = {"bare_cpu_s": statistics.median(bare),
                   "messages": statistics.median(r[1] for r in runs[(w, "bare")]),
@@ -156,12 +169,12 @@ def render(result, args):
         lines += [f"### {w}: {r['messages']:,} messages, bare {r['bare_cpu_s']:.3f} s of CPU "
                   f"({r['bare_cpu_s'] * 1e9 / r['messages']:.0f} ns per message)", "",
                   "| variant | leaves out | ns per hook run | workload CPU vs bare (min–max) "
-                  "| workload CPU added per message |", "|---|---|---|---|---|"]
+                  "| workload CPU added per message | lost (all runs) |", "|---|---|---|---|---|---|"]
         for name, what, *_ in VARIANTS:
             v = r["variants"][name]
             lines.append(f"| {name} | {what} | {v['ns_per_run']:.0f} | {v['cpu_ratio']:.3f}× "
                          f"({v['cpu_ratio_min']:.2f}–{v['cpu_ratio_max']:.2f}) | "
-                         f"{v['cpu_ns_per_msg']:.0f} ns |")
+                         f"{v['cpu_ns_per_msg']:.0f} ns | {v['lost']:,} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -100,6 +100,11 @@ def load_sock_copy(ring_pages=4096, defines=()):
     return bpf, progs, ring
 
 
+def lost(bpf):
+    """Records the copy program's ring had no room for (a floor that drops measures less)."""
+    return sum(sum(per_cpu) for per_cpu in bpf["copy_lost"].values())
+
+
 def drain(ring, stop):
     """Read the ring as a trace's capture would, and drop what it holds; records read."""
     from nlbpf.capture.ringbuf import ring_records
@@ -134,7 +139,7 @@ def main():
         bpf, progs, ring = load_sock_copy(args.ring_pages)
         print(TRACING_LINE, file=sys.stderr, flush=True)
         records = drain(ring, stop)
-        print(f"floor: {records} records read", file=sys.stderr)
+        print(f"floor: {records} records read, {lost(bpf)} lost", file=sys.stderr)
         ring.close()
         progs.close()
         bpf.cleanup()

@@ -63,6 +63,7 @@ static u64 (*task_pt_regs_h)(void *task) = (void *)BPF_FUNC_task_pt_regs;
 BPF_RINGBUF_OUTPUT(copies, RING_PAGES);
 BPF_PERCPU_ARRAY(copy_scratch, struct copy_event, 1);
 BPF_PERCPU_ARRAY(copy_quiet, u32, 1);
+BPF_PERCPU_ARRAY(copy_lost, u64, 1);     /* records the ring had no room for */
 
 static __always_inline struct copy_event *copy_start(u64 sk, u8 dir)
 {
@@ -101,7 +102,11 @@ static __always_inline void copy_submit(struct copy_event *e, u64 n)
 #ifdef COPY_NO_OUTPUT
     asm volatile("" : : "r"(size), "r"(flags), "r"(e) : "memory");  /* keep the writes above */
 #else
-    copies.ringbuf_output(e, size, flags);
+    if (copies.ringbuf_output(e, size, flags)) {
+        u64 *lost = copy_lost.lookup(&zero);
+        if (lost)
+            (*lost)++;
+    }
 #endif
 }
 
