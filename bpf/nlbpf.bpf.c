@@ -72,8 +72,8 @@ static u64 (*rdonly_cast)(u64 obj, u32 btf_id) = (void *)KFUNC_RDONLY_CAST;
             (v) = (max);                    \
     } while (0)
 
-#define MAX_IOV 64              /* iovecs walked per msghdr */
-#define MAX_MMSG 64             /* entries walked per sendmmsg/recvmmsg */
+#define MAX_IOV 1024            /* iovecs walked per msghdr: the kernel's most (UIO_MAXIOV) */
+#define MAX_MMSG 1024           /* entries walked per sendmmsg/recvmmsg: the kernel's most */
 /* steps per walk() run, re-entered by tail call; top's accounting makes each
  * step costlier to verify, so it takes smaller chunks */
 #ifdef MODE_TOP
@@ -117,8 +117,19 @@ BPF_PERF_OUTPUT(events);
 #endif
 
 BPF_PERCPU_ARRAY(stats, u64, ST_NR);
-BPF_PERCPU_ARRAY(scratch, struct nl_event, 1);
-BPF_PROG_ARRAY(progs, 2);        /* 0: walk, 1: walk_chunk (trace) or walk_hdrs (the others) */
+/* The event being filled, with room past its data: a message gathered from many iovecs
+ * (walk_split) is copied in at an offset the verifier only knows to be <= SNAPLEN, in
+ * pieces it only knows to be <= SNAPLEN each. */
+struct scratch_event {
+    struct nl_event ev;
+    u8 spill[SNAPLEN];
+};
+BPF_PERCPU_ARRAY(scratch, struct scratch_event, 1);
+/* 0: walk, 1: walk_chunk (trace) or walk_hdrs (the others), 2: walk_split (syscall layer) */
+BPF_PROG_ARRAY(progs, 3);
+#define PROG_WALK 0
+#define PROG_SECOND 1
+#define PROG_SPLIT 2
 
 /* Lock waits a thread met inside a netlink call (lock:contention_begin/end), and
  * the owner of the mutex it waited for longest. */
@@ -140,7 +151,7 @@ struct call {
     u64 cgroup;
     u64 arg_ptr;                /* msghdr, buffer or mmsghdr vector (user) */
     u64 arg_len;                /* buffer length or vlen */
-    u64 addr_ptr;               /* recvfrom's src_addr */
+    u64 addr_ptr;               /* sendto's dest_addr, recvfrom's src_addr */
     u32 netns;
     u32 pid;
     u8 proto;
@@ -149,6 +160,15 @@ struct call {
     u8 live;                    /* task storage: the slot holds a call in flight */
     char comm[16];
     struct lock_track lk;       /* lock contention seen while this call ran */
+    /* recv calls, syscall layer: the senders of the buffers taken (skb_copy_datagram_iovec) */
+    u32 peer_portid;            /* the first buffer's sender's port: 0 is the kernel */
+    u32 peer_pid;               /* ... its pid, when it is a process */
+    u32 peer_group;             /* ... the multicast group it went to (0: unicast) */
+    u32 copies;                 /* buffers taken so far (recvmmsg: one per datagram) */
+    u32 addr_len;               /* sendto's addrlen (0: no address: the connected peer) */
+    u32 pad2;
+    u64 foreign;                /* recvmmsg: bit i, datagram i (1-63) came from a process;
+                                   bit 0, one past the 63rd did */
 };
 #ifdef USE_TASK_STORAGE
 /* The call in flight lives with its thread: a task-storage lookup costs a few ns
@@ -212,9 +232,14 @@ struct walk_state {
     u64 mmsg_ptr;
     u32 mmsg_idx;
     u32 mmsg_cnt;
-    u32 groups;
+    u32 groups;                 /* the current datagram's multicast group (0: unicast) */
     s32 ret;
     u32 tail;
+    u32 peer_portid;            /* the other end of the current datagram (nl_event.peer_portid) */
+    u32 peer_pid;
+    u32 got;                    /* walk_split: bytes of the message gathered so far */
+    u32 split_len;              /* ... its nlmsg_len, once its header is whole (else 0) */
+    u64 split_left;             /* ... bytes of the buffer from its start on */
     u8 lock_charged;            /* this recv's lock wait went to a request already */
     u8 is_mmsg;
     u8 flat;                    /* one buffer (sendto/recvfrom, skb data), no iovec array */
@@ -550,7 +575,7 @@ static __always_inline int fill_call(struct call *c, u64 sk, u8 proto, u32 netns
 
 /* Common syscall entry: is this a netlink call we want? Remember it if so. */
 static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u64 arg_len,
-                                      u64 addr_ptr)
+                                      u64 addr_ptr, u32 addr_len)
 {
 #ifdef FILTER_PID
     if ((bpf_get_current_pid_tgid() >> 32) != FILTER_PID)
@@ -567,6 +592,7 @@ static __always_inline int enter_call(int fd, u8 syscall, u8 dir, u64 arg_ptr, u
     c.arg_ptr = arg_ptr;
     c.arg_len = arg_len;
     c.addr_ptr = addr_ptr;
+    c.addr_len = addr_len;
     call_put(&c);
     return 0;
 }
@@ -594,6 +620,8 @@ static __always_inline void fill_common(struct nl_event *e, struct walk_state *w
     e->dump_ns = 0;
     e->start_slack_ns = 0;
     e->flags = 0;
+    e->peer_portid = w->peer_portid;
+    e->peer_pid = w->peer_pid;
     __builtin_memcpy(e->comm, w->c.comm, sizeof(e->comm));
     u32 portid = 0;
     bpf_probe_read_kernel(&portid, sizeof(portid), (void *)(w->c.sk + OFF_NLSK_PORTID));
@@ -693,19 +721,23 @@ static __always_inline void on_request(void *ctx, struct walk_state *w, struct n
     if (e->nl_type != FILTER_TYPE)
         return;
 #endif
+    /* Only requests to the kernel get replies worth waiting for: not a message to another
+     * process's port (whatever its flags say), nor one the kernel ignored. */
+    int to_kernel = (e->nl_flags & NLM_F_REQUEST) && !w->peer_portid
+        && !(e->flags & EVF_OVERLONG);
 #ifdef MODE_TOP
     if (t) {
         __sync_fetch_and_add(&t->msgs_out, 1);
         __sync_fetch_and_add(&t->bytes_out, e->nl_len);
-        if (e->nl_flags & NLM_F_REQUEST)
+        if (to_kernel)
             __sync_fetch_and_add(&t->requests, 1);
-        if ((e->nl_flags & NLM_F_DUMP) == NLM_F_DUMP)
+        if (to_kernel && (e->nl_flags & NLM_F_DUMP) == NLM_F_DUMP)
             __sync_fetch_and_add(&t->dumps, 1);
     }
-    top_count_type(w, e->nl_type);
+    if (to_kernel)
+        top_count_type(w, e->nl_type);
 #endif
-    /* Only requests to the kernel get replies worth waiting for. */
-    if (e->nl_flags & NLM_F_REQUEST) {
+    if (to_kernel) {
         struct pend_val *v = pend_claim(w->c.sk, e->nl_seq);
         if (v) {
             v->ts = w->c.ts;
@@ -742,8 +774,10 @@ static __always_inline void on_request(void *ctx, struct walk_state *w, struct n
 static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_event *e,
                                      struct top_val *t)
 {
-    if (w->groups) {
-        /* multicast notification: only trace shows them */
+    if (w->groups || w->peer_portid) {
+        /* a multicast notification, or a message from a process (a port other than the
+         * kernel's 0): only trace shows them, and no request is answered by one (another
+         * process can send anything to a socket's port: a forged reply is not the kernel's) */
 #ifdef MODE_TOP
         if (t) {
             __sync_fetch_and_add(&t->msgs_in, 1);
@@ -858,72 +892,160 @@ static __always_inline long read_buf(struct walk_state *w, void *dst, u64 n, u64
     return read_user(dst, n, (void *)src);
 }
 
-/* Move to the next iovec (or the next mmsghdr). 0 when there is none. */
-static __always_inline int next_segment(struct walk_state *w)
+/* A sockaddr_nl's group mask -> the lowest group number in it (0: none). */
+static __always_inline u32 group_of_mask(u32 mask)
 {
-    if (w->flat)
+    if (!mask)
         return 0;
-    if (w->iov_idx < w->iov_cnt && w->iov_idx < MAX_IOV && w->remaining) {
-        u64 iov[2] = {};
-        read_user(iov, sizeof(iov), (void *)(w->iov_ptr + w->iov_idx * 16));
-        w->iov_idx++;
-        w->base = iov[0];
-        w->seg_len = iov[1] < w->remaining ? iov[1] : w->remaining;
-        w->remaining -= w->seg_len;
-        w->off = 0;
-        return 1;
-    }
-    if (w->is_mmsg && w->mmsg_idx + 1 < w->mmsg_cnt && w->mmsg_idx + 1 < MAX_MMSG) {
-        /* struct mmsghdr { struct user_msghdr (56 bytes); u32 msg_len; } is 64 bytes */
-        w->mmsg_idx++;
-        u64 m = w->mmsg_ptr + (u64)w->mmsg_idx * 64;
-        u64 hdr[4] = {};
-        u32 len = 0;
-        read_user(hdr, sizeof(hdr), (void *)m);
-        read_user(&len, sizeof(len), (void *)(m + 56));
-        w->iov_ptr = hdr[2];
-        w->iov_cnt = hdr[3];
-        w->iov_idx = 0;
-        w->remaining = len;
-        w->seg_len = 0;
-        w->off = 0;
-        /* a new datagram: what the last one's overlong message claimed ends with it */
-        w->skip = 0;
-        return 1;
-    }
-    return 0;
+    u32 g = 1;
+    if (!(mask & 0xffff)) { mask >>= 16; g += 16; }
+    if (!(mask & 0xff)) { mask >>= 8; g += 8; }
+    if (!(mask & 0xf)) { mask >>= 4; g += 4; }
+    if (!(mask & 0x3)) { mask >>= 2; g += 2; }
+    if (!(mask & 0x1)) { g += 1; }
+    return g;
 }
 
-/* A header cut by the end of an iovec goes on in the next one (the kernel joins
- * iovecs into one buffer): gather its 16 bytes into e->data. 1 if it could. */
-static __always_inline int gather_header(struct walk_state *w, struct nl_event *e, u64 avail,
-                                         u64 src)
+/* Who is at the other end of the datagram the walk is at (entry: its index in an mmsghdr
+ * vector, else 0; name, namelen: its msghdr's address). A received one: its sender, as the
+ * kernel knows it (the skb's NETLINK_CB, seen as the buffer was copied out: the first
+ * datagram of a call) or as the kernel wrote it into msg_name. A sent one: its
+ * destination, from its address or else the socket's connected peer. Port 0 is the kernel:
+ * no user socket can have it. */
+static __always_inline void walk_peer(struct walk_state *w, u64 name, u32 namelen, u32 entry)
 {
-#if SNAPLEN >= 32 && !defined(MODE_TOP) && !defined(KERNEL_LAYER)  /* top: verifier limit; kernel layer: skbs are one flat buffer */
-    if (w->flat || w->kmem || w->iov_idx >= w->iov_cnt || w->iov_idx >= MAX_IOV)
+    u32 addr[3] = {};           /* sockaddr_nl: family and pad, nl_pid, nl_groups */
+    int named = name && namelen >= sizeof(addr) && !read_user(addr, sizeof(addr), (void *)name);
+    w->peer_portid = 0;
+    w->peer_pid = 0;
+    w->groups = 0;
+    if (w->c.dir == DIR_RECV) {
+        if (entry == 0 && w->c.copies) {
+            w->peer_portid = w->c.peer_portid;
+            w->peer_pid = w->c.peer_pid;
+            w->groups = w->c.peer_group;
+        } else if (named) {
+            w->peer_portid = addr[1];
+            w->groups = group_of_mask(addr[2]);
+        } else if (entry && (w->c.foreign & (1ULL << (entry < 64 ? entry : 0)))) {
+            w->peer_portid = PEER_UNKNOWN;
+        }
+    } else if (named) {
+        w->peer_portid = addr[1];
+    } else {
+        bpf_probe_read_kernel(&w->peer_portid, sizeof(u32),
+                              (void *)(w->c.sk + OFF_NLSK_DST_PORTID));
+    }
+}
+
+/* Move to the next iovec of the current msghdr. 0 when there is none. */
+static __always_inline int next_iov(struct walk_state *w)
+{
+    if (w->flat || !w->remaining || w->iov_idx >= w->iov_cnt)
         return 0;
+    if (w->iov_idx >= MAX_IOV) {
+        stat_inc(ST_TRUNC_WALK);        /* more iovecs than the kernel takes: never here */
+        w->remaining = 0;
+        return 0;
+    }
     u64 iov[2] = {};
     read_user(iov, sizeof(iov), (void *)(w->iov_ptr + w->iov_idx * 16));
-    u64 a = avail & (NLMSG_HDRLEN - 1);
-    if (iov[1] < NLMSG_HDRLEN - a || w->remaining < NLMSG_HDRLEN - a)
-        return 0;
-    /* bound each length where it is used: older verifiers (6.1) lose the bound of a
-     * value clang spills to the stack in between */
-    u64 n = a;
-    asm volatile("" : "+r"(n));
-    n &= NLMSG_HDRLEN - 1;
-    read_user(e->data, n, (void *)src);
-    n = a;
-    asm volatile("" : "+r"(n));
-    n &= NLMSG_HDRLEN - 1;
-    read_user(e->data + n, NLMSG_HDRLEN - n, (void *)iov[0]);
+    w->iov_idx++;
+    w->base = iov[0];
+    w->seg_len = iov[1] < w->remaining ? iov[1] : w->remaining;
+    w->remaining -= w->seg_len;
+    w->off = 0;
     return 1;
-#else
-    return 0;
-#endif
 }
 
-/* One step: skip, advance a segment, or handle the message at base+off. 0 to stop. */
+/* Move to the next iovec, or to the next datagram of an mmsghdr vector. 0 when there is
+ * none. */
+static __always_inline int next_segment(struct walk_state *w)
+{
+    if (next_iov(w))
+        return 1;
+    if (!w->is_mmsg || w->mmsg_idx + 1 >= w->mmsg_cnt)
+        return 0;
+    if (w->mmsg_idx + 1 >= MAX_MMSG) {
+        stat_inc(ST_TRUNC_WALK);        /* more datagrams than the kernel takes: never here */
+        return 0;
+    }
+    /* struct mmsghdr { struct user_msghdr (56 bytes); u32 msg_len; } is 64 bytes */
+    w->mmsg_idx++;
+    u64 m = w->mmsg_ptr + (u64)w->mmsg_idx * 64;
+    u64 hdr[4] = {};            /* msg_name, msg_namelen, msg_iov, msg_iovlen */
+    u32 len = 0;
+    read_user(hdr, sizeof(hdr), (void *)m);
+    read_user(&len, sizeof(len), (void *)(m + 56));
+    w->iov_ptr = hdr[2];
+    w->iov_cnt = hdr[3];
+    w->iov_idx = 0;
+    w->remaining = len;
+    w->seg_len = 0;
+    w->off = 0;
+    /* a new datagram: what the last one's overlong message claimed ends with it */
+    w->skip = 0;
+    walk_peer(w, hdr[0], (u32)hdr[1], w->mmsg_idx);
+    return 1;
+}
+
+/* walk_step's answers: stop, go on, or hand the message at the walk's position to
+ * walk_split (what is kept of it goes on in the next iovec) */
+#define STEP_STOP 0
+#define STEP_ON 1
+#define STEP_SPLIT 2
+
+/* Bytes of a message that matter to the mode: top reads a header and an error's status. */
+#ifdef MODE_TOP
+#define GATHER_MAX STATUS_END
+#else
+#define GATHER_MAX SNAPLEN
+#endif
+
+/* The kernel stops reading a buffer at a tail shorter than a header, or at a header whose
+ * nlmsg_len is below one (netlink_rcv_skb): so does the walk. A zero length there is
+ * padding (iproute2 sends dump requests in a zeroed 1 KB buffer), not a message; other
+ * bytes are shown as they are (trace). first: the tail's first 4 bytes. */
+static __always_inline void buffer_end(void *ctx, struct walk_state *w, struct nl_event *e,
+                                       u32 first)
+{
+#ifdef MODE_TRACE
+    if (first)
+        emit_event(ctx, e);
+#endif
+    w->off = w->seg_len;
+    w->remaining = 0;
+}
+
+/* What every message event starts from: the walk's flags and the datagram's other end. */
+static __always_inline void message_event(struct walk_state *w, struct nl_event *e, u32 *hdr)
+{
+    e->nl_len = hdr[0];
+    e->nl_type = hdr[1] & 0xffff;
+    e->nl_flags = hdr[1] >> 16;
+    e->nl_seq = hdr[2];
+    e->flags = w->eflags;
+    e->groups = w->groups;
+    e->peer_portid = w->peer_portid;
+    e->peer_pid = w->peer_pid;
+    e->skipped_parts = 0;
+    e->skipped_bytes = 0;
+    e->lock_wait_ns = 0;
+    e->handler_ns = 0;
+    e->dump_ns = 0;
+    e->holder_pid = 0;
+}
+
+static __always_inline void dispatch(void *ctx, struct walk_state *w, struct nl_event *e,
+                                     struct top_val *t)
+{
+    if (w->c.dir == DIR_SEND)
+        on_request(ctx, w, e, t);
+    else
+        on_reply(ctx, w, e, t);
+}
+
+/* One step: skip, advance a segment, or handle the message at base+off. */
 static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_event *e,
                                      struct top_val *t)
 {
@@ -934,65 +1056,63 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
         u64 n = w->skip < avail ? w->skip : avail;
         w->off += n;
         w->skip -= n;
-        return 1;
+        return STEP_ON;
     }
     u64 src = w->base + w->off;
+    /* bytes of the buffer from here on: this iovec's and those to come (the kernel joins
+     * a msghdr's iovecs into one buffer) */
+    u64 left = avail + w->remaining;
     u32 hdr[4] = {};
-    int gathered = 0;
-    if (avail >= NLMSG_HDRLEN)
-        read_buf(w, hdr, sizeof(hdr), src);
-    else if (gather_header(w, e, avail, src)) {
-        __builtin_memcpy(hdr, e->data, sizeof(hdr));
-        gathered = 1;
+    if (avail < NLMSG_HDRLEN && left >= NLMSG_HDRLEN) {
+        __builtin_memset(e->data, 0, NLMSG_HDRLEN);     /* walk_split gathers the header */
+        w->got = 0;
+        w->split_len = 0;
+        w->split_left = left;
+        return STEP_SPLIT;
     }
-    e->nl_len = hdr[0];
-    e->nl_type = hdr[1] & 0xffff;
-    e->nl_flags = hdr[1] >> 16;
-    e->nl_seq = hdr[2];
-    e->flags = w->eflags;
-    e->skipped_parts = 0;
-    e->skipped_bytes = 0;
-    e->lock_wait_ns = 0;
-    e->handler_ns = 0;
-    e->dump_ns = 0;
-    e->holder_pid = 0;
-
-    /* keep the message (or what there is of it), cut at SNAPLEN */
+    u64 n = avail < NLMSG_HDRLEN ? avail : NLMSG_HDRLEN;
+    CLAMP(n, NLMSG_HDRLEN);
+    read_buf(w, hdr, n, src);
+    message_event(w, e, hdr);
     u64 msg_len = hdr[0];
-    u64 cap = msg_len;
-    if ((avail < NLMSG_HDRLEN && !gathered) || msg_len < NLMSG_HDRLEN)
-        cap = avail;            /* malformed: keep the bytes, userspace says why */
-    if (cap > avail) {
-        cap = avail;
-        e->flags |= EVF_SPLIT;
+    if (avail < NLMSG_HDRLEN || msg_len < NLMSG_HDRLEN) {
+        /* the end of the buffer for the kernel */
+        u64 cap = avail;
+        CLAMP(cap, GATHER_MAX);
+        read_buf(w, e->data, cap, src);
+        e->cap_len = cap;
+        buffer_end(ctx, w, e, hdr[0]);
+        return STEP_ON;
     }
+    u64 need = msg_len < GATHER_MAX ? msg_len : GATHER_MAX;
+    if (avail < need && msg_len <= left) {
+        __builtin_memset(e->data, 0, NLMSG_HDRLEN);
+        w->got = 0;
+        w->split_len = 0;
+        w->split_left = left;
+        return STEP_SPLIT;
+    }
+    if (msg_len > left)
+        e->flags |= EVF_OVERLONG;
+    /* keep the message (or what there is of it), cut at SNAPLEN */
+    u64 cap = msg_len < avail ? msg_len : avail;
     CLAMP(cap, SNAPLEN);
-    if (gathered && msg_len >= NLMSG_HDRLEN)
-        cap = NLMSG_HDRLEN;     /* the header, whole, is in e->data already */
 #ifdef MODE_TOP
     /* top only counts: header and status, a constant read (what a short message
      * leaves past its end in data[] is never looked at: cap_len says so) */
-    else
-        read_buf(w, e->data, STATUS_END, src);
+    read_buf(w, e->data, STATUS_END, src);
 #else
-    else
-        read_buf(w, e->data, cap, src);
+    read_buf(w, e->data, cap, src);
 #endif
     e->cap_len = cap;
-
-    if ((avail < NLMSG_HDRLEN && !gathered) || msg_len < NLMSG_HDRLEN) {
-        /* the kernel stops parsing a buffer here too */
-#ifdef MODE_TRACE
-        emit_event(ctx, e);
-#endif
+    dispatch(ctx, w, e, t);
+    if (msg_len > left) {
+        /* it claims more than the buffer holds: a send the kernel stopped at (it reads no
+         * further), or a reply the reader's buffer cut */
         w->off = w->seg_len;
-        return 1;
+        w->remaining = 0;
+        return STEP_ON;
     }
-    if (w->c.dir == DIR_SEND)
-        on_request(ctx, w, e, t);
-    else
-        on_reply(ctx, w, e, t);
-
     u64 step = (msg_len + 3) & ~3ULL;
     if (step > avail) {
         w->skip = step - avail;
@@ -1000,7 +1120,7 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
     } else {
         w->off += step;
     }
-    return 1;
+    return STEP_ON;
 }
 
 
@@ -1044,7 +1164,7 @@ static __always_inline void walk_headers(void *ctx, struct walk_state *w, struct
     u64 parts = 0, bytes = 0;
     u8 intr = 0;
     int final = 0, i = 0;
-    int recv = w->c.dir == DIR_RECV && !w->groups;
+    int recv = w->c.dir == DIR_RECV && !w->groups && !w->peer_portid;
     /* replies in one skb answer one request: its seq, read once */
     u32 seq0 = 0;
     read_walked(&seq0, sizeof(seq0), w->base + w->off + 8);
@@ -1072,6 +1192,9 @@ static __always_inline void walk_headers(void *ctx, struct walk_state *w, struct
         e->nl_flags = hdr[1] >> 16;
         e->nl_seq = hdr[2];
         e->flags = w->eflags;
+        e->groups = w->groups;
+        e->peer_portid = w->peer_portid;
+        e->peer_pid = w->peer_pid;
         __builtin_memcpy(e->data, hdr, sizeof(hdr));
         e->cap_len = NLMSG_HDRLEN;
         emit(ctx, e, NL_EVENT_HDR + NLMSG_HDRLEN);
@@ -1138,7 +1261,7 @@ static __always_inline int is_part(struct walk_state *w, u32 *hdr, u64 start)
 /* Does the walk stand at a dump part a chunk can take? */
 static __always_inline int chunk_ready(struct walk_state *w)
 {
-    if (w->c.dir != DIR_RECV || w->groups || w->skip)
+    if (w->c.dir != DIR_RECV || w->groups || w->peer_portid || w->skip)
         return 0;
     if (w->off >= w->seg_len && !next_segment(w))
         return 0;
@@ -1204,7 +1327,7 @@ static __always_inline int on_extack_text(void *ctx, const void *text)
     if (!c)
         return 0;
     u32 zero = 0;
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     if (!e)
         return 0;
     e->kind = EV_EXTACK;
@@ -1217,6 +1340,8 @@ static __always_inline int on_extack_text(void *ctx, const void *text)
     e->netns = c->netns;
     e->nl_seq = c->syscall == SC_KERNEL ? (u32)c->arg_len : 0;  /* kernel layer: the request's seq */
     e->flags = 0;
+    e->peer_portid = 0;
+    e->peer_pid = 0;
     __builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
     int n = bpf_probe_read_kernel_str(e->data, EXTACK_MAX, text);
     e->cap_len = n > 0 ? n - 1 : 0;
@@ -1290,7 +1415,7 @@ int walk_chunk(void *ctx)
 {
     u32 zero = 0;
     struct walk_state *w = walkst.lookup(&zero);
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     struct chunk_event *ch = chunk_buf.lookup(&zero);
     if (!w || !e || !ch)
         return 0;
@@ -1308,7 +1433,7 @@ int walk(void *ctx)
 {
     u32 zero = 0;
     struct walk_state *w = walkst.lookup(&zero);
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     if (!w || !e)
         return 0;
 #ifdef MODE_TRACE
@@ -1328,12 +1453,20 @@ int walk(void *ctx)
         w->in_dump = 0;
 #endif
         more = walk_step(ctx, w, e, t);
-        if (!more)
+        if (more != STEP_ON)
             break;
 #ifdef HEADER_WALK
         if (w->in_dump)
             break;
 #endif
+    }
+    if (more == STEP_SPLIT) {
+        if (w->tail < MAX_TAIL) {
+            w->tail++;
+            progs.call(ctx, PROG_SPLIT);
+        }
+        stat_inc(ST_TRUNC_WALK);        /* out of tail calls */
+        return 0;
     }
 #ifdef HEADER_WALK
     /* Of a dump's parts these modes only count: once one is seen, the rest of the
@@ -1367,7 +1500,7 @@ int walk_hdrs(void *ctx)
 {
     u32 zero = 0;
     struct walk_state *w = walkst.lookup(&zero);
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     if (!w || !e)
         return 0;
     walk_headers(ctx, w, e, 0);
@@ -1380,6 +1513,92 @@ int walk_hdrs(void *ctx)
 }
 #endif
 
+/* A message whose kept part goes on past the end of its iovec: its bytes are gathered from
+ * the iovecs that follow, as the kernel joins them into one buffer (a header may come in 16
+ * one-byte pieces, with empty iovecs between), as far as the mode keeps of it; then it is
+ * handled as walk_step handles a whole one. A gather that needs more iovecs than one run
+ * looks at goes on in the next run (w->got, w->split_len), as long as tail calls last. */
+#define SPLIT_SEGS 32
+int walk_split(void *ctx)
+{
+    u32 zero = 0;
+    struct walk_state *w = walkst.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
+    if (!w || !e)
+        return 0;
+    u64 got = w->got;
+    u64 len = w->split_len;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < SPLIT_SEGS; i++) {
+        u64 want = !len ? NLMSG_HDRLEN : len < GATHER_MAX ? len : GATHER_MAX;
+        if (got >= want)
+            break;
+        if (w->off >= w->seg_len) {
+            if (!next_iov(w))
+                break;          /* the buffer ends first */
+            continue;
+        }
+        u64 n = w->seg_len - w->off;
+        if (n > want - got)
+            n = want - got;
+        u64 at = got;
+        CLAMP(at, SNAPLEN);
+        CLAMP(n, SNAPLEN);
+        read_user(e->data + at, n, (void *)(w->base + w->off));
+        got += n;
+        w->off += n;
+        if (!len && got >= NLMSG_HDRLEN) {
+            len = *(u32 *)e->data;
+            if (len < NLMSG_HDRLEN)
+                break;
+        }
+    }
+    u64 want = !len ? NLMSG_HDRLEN : len < GATHER_MAX ? len : GATHER_MAX;
+    if (got < want && (!len || len >= NLMSG_HDRLEN)
+        && (w->off < w->seg_len || (w->remaining && w->iov_idx < w->iov_cnt))) {
+        /* more iovecs to gather from than one run looks at */
+        w->got = got;
+        w->split_len = len;
+        if (w->tail < MAX_TAIL) {
+            w->tail++;
+            progs.call(ctx, PROG_SPLIT);
+        }
+        stat_inc(ST_TRUNC_WALK);
+        return 0;
+    }
+    w->got = 0;
+    w->split_len = 0;
+    u32 hdr[4] = {};
+    __builtin_memcpy(hdr, e->data, sizeof(hdr));       /* zeroed past what was gathered */
+    message_event(w, e, hdr);
+    u64 cap = got;
+    CLAMP(cap, SNAPLEN);
+    e->cap_len = cap;
+    if (got < NLMSG_HDRLEN || len < NLMSG_HDRLEN) {
+        buffer_end(ctx, w, e, hdr[0]);
+    } else {
+        if (len > w->split_left)
+            e->flags |= EVF_OVERLONG;
+        struct top_val *t = 0;
+#ifdef MODE_TOP
+        t = top_entry(w);
+#endif
+        dispatch(ctx, w, e, t);
+        if (len > w->split_left) {
+            w->off = w->seg_len;
+            w->remaining = 0;
+        } else {
+            w->skip = ((len + 3) & ~3ULL) - got;
+        }
+    }
+    if (w->tail < MAX_TAIL) {
+        w->tail++;
+        progs.call(ctx, PROG_WALK);     /* on with the rest of the buffer */
+    }
+    stat_inc(ST_TRUNC_WALK);
+    return 0;
+}
+
 /* Common exit: take the call, report failures, start the walk. */
 static __always_inline int exit_call(void *ctx, long ret)
 {
@@ -1388,7 +1607,7 @@ static __always_inline int exit_call(void *ctx, long ret)
         return 0;
     u32 zero = 0;
     struct walk_state *w = walkst.lookup(&zero);
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     if (!w || !e) {
         call_end(c);
         return 0;
@@ -1412,6 +1631,10 @@ static __always_inline int exit_call(void *ctx, long ret)
     w->mmsg_cnt = 0;
     w->iov_idx = 0;
     w->iov_cnt = 0;
+    w->peer_portid = 0;
+    w->peer_pid = 0;
+    w->got = 0;
+    w->split_len = 0;
     fill_common(e, w, EV_MSG);
 
 #ifdef MODE_SLOW
@@ -1442,23 +1665,26 @@ static __always_inline int exit_call(void *ctx, long ret)
     }
 
     u8 sc = w->c.syscall;
-    if (sc == SC_SENDTO || sc == SC_RECVFROM) {
+    u64 name = 0;               /* the datagram's address (sockaddr_nl), if the call gave one */
+    u32 namelen = 0;
+    if (sc == SC_SENDTO || sc == SC_RECVFROM || sc == SC_WRITE || sc == SC_READ) {
+        /* one buffer */
         w->flat = 1;
         w->base = w->c.arg_ptr;
         w->seg_len = (u64)ret < w->c.arg_len ? (u64)ret : w->c.arg_len;
         w->remaining = 0;
-        if (sc == SC_RECVFROM && w->c.addr_ptr)
-            read_user(&w->groups, sizeof(w->groups), (void *)(w->c.addr_ptr + 8));
+        name = w->c.addr_ptr;
+        namelen = w->c.addr_len;
     } else if (sc == SC_SENDMSG || sc == SC_RECVMSG) {
         u64 hdr[4] = {};        /* msg_name, msg_namelen, msg_iov, msg_iovlen */
         read_user(hdr, sizeof(hdr), (void *)w->c.arg_ptr);
         w->iov_ptr = hdr[2];
         w->iov_cnt = hdr[3];
         w->remaining = ret;
-        if (sc == SC_RECVMSG && hdr[0] && (u32)hdr[1] >= 12)
-            read_user(&w->groups, sizeof(w->groups), (void *)(hdr[0] + 8));
-    } else {
-        /* sendmmsg/recvmmsg: ret is the number of messages done */
+        name = hdr[0];
+        namelen = hdr[1];
+    } else if (sc == SC_SENDMMSG || sc == SC_RECVMMSG) {
+        /* ret is the number of datagrams done */
         w->is_mmsg = 1;
         w->mmsg_ptr = w->c.arg_ptr;
         w->mmsg_cnt = ret;
@@ -1469,15 +1695,24 @@ static __always_inline int exit_call(void *ctx, long ret)
         w->iov_ptr = hdr[2];
         w->iov_cnt = hdr[3];
         w->remaining = ret > 0 ? len : 0;
-        if (sc == SC_RECVMMSG && hdr[0] && (u32)hdr[1] >= 12)
-            read_user(&w->groups, sizeof(w->groups), (void *)(hdr[0] + 8));
+        name = hdr[0];
+        namelen = hdr[1];
+    } else {
+        /* writev, readv, pwritev2, preadv2: an iovec array */
+        w->iov_ptr = w->c.arg_ptr;
+        w->iov_cnt = w->c.arg_len;
+        w->remaining = ret;
     }
-    e->groups = w->groups;      /* known only now: multicast vs unicast */
+    walk_peer(w, name, namelen, 0);
+    e->groups = w->groups;      /* known only now: multicast vs unicast, kernel vs process */
+    e->peer_portid = w->peer_portid;
+    e->peer_pid = w->peer_pid;
 #if defined(MODE_ERRORS) || defined(MODE_SLOW)
-    if (w->groups)
-        return 0;               /* notifications: nothing these modes look at */
+    if (w->c.dir == DIR_RECV && (w->groups || w->peer_portid) && !w->is_mmsg)
+        return 0;               /* notifications, user traffic: nothing these modes look at */
 #endif
-    progs.call(ctx, 0);
+    progs.call(ctx, PROG_WALK);
+    stat_inc(ST_TRUNC_WALK);    /* the walk did not start (no tail call left: never) */
     return 0;
 }
 
@@ -1485,7 +1720,11 @@ static __always_inline int exit_call(void *ctx, long ret)
 
 /* Entry probes. Not TRACEPOINT_PROBEs, which bcc loads itself: with FD_WALK_BTF the
  * loader patches in the kfunc calls and loads them (loader.py, _attach_entries).
- * args: a syscall tracepoint's record, whose arguments are 8 bytes each. */
+ * args: a syscall tracepoint's record, whose arguments are 8 bytes each.
+ * Every call that can carry netlink messages is here: the socket calls, and read, write
+ * and their vector forms, which a netlink socket takes too (pwritev2/preadv2 with offset
+ * -1). What reaches a socket another way (io_uring, sendfile, splice) is counted where
+ * the kernel has sock:sock_send_length/sock_recv_length (ST_UNSEEN, below). */
 struct sc_enter_args {
     u64 common;
     s64 nr;
@@ -1494,28 +1733,47 @@ struct sc_enter_args {
 
 int sc_enter_sendmsg(struct sc_enter_args *args)         /* (fd, msg, flags) */
 {
-    return enter_call(args->arg[0], SC_SENDMSG, DIR_SEND, args->arg[1], 0, 0);
+    return enter_call(args->arg[0], SC_SENDMSG, DIR_SEND, args->arg[1], 0, 0, 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return exit_call(args, args->ret); }
 
-int sc_enter_sendto(struct sc_enter_args *args)          /* (fd, buf, len, flags, ...) */
+int sc_enter_sendto(struct sc_enter_args *args)          /* (fd, buf, len, flags, addr, addrlen) */
 {
-    return enter_call(args->arg[0], SC_SENDTO, DIR_SEND, args->arg[1], args->arg[2], 0);
+    return enter_call(args->arg[0], SC_SENDTO, DIR_SEND, args->arg[1], args->arg[2],
+                      args->arg[4], args->arg[5]);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return exit_call(args, args->ret); }
 
 int sc_enter_sendmmsg(struct sc_enter_args *args)        /* (fd, mmsg, vlen, flags) */
 {
-    return enter_call(args->arg[0], SC_SENDMMSG, DIR_SEND, args->arg[1], args->arg[2], 0);
+    return enter_call(args->arg[0], SC_SENDMMSG, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg) { return exit_call(args, args->ret); }
+
+int sc_enter_write(struct sc_enter_args *args)           /* (fd, buf, count) */
+{
+    return enter_call(args->arg[0], SC_WRITE, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_write) { return exit_call(args, args->ret); }
+
+int sc_enter_writev(struct sc_enter_args *args)          /* (fd, iov, iovcnt) */
+{
+    return enter_call(args->arg[0], SC_WRITEV, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return exit_call(args, args->ret); }
+
+int sc_enter_pwritev2(struct sc_enter_args *args)        /* (fd, iov, iovcnt, pos_l, pos_h, flags) */
+{
+    return enter_call(args->arg[0], SC_PWRITEV2, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_pwritev2) { return exit_call(args, args->ret); }
 
 /* MSG_PEEK reads are skipped: the same messages come again on the real read. */
 int sc_enter_recvmsg(struct sc_enter_args *args)         /* (fd, msg, flags) */
 {
     if (args->arg[2] & MSG_PEEK)
         return 0;
-    return enter_call(args->arg[0], SC_RECVMSG, DIR_RECV, args->arg[1], 0, 0);
+    return enter_call(args->arg[0], SC_RECVMSG, DIR_RECV, args->arg[1], 0, 0, 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return exit_call(args, args->ret); }
 
@@ -1524,7 +1782,7 @@ int sc_enter_recvfrom(struct sc_enter_args *args)        /* (fd, buf, size, flag
     if (args->arg[3] & MSG_PEEK)
         return 0;
     return enter_call(args->arg[0], SC_RECVFROM, DIR_RECV, args->arg[1], args->arg[2],
-                      args->arg[4]);
+                      args->arg[4], 12);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return exit_call(args, args->ret); }
 
@@ -1532,12 +1790,105 @@ int sc_enter_recvmmsg(struct sc_enter_args *args)        /* (fd, mmsg, vlen, fla
 {
     if (args->arg[3] & MSG_PEEK)
         return 0;
-    return enter_call(args->arg[0], SC_RECVMMSG, DIR_RECV, args->arg[1], args->arg[2], 0);
+    return enter_call(args->arg[0], SC_RECVMMSG, DIR_RECV, args->arg[1], args->arg[2], 0, 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_call(args, args->ret); }
 
+int sc_enter_read(struct sc_enter_args *args)            /* (fd, buf, count) */
+{
+    return enter_call(args->arg[0], SC_READ, DIR_RECV, args->arg[1], args->arg[2], 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_read) { return exit_call(args, args->ret); }
+
+int sc_enter_readv(struct sc_enter_args *args)           /* (fd, iov, iovcnt) */
+{
+    return enter_call(args->arg[0], SC_READV, DIR_RECV, args->arg[1], args->arg[2], 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return exit_call(args, args->ret); }
+
+int sc_enter_preadv2(struct sc_enter_args *args)         /* (fd, iov, iovcnt, pos_l, pos_h, flags) */
+{
+    return enter_call(args->arg[0], SC_PREADV2, DIR_RECV, args->arg[1], args->arg[2], 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_preadv2) { return exit_call(args, args->ret); }
+
+/* The sender of each buffer a netlink recv takes, as the kernel knows it (NETLINK_CB):
+ * port 0 is the kernel, any other a process, whose pid its credentials give. A reply is
+ * the kernel's only if the kernel sent it; msg_name, which says the same, is not always
+ * given (read(), recv()). Fires inside the recv, once per buffer it copies out. */
+TRACEPOINT_PROBE(skb, skb_copy_datagram_iovec)
+{
+    struct call *c = call_get();
+    if (!c || c->dir != DIR_RECV)
+        return 0;
+    u64 cb = (u64)args->skbaddr + OFF_SKB_CB;
+    u32 portid = 0;
+    bpf_probe_read_kernel(&portid, sizeof(portid), (void *)(cb + OFF_NLCB_PORTID));
+    u32 i = c->copies++;
+    if (i == 0) {
+        c->peer_portid = portid;
+        c->peer_pid = 0;
+        if (portid)
+            bpf_probe_read_kernel(&c->peer_pid, sizeof(u32), (void *)(cb + OFF_NLCB_CREDS_PID));
+        bpf_probe_read_kernel(&c->peer_group, sizeof(u32), (void *)(cb + OFF_NLCB_DST_GROUP));
+    } else if (portid) {
+        c->foreign |= 1ULL << (i < 64 ? i : 0);
+    }
+    return 0;
+}
+
+#ifdef HAVE_SOCK_LENGTH
+/* A netlink send or receive with no call of this layer around it (io_uring, sendfile,
+ * splice...): its messages are not walked, and it is counted as such (ST_UNSEEN). Only
+ * what the filters keep counts (--type cannot be told without the messages). */
+static __always_inline int count_unseen(u64 sk, u16 proto, int ret, int flags, u8 dir)
+{
+    if (ret <= 0 || (dir == DIR_RECV && (flags & MSG_PEEK)))
+        return 0;
+    struct call *c = call_get();
+    if (c && c->sk == sk)
+        return 0;
+    if (!task_wanted(bpf_get_current_pid_tgid() >> 32))
+        return 0;
+#ifdef FILTER_PROTO
+    if (proto != FILTER_PROTO)
+        return 0;
+#endif
+#ifdef FILTER_NETNS
+    u32 netns = 0;
+    bpf_probe_read_kernel(&netns, sizeof(netns),
+                          (void *)(read_kptr(sk + OFF_SOCK_NET) + OFF_NET_INUM));
+    if (netns != FILTER_NETNS)
+        return 0;
+#endif
+#ifdef FILTER_COMM
+    char comm[16] = {};
+    bpf_get_current_comm(comm, sizeof(comm));
+    if (!comm_matches(comm))
+        return 0;
+#endif
+    stat_inc(ST_UNSEEN);
+    return 0;
+}
+
+TRACEPOINT_PROBE(sock, sock_send_length)
+{
+    if (args->family != AF_NETLINK)
+        return 0;
+    return count_unseen((u64)args->sk, args->protocol, args->ret, args->flags, DIR_SEND);
+}
+
+TRACEPOINT_PROBE(sock, sock_recv_length)
+{
+    if (args->family != AF_NETLINK)
+        return 0;
+    return count_unseen((u64)args->sk, args->protocol, args->ret, args->flags, DIR_RECV);
+}
+#endif
+
 
 #elif defined(KERNEL_LAYER)
+
 /* =========================================================================
 * Kernel-function layer: netlink as the kernel itself moves it.
  *
@@ -1620,12 +1971,15 @@ static __always_inline u32 nlh_seq(u64 nlh)
     return seq;
 }
 
-/* Walk the netlink messages in an skb seen on socket sk. */
-static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups, u8 eflags)
+/* Walk the netlink messages in an skb seen on socket sk. peer: the other end (a sent
+ * skb's destination port, a received one's sender: 0 is the kernel), peer_pid: a
+ * process sender's pid. */
+static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups, u8 eflags,
+                                 u32 peer, u32 peer_pid)
 {
     u32 zero = 0;
     struct walk_state *w = walkst.lookup(&zero);
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     if (!w || !e || !sk || !skb)
         return 0;
     u8 proto = 0;
@@ -1641,6 +1995,10 @@ static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups,
     w->now = w->c.ts;
     w->ret = len;
     w->groups = groups;
+    w->peer_portid = peer;
+    w->peer_pid = peer_pid;
+    w->got = 0;
+    w->split_len = 0;
     w->eflags = eflags;
     w->tail = 0;
     w->lock_charged = 1;        /* lock waits reach pending through the handler hooks */
@@ -1657,7 +2015,7 @@ static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups,
     /* a dump skb's parts go over in bulk, as on the syscall layer (fentry programs
      * cannot tail-call, so the runs are taken here): an skb is at most ~32 KB */
     struct chunk_event *ch = chunk_buf.lookup(&zero);
-    if (ch && dir == DIR_RECV && !groups) {
+    if (ch && dir == DIR_RECV && !groups && !peer) {
 #pragma clang loop unroll(disable)
         for (int k = 0; k < KWALK_CHUNKS; k++) {
             if (!chunk_ready(w))
@@ -1674,35 +2032,39 @@ static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups,
     w->in_dump = 0;
 #pragma clang loop unroll(disable)
     for (int i = 0; i < KWALK_FULL; i++) {
-        more = walk_step(ctx, w, e, t);
-        if (!more)
+        more = walk_step(ctx, w, e, t);     /* an skb is one buffer: never STEP_SPLIT */
+        if (more != STEP_ON)
             break;
 #ifdef HEADER_WALK
         if (w->in_dump)
             break;              /* the rest of a dump's parts: counted by header */
 #endif
     }
-    if (more)
+    if (more == STEP_ON)
         walk_headers(ctx, w, e, 1);
     return 0;
 }
 
 /* ------------------------------------------------------------ handlers */
 
-static __always_inline int on_unicast(void *ctx, u64 ssk, u64 skb)
+/* A process sends to port `portid` (0: the kernel). */
+static __always_inline int on_unicast(void *ctx, u64 ssk, u64 skb, u32 portid)
 {
     /* kernel -> user unicasts are seen where they are queued (__netlink_sendskb) */
     if (!ssk || is_kernel_sock(ssk))
         return 0;
-    return kwalk(ctx, ssk, skb, DIR_SEND, 0, 0);
+    return kwalk(ctx, ssk, skb, DIR_SEND, 0, 0, portid, 0);
 }
 
+/* An skb is queued to socket sk: from the kernel (NETLINK_CB's portid 0) or a process. */
 static __always_inline int on_sendskb(void *ctx, u64 sk, u64 skb)
 {
     /* multicast copies are seen once, at netlink_broadcast */
     if (skb_cb_u32(skb, OFF_NLCB_DST_GROUP))
         return 0;
-    return kwalk(ctx, sk, skb, DIR_RECV, 0, 0);
+    u32 peer = skb_cb_u32(skb, OFF_NLCB_PORTID);
+    return kwalk(ctx, sk, skb, DIR_RECV, 0, 0, peer,
+                 peer ? skb_cb_u32(skb, OFF_NLCB_CREDS_PID) : 0);
 }
 
 static __always_inline int on_broadcast(void *ctx, u64 ssk, u64 skb, u32 group)
@@ -1710,7 +2072,13 @@ static __always_inline int on_broadcast(void *ctx, u64 ssk, u64 skb, u32 group)
 #ifdef MODE_TRACE
     struct call *c = call_get();
     u8 eflags = (c && c->arg_ptr == MARK_HANDLER) ? EVF_IN_HANDLER : 0;
-    return kwalk(ctx, ssk, skb, DIR_RECV, group ? group : 0xffffffff, eflags);
+    /* a process may multicast too (NETLINK_USERSOCK, or with CAP_NET_ADMIN) */
+    u32 peer = 0, peer_pid = 0;
+    if (!is_kernel_sock(ssk)) {
+        bpf_probe_read_kernel(&peer, sizeof(peer), (void *)(ssk + OFF_NLSK_PORTID));
+        peer_pid = bpf_get_current_pid_tgid() >> 32;
+    }
+    return kwalk(ctx, ssk, skb, DIR_RECV, group ? group : 0xffffffff, eflags, peer, peer_pid);
 #else
     /* Only trace shows notifications. And a broadcast is seen here where it is sent,
      * in the sender's context (the request that caused it, a kworker), so who receives
@@ -1813,7 +2181,7 @@ static __always_inline int on_ack(void *ctx, u64 in_skb, u64 nlh, u64 extack)
     if (!sk)
         return 0;
     u32 zero = 0;
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     struct walk_state *w = walkst.lookup(&zero);
     if (!e || !w)
         return 0;
@@ -1825,6 +2193,8 @@ static __always_inline int on_ack(void *ctx, u64 in_skb, u64 nlh, u64 extack)
         return 0;
     w->now = w->c.ts;
     w->groups = 0;
+    w->peer_portid = 0;
+    w->peer_pid = 0;
     w->ret = 0;
     w->c.syscall = SC_KERNEL;
     fill_common(e, w, EV_EXTACK);
@@ -1841,7 +2211,7 @@ static __always_inline int on_ack(void *ctx, u64 in_skb, u64 nlh, u64 extack)
 #ifdef HOOK_UNICAST
 KFUNC_PROBE(netlink_unicast, void *ssk, void *skb, u32 portid, int nonblock)
 {
-    return on_unicast(ctx, (u64)ssk, (u64)skb);
+    return on_unicast(ctx, (u64)ssk, (u64)skb, portid);
 }
 #endif
 #ifdef HOOK_SENDSKB
@@ -1902,7 +2272,7 @@ KFUNC_PROBE(netlink_ack, void *in_skb, void *nlh, int err, void *extack)
 
 int kp_unicast(struct pt_regs *ctx)
 {
-    return on_unicast(ctx, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx));
+    return on_unicast(ctx, PT_REGS_PARM1(ctx), PT_REGS_PARM2(ctx), (u32)PT_REGS_PARM3(ctx));
 }
 int kp_sendskb(struct pt_regs *ctx)
 {
@@ -2053,6 +2423,8 @@ static __always_inline void sock_event(struct nl_event *e, u64 sk, u8 kind, u8 d
     e->handler_ns = 0;
     e->dump_ns = 0;
     e->start_slack_ns = 0;
+    e->peer_portid = 0;
+    e->peer_pid = 0;
     e->cap_len = 0;
     bpf_get_current_comm(e->comm, sizeof(e->comm));
     u32 portid = 0;
@@ -2216,7 +2588,7 @@ int drops_poll(u64 *ctx)
     u32 *first = drops_first.lookup(&zero);
     if ((first && *first) || drops < was)
         return 0;
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     u64 task = ctx[1];
     if (!e || !task)
         return 0;
@@ -2234,6 +2606,8 @@ int drops_poll(u64 *ctx)
     e->ret = -ENOBUFS;
     e->skipped_parts = drops - was;     /* messages dropped since the last look */
     e->flags = 0;
+    e->peer_portid = 0;
+    e->peer_pid = 0;
     e->cap_len = 0;
     u32 portid = 0;
     bpf_probe_read_kernel(&portid, sizeof(portid), (void *)(sk + OFF_NLSK_PORTID));
@@ -2455,7 +2829,7 @@ static __always_inline void errors_failed(void *ctx, u64 sk, u64 data, u32 len)
     if (!sock_wanted(sk))
         return;
     u32 zero = 0;
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     u32 h[4] = {};
     if (!e || bpf_probe_read_kernel(h, sizeof(h), (void *)data))
         return;
@@ -2540,7 +2914,7 @@ static __always_inline void sock_dump(void *ctx, u64 sk, u64 data, u32 len, u32 
     if (!sock_wanted(sk))
         return;
     u32 zero = 0;
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     if (!e)
         return;
     u64 now = bpf_ktime_get_ns();
@@ -2594,6 +2968,21 @@ int sock_ready(u64 *ctx)
     u32 len = *(u32 *)(skb + OFF_SKB_LEN);
     if (len < NLMSG_HDRLEN)
         return 0;
+    /* From a process (another socket's port), not the kernel: another process can send
+     * anything to a socket's port, an NLMSG_ERROR with the next seq too. No request is
+     * answered by it. */
+    if (*(u32 *)(skb + OFF_SKB_CB + OFF_NLCB_PORTID)) {
+#ifdef MODE_TOP
+        if (sock_wanted(sk)) {
+            struct top_slot *t = top_slot();
+            if (t) {
+                t->msgs_in++;
+                t->bytes_in += len;
+            }
+        }
+#endif
+        return 0;
+    }
     u64 h = NLH(data);
     u16 type = NLH_TYPE(h);
     u16 flags = NLH_FLAGS(h);
@@ -2665,7 +3054,7 @@ static __always_inline void slow_ended(void *ctx, u64 sk, struct sock_task *s, v
     if (!sock_wanted(sk))
         return;
     u32 zero = 0;
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     u64 regs = task_pt_regs_h(task);
     if (!e || !regs)
         return;
@@ -2716,7 +3105,9 @@ static __always_inline void slow_ended(void *ctx, u64 sk, struct sock_task *s, v
         u64 d = *(u64 *)(skb + OFF_SKB_DATA);
         u32 l = *(u32 *)(skb + OFF_SKB_LEN);
         u32 x[4] = {};
-        if (l >= NLMSG_HDRLEN && !bpf_probe_read_kernel(x, sizeof(x), (void *)d) && x[2] == h[2]) {
+        /* the kernel's (port 0), not a process's message with the same seq */
+        if (l >= NLMSG_HDRLEN && !*(u32 *)(skb + OFF_SKB_CB + OFF_NLCB_PORTID)
+            && !bpf_probe_read_kernel(x, sizeof(x), (void *)d) && x[2] == h[2]) {
             u16 rt = x[1] & 0xffff;
             if (rt == NLMSG_ERROR || rt == NLMSG_DONE || !((x[1] >> 16) & NLM_F_MULTI)) {
                 __builtin_memcpy(r, x, sizeof(r));
@@ -2773,8 +3164,8 @@ int sock_sent(u64 *ctx)
 
 /* A thread seen inside a netlink send by the iterator. */
 struct polled_val {
-    u64 lower;                  /* the call began after this */
-    u64 first_seen;             /* ... and before this */
+    u64 lower;                  /* the call began after this (the look before the first) */
+    u64 first_seen;             /* ... and before this (the first look sure it was inside) */
     u64 last_seen;              /* the last pass that saw it inside the kernel */
     u64 sends;                  /* its thread's sends when first seen: another count, another call */
     u64 sk;
@@ -2787,7 +3178,8 @@ struct polled_val {
     u8 syscall;
     u8 confirmed;               /* seen inside the kernel: asleep there, or running kernel code */
     u8 flagged;                 /* its thread knows: this call is reported when it ends */
-    u32 pad;
+    u8 said_long;               /* userspace heard it has surely run past SLOW_NS */
+    u8 pad[5];
 };
 BPF_HASH(polled, u32, struct polled_val, 4096);
 /* written by the loader before each pass: 0, the previous pass's time */
@@ -2798,11 +3190,14 @@ static __always_inline void poll_span(void *ctx, u64 task, struct polled_val *p,
                                       struct sock_task *s, u8 flags)
 {
     u32 zero = 0;
-    struct nl_event *e = scratch.lookup(&zero);
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     if (!e)
         return;
     e->kind = EV_SPAN;
     e->dir = DIR_SEND;
+    e->peer_portid = 0;
+    e->peer_pid = 0;
+    e->groups = 0;
     e->ts_ns = p->lower;
     e->dur_ns = p->last_seen - p->lower;
     e->start_slack_ns = p->first_seen - p->lower;
@@ -2897,16 +3292,23 @@ int slow_poll(u64 *ctx)
     if (!in_kernel)
         return 0;
     u8 news = !p->confirmed;
+    if (news)
+        p->first_seen = now;    /* an earlier look may have seen a stale syscall number */
     p->confirmed = 1;
     p->last_seen = now;
+    /* it may have run past the threshold (it began after `lower`): reported when it
+     * ends, where userspace keeps it only if it surely did, and counts it otherwise */
     if (!p->flagged && s && now - p->lower >= SLOW_NS) {
         p->flagged = 1;
         s->long_since = p->lower;
         s->long_seen = p->first_seen;
+    }
+    /* userspace hears of a call when it is first known to be one, and again when it has
+     * surely run past the threshold (slow prints those while they still run) */
+    if (!p->said_long && now - p->first_seen >= SLOW_NS) {
+        p->said_long = 1;
         news = 1;
     }
-    /* userspace hears of a call when it is first known to be one, and again when
-     * it passes the threshold (slow prints those while they still run) */
     if (news)
         poll_span(ctx, task, p, s, EVF_IN_PROGRESS);
     return 0;

@@ -36,6 +36,12 @@
 #define SC_RECVFROM 5
 #define SC_RECVMMSG 6
 #define SC_KERNEL 7              /* seen by the kernel-function layer, not a syscall */
+#define SC_WRITE 8
+#define SC_WRITEV 9
+#define SC_READ 10
+#define SC_READV 11
+#define SC_PWRITEV2 12
+#define SC_PREADV2 13
 
 /* event flags */
 #define EVF_SPLIT 1             /* message straddled iovecs: data is partial */
@@ -48,6 +54,12 @@
 #define EVF_IN_PROGRESS 64      /* EV_SPAN: the call is still running (slow, socket layer) */
 #define EVF_CALL_END 128        /* EV_MSG with no message: the request's call ended and no final
                                    reply was queued for it (slow, socket layer) */
+#define EVF_OVERLONG 256        /* the message claims more bytes than its buffer holds: a send the
+                                   kernel ignored (and the rest of the buffer with it), or a reply
+                                   cut by the reader's buffer */
+
+/* peer_portid of a message from user space whose port is not known (recvmmsg) */
+#define PEER_UNKNOWN 0xffffffff
 
 struct nl_event {
     u64 ts_ns;                  /* CLOCK_MONOTONIC at syscall entry (socket layer: when seen) */
@@ -68,6 +80,9 @@ struct nl_event {
     s32 ret;                    /* syscall return value */
     u32 skipped_parts;
     u32 holder_pid;             /* owner of the longest-waited mutex */
+    u32 peer_portid;            /* the other end: who sent a received message, where a sent one
+                                   went. 0 is the kernel (no user socket has port 0) */
+    u32 peer_pid;               /* received from user space: the sender's pid (its credentials) */
     u32 nl_len;                 /* nlmsg_len as the header claims */
     u32 nl_seq;
     u16 nl_type;
@@ -77,8 +92,7 @@ struct nl_event {
     u8 dir;
     u8 proto;
     u8 syscall;
-    u8 flags;
-    u8 pad;
+    u16 flags;
     char comm[16];
     char holder_comm[16];
     u8 data[SNAPLEN];
@@ -91,7 +105,9 @@ struct nl_event {
 #define ST_TRUNC_WALK 1         /* syscalls whose messages were not all walked */
 #define ST_EMITTED 2            /* events handed over (an EV_CHUNK counts its messages) */
 #define ST_PENDING_FULL 3       /* requests whose pairing entry the LRU could not take */
-#define ST_NR 4
+#define ST_UNSEEN 4             /* netlink sends/receives by a path the layer does not walk
+                                   (io_uring, sendfile...: syscall layer, from sock:*_length) */
+#define ST_NR 5
 
 /* per-process aggregates kept in the kernel for `top` */
 #define LAT_BUCKETS 128         /* log2 of latency in ns, 2 sub-buckets each */

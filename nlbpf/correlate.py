@@ -100,7 +100,9 @@ class Correlator:
     def feed(self, msg):
         self._now = max(self._now, msg.ts_ns)
         if msg.direction == REQUEST:
-            if not msg.nl_flags & NLM_F_REQUEST:
+            # only a request the kernel took gets an answer: not one it ignored (a length
+            # past the end of its buffer)
+            if not msg.nl_flags & NLM_F_REQUEST or msg.overlong:
                 return None, False
             txn = Transaction(request=msg)
             self.requesters[(msg.protocol, msg.netns, msg.portid, msg.seq)] = msg
@@ -110,7 +112,9 @@ class Correlator:
             self.pending.pop(key, None)
             self.pending[key] = txn
             return txn, False
-        if msg.direction == NOTIFY:
+        if msg.direction != REPLY:
+            # notifications, and messages between processes: whatever their seq and type,
+            # no request is answered by a message the kernel did not send
             return None, False
         key = (socket_key(msg), msg.seq)
         txn = self.pending.get(key)

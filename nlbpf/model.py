@@ -17,7 +17,11 @@ PROTOCOLS = {
 }
 PROTOCOL_NUMBERS = {name: num for num, name in PROTOCOLS.items()}
 
+# request: sent to the kernel; reply, notify: from the kernel, to one socket or a
+# multicast group. A process may send to another process's port too (NETLINK_USERSOCK,
+# or anything at all to any socket): from_user and to_user, never a request or its reply.
 REQUEST, REPLY, NOTIFY = "request", "reply", "notify"
+FROM_USER, TO_USER = "from_user", "to_user"
 
 
 def protocol_name(proto):
@@ -40,7 +44,7 @@ class Message:
     cgroup: int = 0            # cgroup v2 id of the task
     sock: int = 0              # socket identity (kernel sk address; 0 when unknown)
     portid: int = 0            # the socket's own netlink port id
-    groups: int = 0            # multicast group mask from msg_name (0: unicast/unknown)
+    groups: int = 0            # the multicast group it went to (0: unicast; 0xffffffff: a group the kernel layer did not learn)
     syscall: str = ""          # sendmsg, recvmsg, sendto, ...
     ret: int = 0               # syscall return value
     dur_ns: int = 0            # syscall duration
@@ -57,6 +61,10 @@ class Message:
     in_handler: Optional[bool] = None  # kernel layer, notifications: sent by a request's handler
     start_slack_ns: int = 0    # requests: the call began between ts_ns and ts_ns + this
     start_known: bool = True   # False: a request rebuilt from its reply (socket layer), no start
+    peer_portid: int = 0       # the other end's port: 0 is the kernel (FROM_USER/TO_USER: not 0)
+    peer_pid: int = 0          # FROM_USER: the sending process's pid, when known
+    overlong: bool = False     # it claims more bytes than its buffer held (a send the kernel
+                               # ignored; a reply the reader's buffer cut)
 
     @property
     def nl_type(self):

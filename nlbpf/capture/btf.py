@@ -164,7 +164,13 @@ PROBE_OFFSETS = {
     "OFF_SOCK_NET": ["sock.__sk_common.skc_net"],
     "OFF_NET_INUM": ["net.ns.inum"],
     "OFF_NLSK_PORTID": ["netlink_sock.portid"],
+    "OFF_NLSK_DST_PORTID": ["netlink_sock.dst_portid"],
     "OFF_MUTEX_OWNER": ["mutex.owner"],
+    # NETLINK_CB(skb): who sent a buffer (port 0: the kernel), its pid, its group
+    "OFF_SKB_CB": ["sk_buff.cb"],
+    "OFF_NLCB_PORTID": ["netlink_skb_parms.portid"],
+    "OFF_NLCB_CREDS_PID": ["netlink_skb_parms.creds.pid"],
+    "OFF_NLCB_DST_GROUP": ["netlink_skb_parms.dst_group"],
 }
 
 
@@ -177,8 +183,6 @@ SOCK_OFFSETS = {
     "OFF_SKB_DATA": ["sk_buff.data"],
     "OFF_SKB_LEN": ["sk_buff.len"],
     "OFF_SKB_PREV": ["sk_buff.prev"],
-    "OFF_SKB_CB": ["sk_buff.cb"],
-    "OFF_NLCB_DST_GROUP": ["netlink_skb_parms.dst_group"],
     "OFF_NLSK_CB_NLH": ["netlink_sock.cb.nlh"],
     "OFF_TASK_FLAGS": ["task_struct.flags"],
     "OFF_TASK_STATE": ["task_struct.__state", "task_struct.state"],
@@ -199,9 +203,7 @@ SOCK_OFFSETS = {
 KERNEL_OFFSETS = {
     "OFF_SKB_DATA": ["sk_buff.data"],
     "OFF_SKB_LEN": ["sk_buff.len"],
-    "OFF_SKB_CB": ["sk_buff.cb"],
     "OFF_NLCB_SK": ["netlink_skb_parms.sk"],
-    "OFF_NLCB_DST_GROUP": ["netlink_skb_parms.dst_group"],
     "OFF_NLSK_FLAGS": ["netlink_sock.flags"],
     "OFF_NLSK_CB_NLH": ["netlink_sock.cb.nlh"],
     "OFF_EXTACK_MSG": ["netlink_ext_ack._msg"],

@@ -49,8 +49,10 @@ SOCK_ATTACH = ("btf_trace_sk_data_ready", "btf_trace_sock_send_length", "bpf_ite
 WALK_TYPES = {"FILE_ID": "file", "SOCKET_ID": "socket"}
 # the types the socket layer's programs read a message through, and those of the walk
 SOCK_TYPES = {"NLMSGHDR_ID": "nlmsghdr", "NLMSGERR_ID": "nlmsgerr", **WALK_TYPES}
-# the syscall layer's entry probes (bpf/nlbpf.bpf.c's sc_enter_<call>), by syscall
-SYSCALL_ENTRIES = ("sendmsg", "sendto", "sendmmsg", "recvmsg", "recvfrom", "recvmmsg")
+# the syscall layer's entry probes (bpf/nlbpf.bpf.c's sc_enter_<call>), by syscall: every
+# call that can carry a netlink socket's messages
+SYSCALL_ENTRIES = ("sendmsg", "sendto", "sendmmsg", "recvmsg", "recvfrom", "recvmmsg",
+                   "write", "writev", "pwritev2", "read", "readv", "preadv2")
 # slow on the socket layer finds long calls by looking at every thread this often
 # (a tenth of the threshold, within these bounds); below SOCK_SLOW_MIN_NS that is
 # too coarse, and auto takes another layer
@@ -151,6 +153,11 @@ def have_task_storage(layer):
     probe.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
     return all(probe(PROG_TYPE[layer], helper, None) == 1
                for helper in (FUNC_TASK_STORAGE_GET, FUNC_GET_CURRENT_TASK_BTF))
+
+
+def have_sock_length_tracepoints():
+    return (environment.tracepoint_exists("sock", "sock_send_length")
+            and environment.tracepoint_exists("sock", "sock_recv_length"))
 
 
 def have_lock_tracepoints():

@@ -16,7 +16,9 @@ from . import environment
 from . import bootcache, btfprog, layers, ringbuf
 from .defaults import CAPTURE_DEFAULTS
 from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, SOCK_OFFSETS, probe_offsets
-from .records import CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL
+from .abi import DEFINES
+from .records import (CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_WALK, ST_EMITTED,
+                      ST_PENDING_FULL, ST_UNSEEN)
 
 BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
 SOURCE = BPF_DIR / "nlbpf.bpf.c"
@@ -309,22 +311,32 @@ class Capture:
             raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
 
     def _load_syscall(self, bcc, offsets):
-        for call in ("sendmsg", "recvmsg", "sendto", "recvfrom", "sendmmsg", "recvmmsg"):
+        for call in layers.SYSCALL_ENTRIES:
             if not environment.tracepoint_exists("syscalls", f"sys_enter_{call}"):
                 raise NlbpfError(f"this kernel has no syscalls:sys_enter_{call} tracepoint "
                                  "(CONFIG_FTRACE_SYSCALLS); nlbpf cannot capture here")
+        if not environment.tracepoint_exists("skb", "skb_copy_datagram_iovec"):
+            raise NlbpfError("this kernel has no skb:skb_copy_datagram_iovec tracepoint, which "
+                             "tells the kernel's replies from other processes' messages")
         have_extack = environment.tracepoint_exists("netlink", "netlink_extack")
         have_locks = layers.have_lock_tracepoints()
+        # netlink sends and receives by paths without a syscall of this layer (io_uring,
+        # sendfile) are counted where the kernel has these (6.7+)
+        have_unseen = layers.have_sock_length_tracepoints()
         walk = self._walk_facts()
         kfunc, fd_walk = self._fd_walk(walk)
         flags = self.cflags({**offsets, **walk["types"]}, self.uses_ringbuf, have_extack,
                             have_locks) + self._call_state("syscall")
-        # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass
+        if have_unseen:
+            flags.append("-DHAVE_SOCK_LENGTH")
+        # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass;
+        # slot 2: a message gathered from the iovecs it is spread over
         second = "walk_chunk" if self.mode == "trace" else "walk_hdrs"
         while True:     # once, or twice if the kernel refuses the BTF build
             self.bpf = self._compile(bcc, SOURCE, flags + (["-DFD_WALK_BTF"] if kfunc else []))
             try:
-                for slot, prog in enumerate(self._load_together(bcc, ("walk", second))):
+                for slot, prog in enumerate(self._load_together(bcc, ("walk", second,
+                                                                     "walk_split"))):
                     self.bpf["progs"][ct.c_int(slot)] = ct.c_int(prog.fd)
                 self._attach_entries(bcc, kfunc)
                 break
@@ -342,6 +354,10 @@ class Capture:
         self.layer = "syscall"
         self.fd_walk = fd_walk
         self.hooks = [("syscall tracepoints", f"attached (fd -> socket: {fd_walk})"),
+                      ("skb:skb_copy_datagram_iovec", "attached (who sent each reply)"),
+                      ("sock:sock_send_length/sock_recv_length",
+                       "attached (netlink calls outside these syscalls counted)" if have_unseen
+                       else "missing (io_uring, sendfile: not counted)"),
                       ("netlink:netlink_extack", "attached" if have_extack else "missing"),
                       ("lock:contention_begin/end", "attached" if have_locks else "missing")]
 
@@ -596,12 +612,40 @@ class Capture:
         table = self.bpf["stats"]
         total = {}
         for name, idx in (("lost", ST_LOST), ("emitted", ST_EMITTED),
-                          ("walk_truncated", ST_TRUNC_WALK), ("pending_full", ST_PENDING_FULL)):
+                          ("walk_truncated", ST_TRUNC_WALK), ("pending_full", ST_PENDING_FULL),
+                          ("unseen", ST_UNSEEN)):
             total[name] = sum(table[ct.c_int(idx)])
         # ST_LOST counts every event the probes could not write, perf buffer or ring
         # buffer; the perf buffer's own PERF_RECORD_LOST counts (_perf_lost, from
         # lost_cb) are the same events again, reported late and only in part
         return total
+
+    def detach(self):
+        """Stop the probes, keeping their maps: what they handed over can still be read,
+        and their counters are final (stats())."""
+        if self._btf_progs is not None:
+            self._btf_progs.close()
+            self._btf_progs = None
+            self._passes = []
+        b = self.bpf
+        if b is None:
+            return
+        for k in list(b.tracepoint_fds):
+            b.detach_tracepoint(k)
+        for k in list(b.raw_tracepoint_fds):
+            b.detach_raw_tracepoint(k)
+        for k in list(b.kprobe_fds):
+            b.detach_kprobe_event(k)
+        for k in list(b.kfunc_entry_fds):
+            b.detach_kfunc(k)
+        for k in list(b.kfunc_exit_fds):
+            b.detach_kretfunc(k)
+        # a program that was running when its hook went finishes within microseconds
+        time.sleep(0.01)
+
+    def final_stats(self):
+        """stats() once the probes are detached."""
+        return self.stats()
 
     def close(self):
         if self._btf_progs is not None:
@@ -616,7 +660,7 @@ class Capture:
             self.bpf = None
 
 
-LAT_BUCKETS = 128      # bpf/nlbpf.h
+LAT_BUCKETS = DEFINES["LAT_BUCKETS"]
 TOP_COUNTERS = ("requests", "errors", "dumps", "dump_intr", "msgs_in", "msgs_out", "bytes_in",
                 "bytes_out", "lat_count", "lat_sum_ns", "lock_wait_ns")
 

@@ -1,32 +1,38 @@
 """Raw probe events -> nlbpf's records (model.Message and friends).
 
 The ctypes layout comes from bcc (table.event()), which reads it from
-bpf/nlbpf.h; the constants below mirror the #defines there.
+bpf/nlbpf.h; so do the constants (abi.py).
 """
 import ctypes as ct
 import struct
 from collections import namedtuple
 from dataclasses import dataclass, fields
 
-from ..model import CallEnd, Message, SyscallError, REQUEST, REPLY, NOTIFY
+from ..model import CallEnd, Message, SyscallError, REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER
+from .abi import DEFINES, prefixed
 
 U32 = struct.Struct("<I")
 
-EV_MSG, EV_SYSERR, EV_SPAN, EV_EXTACK, EV_CHUNK = 1, 2, 3, 4, 5
-DIR_SEND, DIR_RECV = 0, 1
-EVF_SPLIT, EVF_FINAL, EVF_SKIPPED_INTR, EVF_HELD, EVF_IN_HANDLER = 1, 2, 4, 8, 16
-EVF_NO_START, EVF_IN_PROGRESS, EVF_CALL_END = 32, 64, 128
-SYSCALLS = {1: "sendmsg", 2: "sendto", 3: "sendmmsg", 4: "recvmsg", 5: "recvfrom", 6: "recvmmsg",
-            7: "kernel"}
-SC_KERNEL = 7
-ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL = 0, 1, 2, 3
+EV_MSG, EV_SYSERR, EV_SPAN, EV_EXTACK, EV_CHUNK = (
+    DEFINES[n] for n in ("EV_MSG", "EV_SYSERR", "EV_SPAN", "EV_EXTACK", "EV_CHUNK"))
+DIR_SEND, DIR_RECV = DEFINES["DIR_SEND"], DEFINES["DIR_RECV"]
+(EVF_SPLIT, EVF_FINAL, EVF_SKIPPED_INTR, EVF_HELD, EVF_IN_HANDLER, EVF_NO_START, EVF_IN_PROGRESS,
+ EVF_CALL_END, EVF_OVERLONG) = (DEFINES[n] for n in (
+    "EVF_SPLIT", "EVF_FINAL", "EVF_SKIPPED_INTR", "EVF_HELD", "EVF_IN_HANDLER", "EVF_NO_START",
+    "EVF_IN_PROGRESS", "EVF_CALL_END", "EVF_OVERLONG"))
+ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL, ST_UNSEEN = (
+    DEFINES[n] for n in ("ST_LOST", "ST_TRUNC_WALK", "ST_EMITTED", "ST_PENDING_FULL", "ST_UNSEEN"))
+SC_KERNEL = DEFINES["SC_KERNEL"]
+# SC_SENDMSG -> "sendmsg"; the kernel-function layer's "kernel"
+SYSCALLS = {v: k[3:].lower() for k, v in prefixed("SC_").items()}
 
 # the order convert() and split_chunk() pass Message's fields in
 MESSAGE_FIELDS = ("ts_ns", "pid", "tid", "comm", "protocol", "direction", "data", "length",
                   "netns", "cgroup", "sock", "portid", "groups", "syscall", "ret", "dur_ns",
                   "lock_wait_ns", "lock_holder_pid", "lock_holder_comm", "extack",
                   "skipped_parts", "skipped_bytes", "skipped_intr", "split", "handler_ns",
-                  "dump_ns", "in_handler", "start_slack_ns", "start_known")
+                  "dump_ns", "in_handler", "start_slack_ns", "start_known", "peer_portid",
+                  "peer_pid", "overlong")
 if tuple(f.name for f in fields(Message)) != MESSAGE_FIELDS:
     raise ImportError("model.Message's fields changed: update records.MESSAGE_FIELDS and convert()")
 
@@ -179,10 +185,13 @@ def convert(ev, data=None):
     if kind == EV_MSG:
         if data is None:
             data = ct.string_at(ct.addressof(ev.data), _cap(ev))
+        # the other end: the kernel (port 0), or a process, whose messages are shown as
+        # such and never taken for the kernel's
+        peer = ev.peer_portid
         if ev.dir == DIR_SEND:
-            direction = REQUEST
+            direction = TO_USER if peer else REQUEST
         else:
-            direction = NOTIFY if ev.groups else REPLY
+            direction = FROM_USER if peer else NOTIFY if ev.groups else REPLY
         # a message crosses when its call hands it in (send) or returns with it (recv)
         ts = ev.ts_ns if ev.dir == DIR_SEND else ev.ts_ns + ev.dur_ns
         flags = ev.flags
@@ -198,7 +207,8 @@ def convert(ev, data=None):
             bool(flags & EVF_SPLIT), ev.handler_ns, ev.dump_ns,
             bool(flags & EVF_IN_HANDLER) if ev.syscall == SC_KERNEL and direction == NOTIFY
             else None,
-            ev.start_slack_ns, not flags & EVF_NO_START)
+            ev.start_slack_ns, not flags & EVF_NO_START, peer, ev.peer_pid,
+            bool(flags & EVF_OVERLONG))
     if kind == EV_CHUNK:
         raise ValueError("EV_CHUNK holds many messages: split_chunk() it")
     if kind == EV_EXTACK:

@@ -9,9 +9,11 @@ import time
 
 from ..context import default_context
 from ..decode import Decoded, GenlFamilies, decode, errno_name
-from ..model import REQUEST, REPLY, NOTIFY, protocol_name
+from ..capture.abi import DEFINES
+from ..model import REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER, protocol_name
 
-ARROWS = {REQUEST: "→", REPLY: "←", NOTIFY: "⇐"}
+ARROWS = {REQUEST: "→", REPLY: "←", NOTIFY: "⇐", FROM_USER: "←", TO_USER: "→"}
+PEER_UNKNOWN = DEFINES["PEER_UNKNOWN"]
 NLMSG_ERROR = 2
 
 
@@ -190,6 +192,23 @@ def origin_text(origin):
     return ""
 
 
+def peer(msg):
+    """The process at the other end of a message between processes: {"portid", "pid"}
+    (either None when not known), or None when the other end is the kernel."""
+    if msg.direction not in (FROM_USER, TO_USER):
+        return None
+    return {"portid": None if msg.peer_portid == PEER_UNKNOWN else msg.peer_portid,
+            "pid": msg.peer_pid or None}
+
+
+def peer_text(msg, p):
+    """`from port 4242 (pid 4242), not the kernel` / `to port 4242, not the kernel`."""
+    where = f"port {p['portid']}" if p["portid"] is not None else "a port not known"
+    if p["pid"]:
+        where += f" (pid {p['pid']})"
+    return f"{'from' if msg.direction == FROM_USER else 'to'} {where}, not the kernel"
+
+
 def message_record(msg, txn, completed, decoder, offset_ns, context=None, origin=None):
     """The JSON record of one message (nlbpf trace). origin: who caused a notification."""
     d = decoder(msg)
@@ -209,6 +228,8 @@ def message_record(msg, txn, completed, decoder, offset_ns, context=None, origin
         "message": decoder.json(msg),
         "truncated": msg.truncated or bool(getattr(d, "truncated", False)),
         "malformed": getattr(d, "malformed", None),
+        "peer": peer(msg),
+        "overlong": msg.overlong,
         # the call that carried it ("kernel" for the kernel-function layer)
         "syscall": {"name": msg.syscall, "ret": msg.ret, "dur_us": round(msg.dur_ns / 1000, 1)},
     }
@@ -235,7 +256,10 @@ def message_record(msg, txn, completed, decoder, offset_ns, context=None, origin
 def message_line(msg, d, txn, completed, rec):
     """`ip 4242 route → RTM_DELROUTE req,ack seq=17 dst 10.0.0.0/24 ...`"""
     head = (f"{msg.comm} {msg.pid}{where_tag(rec)} {protocol_name(msg.protocol)} "
-            f"{ARROWS[msg.direction]} {d.type_name}")
+            f"{ARROWS[msg.direction]}")
+    if rec.get("peer"):
+        head += f" [{peer_text(msg, rec['peer'])}]"
+    head += f" {d.type_name}"
     flags = short_flags(d.flag_names)
     if flags:
         head += f" {flags}"
@@ -243,7 +267,13 @@ def message_line(msg, d, txn, completed, rec):
     if rec.get("origin"):
         head += f" ({origin_text(rec['origin'])})"
     body = d.summary()
-    if msg.truncated:
+    if msg.overlong:
+        # its length runs past the end of the buffer it came in
+        cut = (f"ignored by the kernel: nlmsg_len {msg.length} runs past the end of the buffer"
+               if msg.direction in (REQUEST, TO_USER) else
+               f"cut by the reader's buffer: {len(msg.data)} of {msg.length} bytes")
+        body = body.replace("[truncated]", f"[{cut}]") if "[truncated]" in body else f"{body} [{cut}]"
+    elif msg.truncated:
         cut = f"truncated: {len(msg.data)} of {msg.length} bytes"
         body = body.replace("[truncated]", f"[{cut}]") if "[truncated]" in body else f"{body} [{cut}]"
     if body:
@@ -289,7 +319,9 @@ def transaction_record(txn, decoder, offset_ns, context=None):
         "truncated": req.truncated,
     }
     if req.start_slack_ns and rec["latency_us"] is not None:
+        # it began between ts and ts + start_slack_us
         rec["latency_min_us"] = round(txn.latency_min_ns / 1000, 1)
+        rec["start_slack_us"] = round(req.start_slack_ns / 1000, 1)
     if txn.parts or txn.dump_intr or (final is not None and final.type_name == "NLMSG_DONE"):
         rec["dump"] = {"parts": txn.parts, "bytes": txn.part_bytes, "intr": txn.dump_intr}
     kernel_times(txn.final, rec)

@@ -3,7 +3,7 @@ import struct
 
 from nlbpf.capture.records import Extack
 from nlbpf.correlate import Correlator
-from nlbpf.model import Message, REQUEST, REPLY, NOTIFY
+from nlbpf.model import Message, REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER
 
 RTM_NEWROUTE, RTM_GETROUTE, RTM_GETLINK, RTM_NEWLINK = 24, 26, 18, 16
 REQ, MULTI, ACK, DUMP, INTR = 0x1, 0x2, 0x4, 0x300, 0x10
@@ -32,6 +32,36 @@ def test_ack_completes_request_with_latency_and_errno_zero():
     txn, done = c.feed(ack)
     assert done and txn.request is req and txn.final is ack
     assert txn.errno == 0 and txn.latency_ns == 1000   # reply crossed at 2000
+    assert not c.pending
+
+
+def test_a_message_from_another_process_never_answers_a_request():
+    """Process B sends A's port an NLMSG_ERROR (ENOENT) with A's seq: the probes mark it
+    as from a process (its port is not the kernel's 0), and only the kernel's reply
+    completes A's request."""
+    c = Correlator()
+    req = msg(REQUEST, RTM_GETLINK, REQ | ACK, 7, ts=1000)
+    c.feed(req)
+    forged = msg(FROM_USER, 2, 0, 7, ts=1500, payload=struct.pack("<i", -2) + raw(18, 5, 7),
+                 peer_portid=4242, peer_pid=4242)
+    assert c.feed(forged) == (None, False)
+    assert c.feed(msg(REPLY, RTM_NEWLINK, 0, 7, ts=1600)) == (c.pending[(("sk", 0xffff1), 7)],
+                                                              False)
+    txn, done = c.feed(msg(REPLY, 2, 0x100, 7, ts=2000, payload=err(0)))
+    assert done and txn.request is req and txn.errno == 0 and txn.parts == 1
+
+
+def test_what_a_process_sends_another_is_not_a_request():
+    c = Correlator()
+    assert c.feed(msg(TO_USER, RTM_GETLINK, REQ | ACK, 7, ts=1000, peer_portid=4242)) == \
+        (None, False)
+    assert not c.pending
+
+
+def test_a_request_the_kernel_ignored_waits_for_nothing():
+    """nlmsg_len past the end of its buffer: the kernel stops there and answers nothing."""
+    c = Correlator()
+    assert c.feed(msg(REQUEST, RTM_GETLINK, REQ | ACK, 7, ts=1000, overlong=True)) == (None, False)
     assert not c.pending
 
 

@@ -13,7 +13,7 @@ from nlevent import nl_event_class  # noqa: E402
 
 from nlbpf.capture.records import (DIR_RECV, DIR_SEND, EV_EXTACK, EV_MSG, EV_SPAN, EV_SYSERR,
                                    EVF_CALL_END, EVF_IN_HANDLER, EVF_NO_START, EVF_SKIPPED_INTR,
-                                   EVF_SPLIT, MESSAGE_FIELDS, SC_KERNEL, SYSCALLS, CtypesReader,
+                                   EVF_OVERLONG, EVF_SPLIT, MESSAGE_FIELDS, SC_KERNEL, SYSCALLS, CtypesReader,
                                    EventReader, convert)
 from nlbpf.model import Message
 
@@ -92,7 +92,10 @@ def keyword_message(ev, data):
     """What convert() must give for an EV_MSG, built by field name (it passes them
     by position, for speed)."""
     send = ev.dir == DIR_SEND
-    direction = "request" if send else ("notify" if ev.groups else "reply")
+    if ev.peer_portid:          # the other end is a process, not the kernel
+        direction = "to_user" if send else "from_user"
+    else:
+        direction = "request" if send else ("notify" if ev.groups else "reply")
     return Message(
         ts_ns=ev.ts_ns if send else ev.ts_ns + ev.dur_ns, pid=ev.pid, tid=ev.tid,
         comm=bytes(ev.comm).split(b"\0")[0].decode("utf-8", "replace"), protocol=ev.proto,
@@ -106,7 +109,9 @@ def keyword_message(ev, data):
         handler_ns=ev.handler_ns, dump_ns=ev.dump_ns,
         in_handler=(bool(ev.flags & EVF_IN_HANDLER)
                     if ev.syscall == SC_KERNEL and direction == "notify" else None),
-        start_slack_ns=ev.start_slack_ns, start_known=not ev.flags & EVF_NO_START)
+        start_slack_ns=ev.start_slack_ns, start_known=not ev.flags & EVF_NO_START,
+        peer_portid=ev.peer_portid, peer_pid=ev.peer_pid,
+        overlong=bool(ev.flags & EVF_OVERLONG))
 
 
 def test_convert_puts_every_field_where_it_belongs():
@@ -115,7 +120,9 @@ def test_convert_puts_every_field_where_it_belongs():
     for i in range(2000):
         ev, buf = random_event(rnd, EV_MSG)
         ev.syscall = rnd.choice([SC_KERNEL, 2, 5, 99])
-        ev.flags = rnd.randrange(EVF_CALL_END)      # every flag but the call-end marker
+        ev.flags = rnd.randrange(EVF_OVERLONG << 1) & ~EVF_CALL_END     # all but call-end
+        if i % 2:
+            ev.peer_portid = 0                      # from (or to) the kernel
         raw = buf.raw
         fields = reader.read(raw, 0, len(raw))
         data = reader.payload(fields, raw, 0, len(raw))
