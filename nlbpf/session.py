@@ -1,18 +1,27 @@
 """The live run loop every capturing command shares.
 
-Start the probes, say so on stderr, poll until --duration, SIGINT or SIGTERM,
-hand each record to the command, and keep the user told about lost events.
+Start the probes, say so on stderr, poll until --duration, SIGINT, SIGTERM or
+SIGHUP, hand each record to the command, and keep the user told about lost
+events. At the end, account for every event the kernel handed over: shown, not
+shown (and why), lost, not walked; the closing line says so, whatever ended the
+run.
 """
 import gc
 import os
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 
 from .capture.loader import Capture
 from .errors import NlbpfError
 
 TRACING_LINE = "Tracing netlink... Hit Ctrl-C to end."
+# Once stopped, the records already captured are still shown, for this long at most
+# (a second signal stops at once): a backlog of any size never holds the exit up.
+# What is left is counted as not shown.
+DRAIN_S = 2.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 # True while run() polls: write_line leaves flushing to it, once per batch of
 # records instead of a write(2) per line.
@@ -20,24 +29,33 @@ _batching = False
 
 
 class Stopper:
-    """SIGINT/SIGTERM end the run cleanly instead of raising in the middle of a poll."""
+    """SIGINT, SIGTERM and SIGHUP end the run cleanly instead of raising in the middle of
+    a poll; a second one stops showing what is left at once."""
 
     def __init__(self):
-        self.stop = False
+        self.signals = 0
         self._old = {}
         self._depth = 0
+
+    @property
+    def stop(self):
+        return self.signals > 0
+
+    @property
+    def abandon(self):
+        return self.signals > 1
 
     def __enter__(self):
         # re-entrant: held from before the probes load until after they are detached,
         # so that a second Ctrl-C or a SIGTERM during clean-up cannot cut it short
         if not self._depth:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 self._old[sig] = signal.signal(sig, self._handle)
         self._depth += 1
         return self
 
     def _handle(self, signum, frame):
-        self.stop = True
+        self.signals += 1
 
     def __exit__(self, *exc):
         self._depth -= 1
@@ -53,11 +71,12 @@ def wall_offset_ns():
 
 
 class LostReporter:
-    """Prints a warning on stderr each time the kernel reports new lost events."""
+    """Prints a warning on stderr each time the kernel reports new lost events, or
+    netlink calls it could not walk."""
 
     def __init__(self, capture):
         self.capture = capture
-        self.reported = {"lost": 0, "walk_truncated": 0, "pending_full": 0}
+        self.reported = {"lost": 0, "walk_truncated": 0, "pending_full": 0, "unseen": 0}
         self.behind = False        # said that the reader's backlog is over half full
 
     def check_backlog(self):
@@ -80,9 +99,14 @@ class LostReporter:
                   file=sys.stderr, flush=True)
         cut = stats["walk_truncated"] - self.reported["walk_truncated"]
         if cut > 0:
-            print(f"WARNING: {cut} calls had more messages than the probe walks; "
-                  f"the rest of them went unseen", file=sys.stderr, flush=True)
-        self.reported.update({k: stats[k] for k in self.reported})
+            print(f"WARNING: {cut} calls had more messages or iovecs than the probes walk; "
+                  f"the rest of them went unseen (not walked)", file=sys.stderr, flush=True)
+        unseen = stats.get("unseen", 0) - self.reported["unseen"]
+        if unseen > 0:
+            print(f"WARNING: {unseen} netlink sends/receives went by a path this hook layer "
+                  f"does not walk (io_uring, sendfile...): their messages went unseen (not "
+                  f"walked)", file=sys.stderr, flush=True)
+        self.reported.update({k: stats.get(k, 0) for k in self.reported})
         self.check_backlog()
         return stats
 
@@ -117,18 +141,84 @@ def tune_gc():
     gc.set_threshold(20000, 10, 10)
 
 
+@dataclass
+class Outcome:
+    """What became of the events the kernel had for this run: the closing line's numbers.
+
+    events = shown + not_shown + lost + not_walked, where lost ones never reached the
+    buffer (it was full) and not walked ones are netlink calls the probes could not
+    walk to the end (each hides at least one message)."""
+    emitted: int = 0            # handed over by the kernel
+    lost: int = 0               # the kernel had no room for them
+    walk_truncated: int = 0     # calls with more messages or iovecs than the probes walk
+    unseen: int = 0             # calls by a path the hook layer does not walk
+    shown: int = 0              # made into output
+    dropped: int = 0            # not shown: the spool was full (trace's capture child)
+    why: list = field(default_factory=list)    # why the rest was not shown
+    output_gone: bool = False   # the output was closed or cannot be written
+
+    @classmethod
+    def of(cls, stats, shown):
+        return cls(emitted=stats.get("emitted", 0), lost=stats.get("lost", 0),
+                   walk_truncated=stats.get("walk_truncated", 0),
+                   unseen=stats.get("unseen", 0), shown=shown,
+                   dropped=stats.get("spool_dropped", 0))
+
+    @property
+    def not_shown(self):
+        return max(0, self.emitted - self.shown)
+
+    @property
+    def not_walked(self):
+        return self.walk_truncated + self.unseen
+
+    @property
+    def events(self):
+        return self.emitted + self.lost + self.not_walked
+
+    def closing_line(self, made, verb="shown"):
+        """`nlbpf: 12 records; 13 events from the kernel: 13 shown, 0 not shown, 0 lost,
+        0 not walked`, with why after each number that is not 0."""
+        why = list(self.why)
+        if self.dropped:
+            why.insert(0, f"{self.dropped} dropped: the spool was full")
+        parts = [f"{self.shown} {verb}",
+                 f"{self.not_shown} not {verb}" + (f" ({'; '.join(why)})" if self.not_shown
+                                                   and why else "")]
+        parts.append(f"{self.lost} lost" + (" (the kernel's buffer was full)" if self.lost
+                                            else ""))
+        walked = []
+        if self.walk_truncated:
+            walked.append(f"{self.walk_truncated} calls with more messages or iovecs than the "
+                          f"probes walk")
+        if self.unseen:
+            walked.append(f"{self.unseen} calls by a path this hook layer does not walk")
+        parts.append(f"{self.not_walked} not walked" + (f" ({'; '.join(walked)})" if walked
+                                                        else ""))
+        return f"nlbpf: {made}; {self.events} events from the kernel: " + ", ".join(parts)
+
+
 def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end=None,
         capture=None):
-    """Run a capture until done; returns the kernel's final stats.
+    """Run a capture until done; returns its Outcome.
 
     capture_args: kwargs for Capture. on_record(rec) gets every record.
     on_tick(stats) runs every tick_s seconds (top's refresh; expiry of old requests).
-    capture: something with Capture's interface to use instead (trace --spool's
-    reader); its `finished` turning true ends the run as Ctrl-C would.
+    on_end(outcome) runs once at the end, whatever ended the run (the closing line).
+    capture: something with Capture's interface to use instead (trace's spool reader);
+    its `finished` turning true ends the run as Ctrl-C would.
+
+    The end: the probes are detached (their counters are then final), and what they
+    had handed over is still shown for DRAIN_S at most, or until a second signal; the
+    rest is counted as not shown. A closed stdout (`| head`) ends at once, counted the
+    same way; stdout that cannot be written (a full disk) too, then raises its error.
     """
     global _batching
     capture = capture if capture is not None else Capture(**capture_args)
     stopper = Stopper().__enter__()
+    shown = 0
+    why = []
+    failure = None
     try:
         capture.start()
         announce(capture)
@@ -136,13 +226,13 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
         lost = LostReporter(capture)
         deadline = time.monotonic() + duration if duration else None
         next_tick = time.monotonic() + tick_s
-        closed = None
         with stopper:
             _batching = True
             try:
                 while not stopper.stop:
                     for rec in capture.poll(100):
                         on_record(rec)
+                        shown += 1
                     flush_output()
                     now = time.monotonic()
                     if now >= next_tick:
@@ -154,17 +244,38 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
                         break
                     if getattr(capture, "finished", False):
                         break
+                capture.detach()
+                until = time.monotonic() + DRAIN_S
                 for rec in capture.drain():
+                    if stopper.abandon:
+                        why.append("stopped by a second signal")
+                        break
+                    if time.monotonic() >= until:
+                        why.append(f"stopping shows what was captured for {DRAIN_S:g} s at "
+                                   f"most; `nlbpf record -w FILE` keeps every event")
+                        break
                     on_record(rec)
+                    shown += 1
                 flush_output()
-            except OutputClosed as e:
-                closed = e      # `nlbpf trace | head`: still say what was seen and lost
-        stats = lost.check()
+            except OutputClosed:
+                # `nlbpf trace | head`: still say what was seen and lost
+                why.append("the output was closed")
+                failure = OutputClosed()
+            except OutputError as e:
+                why.append("the output cannot be written")
+                failure = e
+        outcome = Outcome.of(capture.final_stats(), shown)
+        outcome.why = why
+        outcome.output_gone = failure is not None
+        lost.check()
         if on_end:
-            on_end(stats)
-        if closed:
-            raise closed
-        return stats
+            try:
+                on_end(outcome)
+            except (OutputClosed, OutputError) as e:
+                failure = failure or e
+        if failure:
+            raise failure
+        return outcome
     finally:
         _batching = False
         capture.close()
@@ -172,13 +283,16 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
 
 
 def write_line(text):
-    """print() that turns a closed pipe (`nlbpf trace | head`) into a clean exit."""
+    """print() that turns a closed pipe (`nlbpf trace | head`) into a clean exit, and a
+    stdout that cannot be written (a full disk) into one line and a failure."""
     try:
         sys.stdout.write(text + "\n")
         if not _batching:
             sys.stdout.flush()
     except BrokenPipeError:
         output_closed()
+    except OSError as e:
+        output_failed(e)
 
 
 def flush_output():
@@ -187,14 +301,29 @@ def flush_output():
         sys.stdout.flush()
     except BrokenPipeError:
         output_closed()
+    except OSError as e:
+        output_failed(e)
+
+
+def _stdout_to_devnull():
+    # the interpreter's final flush must not raise again
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def output_closed():
-    # stdout is gone: point it at /dev/null so the interpreter's final
-    # flush does not raise again, and stop the run.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    # stdout is gone: point it at /dev/null, and stop the run.
+    _stdout_to_devnull()
     raise OutputClosed() from None
+
+
+def output_failed(e):
+    """stdout cannot take more (ENOSPC, EIO...): what was buffered is dropped, the run
+    stops and the command fails with one line."""
+    _stdout_to_devnull()
+    raise OutputError(f"cannot write the output: {os.strerror(e.errno) if e.errno else e}"
+                      ) from None
 
 
 class OutputClosed(NlbpfError):
@@ -202,3 +331,7 @@ class OutputClosed(NlbpfError):
 
     def __init__(self):
         super().__init__("output closed", exit_code=0)
+
+
+class OutputError(NlbpfError):
+    """stdout cannot be written (a full disk): exit status 1."""

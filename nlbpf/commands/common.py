@@ -45,11 +45,17 @@ class Printer:
         self.count = 0
 
     def __call__(self, rec, detail=()):
-        self.count += 1
         if self.as_json:
             write_line(dumps(rec))
+            self.count += 1
             return
-        write_line(f"{clock(rec['ts'])} {rec['summary']}")
+        slack = rec.get("start_slack_us")
+        if slack:
+            # a start known within a window: the time it began by, and ≤ to say so
+            write_line(f"≤{clock(rec['ts'] + slack / 1e6)} {rec['summary']}")
+        else:
+            write_line(f"{clock(rec['ts'])} {rec['summary']}")
+        self.count += 1
         for line in detail:
             write_line(f"    {line}")
 
@@ -125,15 +131,13 @@ class Pipeline:
             self.on_flush(None, everything=True)
             flush_output()
 
-    def end(self, stats):
-        self.finish()
-        summary = (f"nlbpf: {self.printer.count} records, "
-                   f"{stats['emitted']} events from the kernel, {stats['lost']} lost")
-        if stats.get("spool_dropped"):
-            summary += f", {stats['spool_dropped']} dropped (the spool was full)"
-        if stats.get("walk_truncated"):
-            summary += f", {stats['walk_truncated']} calls only partly walked"
-        print(summary, file=sys.stderr, flush=True)
+    def end(self, outcome):
+        """The closing line (session.Outcome), after what the command held back."""
+        try:
+            self.finish()
+        finally:
+            print(outcome.closing_line(f"{self.printer.count} records"), file=sys.stderr,
+                  flush=True)
 
     def run(self, capture_args, duration):
         if self.source is not None:

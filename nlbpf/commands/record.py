@@ -11,7 +11,7 @@ from ..capfile import CaptureWriter
 from ..errors import NlbpfError
 from ..model import Message
 from ..secrets import SECRET_PROTOCOLS, scrub_live, shown
-from ..session import output_closed, run, wall_offset_ns
+from ..session import Outcome, OutputError, output_closed, run, wall_offset_ns
 from .common import capture_args
 
 
@@ -45,6 +45,26 @@ def _families():
     return GenlFamilies.live()
 
 
+def _made(c, name):
+    """`14 messages written to F (and 1 extack texts)`"""
+    made = f"{c['messages']} messages written to {name}"
+    extra = []
+    if c["syscall_errors"]:
+        extra.append(f"{c['syscall_errors']} failed calls")
+    if c["extacks"]:
+        extra.append(f"{c['extacks']} extack texts")
+    return made + (" (and " + ", ".join(extra) + ")" if extra else "")
+
+
+def _close_quietly(f):
+    """Close the file; what a full disk keeps it from flushing is already reported."""
+    try:
+        if not f.closed:
+            f.close()
+    except OSError:
+        pass
+
+
 def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, **_):
     if as_json:
         raise NlbpfError("record writes a capture file; --json does not apply "
@@ -53,11 +73,26 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, **_):
     environment.require_root()      # before the file is created
     out, name, created = _open_output(write)
     writer = None
+    def write_failed(e):
+        if isinstance(e, BrokenPipeError):
+            output_closed()
+        raise OutputError(f"cannot write {name}: {e.strerror or e}") from None
+
     try:
         families = _families()
-        writer = CaptureWriter(out, fmt=fmt, snaplen=snaplen, offset_ns=wall_offset_ns(),
-                               families=families, filters=filters.describe(),
-                               describe=_describe(), secrets="shown" if shown() else "redacted")
+        try:
+            writer = CaptureWriter(out, fmt=fmt, snaplen=snaplen, offset_ns=wall_offset_ns(),
+                                   families=families, filters=filters.describe(),
+                                   describe=_describe(),
+                                   secrets="shown" if shown() else "redacted")
+        except OSError as e:
+            # the output is gone before the capture began (`| head -c 100` read the
+            # header): nothing was captured, and the closing line says so
+            gone = Outcome(why=["the output was closed" if isinstance(e, BrokenPipeError)
+                                else "the file cannot be written"], output_gone=True)
+            print(gone.closing_line(_made({"messages": 0, "syscall_errors": 0, "extacks": 0},
+                                          name), verb="written"), file=sys.stderr, flush=True)
+            write_failed(e)
 
         def on_record(rec):
             if isinstance(rec, Message) and rec.protocol in SECRET_PROTOCOLS:
@@ -65,42 +100,42 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, **_):
                 scrub_live(rec, families)
             try:
                 writer.write(rec)
-            except BrokenPipeError:
-                output_closed()
             except OSError as e:
-                raise NlbpfError(f"cannot write {name}: {e.strerror}") from None
+                write_failed(e)
 
         def on_tick(stats):
             try:
                 out.flush()
-            except BrokenPipeError:
-                output_closed()
+            except OSError as e:
+                write_failed(e)
 
-        stats = run(capture_args("trace", filters, snaplen, buffer), on_record,
-                    duration=duration, on_tick=on_tick)
-        try:
-            writer.close(stats)
-        except BrokenPipeError:
-            output_closed()
+        def on_end(outcome):
+            # the file's trailer (the kernel's counts), then the closing line, whatever
+            # ended the run: a closed pipe or a full disk still says what was seen
+            try:
+                if not outcome.output_gone:
+                    writer.close({"emitted": outcome.emitted, "lost": outcome.lost,
+                                  "walk_truncated": outcome.walk_truncated,
+                                  "unseen": outcome.unseen})
+                    out.flush()
+            except OSError as e:
+                outcome.why.append("the file cannot be written")
+                write_failed(e)
+            finally:
+                print(outcome.closing_line(_made(writer.counts, name), verb="written"),
+                      file=sys.stderr, flush=True)
+
+        run(capture_args("trace", filters, snaplen, buffer), on_record, duration=duration,
+            on_tick=on_tick, on_end=on_end)
     except NlbpfError as e:
         if created and (writer is None or writer.packets == 0) and e.exit_code:
-            out.close()
+            _close_quietly(out)
             os.unlink(created)
         raise
     finally:
-        if out is not sys.stdout.buffer and not out.closed:
-            out.close()
+        if out is not sys.stdout.buffer:
+            _close_quietly(out)
     c = writer.counts
-    summary = (f"nlbpf: {c['messages']} messages written to {name}")
-    extra = []
-    if c["syscall_errors"]:
-        extra.append(f"{c['syscall_errors']} failed calls")
-    if c["extacks"]:
-        extra.append(f"{c['extacks']} extack texts")
-    if extra:
-        summary += " (and " + ", ".join(extra) + ")"
-    summary += f"; {stats['emitted']} events from the kernel, {stats['lost']} lost"
-    print(summary, file=sys.stderr, flush=True)
     if c["not_kept"]:
         print(f"nlbpf: warning: {c['not_kept']} failed calls/extack texts are not in {name}: "
               f"classic pcap cannot hold them (nor comm, netns or timing); use pcapng",

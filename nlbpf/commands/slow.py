@@ -5,36 +5,71 @@ lock:contention_begin/end, with the mutex owner read at the start of the wait)
 and the rest. The other processes that were inside long netlink calls at the
 same time are listed too: on a node, those are the usual rtnl holders.
 """
+import bisect
 import dataclasses
-from collections import deque
+import sys
 
 from ..capture.records import Span
 from ..model import protocol_name
-from ..output.records import fmt_us, transaction_record, wall_ts, where, where_tag
+from ..output.records import (fmt_us, latency_text, transaction_record, wall_ts, where,
+                              where_tag)
 from .common import Pipeline, capture_args
 
 SPAN_KEEP_NS = 120 * 1_000_000_000
+SPANS_MAX = 200_000     # calls kept for "meanwhile": memory stays flat under any load
 
 
 class Spans:
     """Recent long netlink calls, to name who else was busy during a slow request.
-    On the socket layer the task iterator also reports calls while they run: those
-    are open until their end comes, and count as busy up to any later request's end."""
 
-    def __init__(self):
-        self.spans = deque()
-        self.keys = set()       # (tid, start) of those in spans
+    Finished calls are kept ordered by when they ended, so a request finds the ones
+    that overlap it by a bisection, not a scan of all (slow --threshold 0 under load
+    makes thousands a second). On the socket layer the task iterator also reports
+    calls while they run: those are open until their end comes, and count as busy
+    up to any later request's end (the iterator looks again every tenth of the
+    threshold, and would have said if one had ended).
+
+    A call's certain span is used, never more: on the socket layer it began between
+    two looks (ts_ns and ts_ns + start_slack_ns) and ran at least until the last look
+    that saw it (ts_ns + dur_ns)."""
+
+    def __init__(self, keep_ns=SPAN_KEEP_NS, most=SPANS_MAX):
+        self.keep_ns = keep_ns
+        self.most = most
+        self.ends = []          # (end, n) in order; spans[i] goes with ends[i]
+        self.spans = []
+        self.first = 0          # ends[:first] are expired (dropped in bulk)
+        self.keys = set()       # (tid, start) of those kept
         self.open = {}          # tid -> the call it is in now, as last reported
+        self._n = 0
+
+    def __len__(self):
+        return len(self.spans) - self.first
 
     def add(self, span):
         self.open.pop(span.tid, None)
-        if (span.tid, span.ts_ns) in self.keys:
+        key = (span.tid, span.ts_ns)
+        if key in self.keys:
             return              # already closed by its request's end (ended())
-        self.spans.append(span)
-        self.keys.add((span.tid, span.ts_ns))
-        while self.spans and span.ts_ns - self.spans[0].ts_ns > SPAN_KEEP_NS:
-            old = self.spans.popleft()
+        end = span.ts_ns + span.dur_ns
+        self._n += 1
+        i = bisect.bisect(self.ends, (end, self._n), lo=self.first)
+        self.ends.insert(i, (end, self._n))
+        self.spans.insert(i, span)
+        self.keys.add(key)
+        self._expire(end)
+
+    def _expire(self, now):
+        first = self.first
+        while first < len(self.spans) and (len(self.spans) - first > self.most
+                                           or now - self.ends[first][0] > self.keep_ns):
+            old = self.spans[first]
             self.keys.discard((old.tid, old.ts_ns))
+            first += 1
+        self.first = first
+        if first > 4096 and first * 2 > len(self.spans):
+            del self.ends[:first], self.spans[:first]
+            self.first = 0
 
     def watch(self, span):
         self.open[span.tid] = span
@@ -48,12 +83,17 @@ class Spans:
         self.open.pop(tid, None)
 
     def overlapping(self, start, end, exclude_tid):
+        """Who else was inside netlink calls between start and end: per process, the
+        calls and how long they certainly overlapped, longest first."""
         busy = {}
-        for s in list(self.spans) + list(self.open.values()):
-            s_end = s.ts_ns + s.dur_ns if not s.in_progress else end
-            if s.tid == exclude_tid or s_end <= start or s.ts_ns >= end:
+        i = bisect.bisect(self.ends, (start, float("inf")), lo=self.first)
+        candidates = self.spans[i:] + list(self.open.values())
+        for s in candidates:
+            s_start = s.ts_ns + s.start_slack_ns
+            s_end = s.ts_ns + s.dur_ns if not s.in_progress else max(end, s.ts_ns + s.dur_ns)
+            if s.tid == exclude_tid or s_end <= start or s_start >= end:
                 continue
-            overlap = min(end, s_end) - max(start, s.ts_ns)
+            overlap = min(end, s_end) - max(start, s_start)
             entry = busy.setdefault(s.pid, {"pid": s.pid, "comm": s.comm, "calls": 0,
                                             "overlap_us": 0.0})
             entry["calls"] += 1
@@ -69,8 +109,10 @@ def slow_record(txn, pipe, spans):
     rec["work_us"] = round(max(0, (txn.latency_ns or 0) - wait) / 1000, 1)
     rec["holder"] = ({"pid": done.lock_holder_pid, "comm": done.lock_holder_comm}
                      if done is not None and done.lock_holder_pid else None)
-    end = txn.request.ts_ns + (txn.latency_ns or 0)
-    rec["concurrent"] = spans.overlapping(txn.request.ts_ns, end, txn.request.tid)
+    # its certain span: from its latest possible start on
+    req = txn.request
+    end = req.ts_ns + (txn.latency_ns or 0)
+    rec["concurrent"] = spans.overlapping(req.ts_ns + req.start_slack_ns, end, req.tid)
     why = f"lock wait {fmt_us(rec['lock_wait_us'])}"
     if rec["holder"]:
         why += f" (mutex held by {rec['holder']['comm']} {rec['holder']['pid']})"
@@ -89,8 +131,10 @@ def slow_details(rec):
 
 def running_record(span, pipe):
     """A call still inside the kernel past the threshold (socket layer: the task
-    iterator saw it), reported while it runs: a hang shows before it ends."""
-    running = span.dur_ns + span.start_slack_ns
+    iterator saw it), reported while it runs: a hang shows before it ends. It began
+    between two looks (ts_ns and ts_ns + start_slack_ns) and was inside at the last
+    (ts_ns + dur_ns): it has run between dur_ns - start_slack_ns and dur_ns."""
+    running_min = max(0, span.dur_ns - span.start_slack_ns)
     rec = {
         "ts": wall_ts(span.ts_ns, pipe.offset_ns),
         "pid": span.pid, "tid": span.tid, "comm": span.comm,
@@ -99,29 +143,39 @@ def running_record(span, pipe):
         "protocol": protocol_name(span.protocol),
         "direction": "in_progress",
         "syscall": span.syscall,
-        "running_us": round(running / 1000, 1),
-        "running_min_us": round(span.dur_ns / 1000, 1),
+        "running_us": round(span.dur_ns / 1000, 1),
+        "running_min_us": round(running_min / 1000, 1),
+        "start_slack_us": round(span.start_slack_ns / 1000, 1),
         "lock_wait_us": round(span.lock_wait_ns / 1000, 1),
         "holder": {"pid": span.holder_pid, "comm": span.holder_comm} if span.holder_pid else None,
     }
     why = f"lock wait {fmt_us(rec['lock_wait_us'])} so far"
     if rec["holder"]:
         why += f" (mutex held by {span.holder_comm} {span.holder_pid})"
+    running = latency_text({"latency_us": rec["running_us"],
+                            "latency_min_us": rec["running_min_us"]})
     rec["summary"] = (f"{span.comm} {span.pid}{where_tag(rec)} {rec['protocol']} in a netlink "
-                      f"{span.syscall} for {fmt_us(rec['running_min_us'])} so far — {why}")
+                      f"{span.syscall} for {running} so far — {why}")
     return rec
 
 
 def run_slow(threshold_ns, as_json, duration, filters, snaplen, buffer):
     spans = Spans()
     pipe = None
-
-    told = set()                # (tid, start) of running calls already printed
+    told = {}                   # tid -> start of the running call already printed
+    unsure = [0, 0]             # calls that may or may not have crossed it; their widest window
 
     def on_txn(txn):
         done = txn.done
         spans.ended(txn.request.tid, done.ts_ns if done is not None else None)
+        told.pop(txn.request.tid, None)
         if (txn.latency_ns or 0) < threshold_ns:
+            return
+        if txn.latency_min_ns < threshold_ns:
+            # its start is known within a window that straddles the threshold: it is
+            # not reported (it may not have crossed it), but counted
+            unsure[0] += 1
+            unsure[1] = max(unsure[1], txn.request.start_slack_ns)
             return
         rec = slow_record(txn, pipe, spans)
         pipe.printer(rec, detail=slow_details(rec))
@@ -133,9 +187,17 @@ def run_slow(threshold_ns, as_json, duration, filters, snaplen, buffer):
             spans.add(rec)
             return
         spans.watch(rec)
-        if rec.dur_ns + rec.start_slack_ns >= threshold_ns and (rec.tid, rec.ts_ns) not in told:
-            told.add((rec.tid, rec.ts_ns))
+        # printed once it has certainly run past the threshold, not when it may have
+        if rec.dur_ns - rec.start_slack_ns >= threshold_ns and told.get(rec.tid) != rec.ts_ns:
+            told[rec.tid] = rec.ts_ns
             pipe.printer(running_record(rec, pipe))
 
-    pipe = Pipeline(as_json, on_txn=on_txn, on_other=on_other)
+    def on_flush(now_ns, everything=False):
+        if everything and unsure[0]:
+            print(f"nlbpf: {unsure[0]} calls not shown: they ran {fmt_us(threshold_ns / 1000)} "
+                  f"or a little less (their start is known within "
+                  f"{fmt_us(unsure[1] / 1000)}); --hooks syscall times each exactly",
+                  file=sys.stderr, flush=True)
+
+    pipe = Pipeline(as_json, on_txn=on_txn, on_other=on_other, on_flush=on_flush)
     pipe.run(capture_args("slow", filters, snaplen, buffer, slow_ns=threshold_ns), duration)

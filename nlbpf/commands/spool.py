@@ -9,8 +9,9 @@ the probes fill it. This process reads the file as it grows and makes records
 of it exactly as a live run does (SpoolCapture stands in for Capture). A burst
 then makes the output lag, not lose messages; the file holds what waits.
 
-Ctrl-C (or --duration) stops the capture; what is spooled is still shown. A
-second Ctrl-C stops showing it and says how much was left.
+Ctrl-C (or --duration) stops the capture; what is spooled is still shown, for
+a few seconds at most (session.DRAIN_S), or until a second Ctrl-C. The closing
+line says how much was not shown, from the child's final counters.
 
 The spool is a private, transient format: frames of (kind, length, bytes).
 """
@@ -33,6 +34,7 @@ from .common import Pipeline
 FRAME = struct.Struct("<II")            # kind, length of what follows
 HELLO, STATS, END = 1, 4, 5             # RAW_RING (2) and RAW_EVENT (3) carry events
 POLL_S = 0.02           # how often a caught-up reader looks for more
+CHILD_STOP_S = 5        # how long a stopped capture child may take to write its last counters
 FLUSH_S = 0.1           # how often the capture child flushes the spool and its counters
 READ_BYTES = 4 << 20    # read from the spool per poll
 LAG_WARN_BYTES = 64 << 20   # spooled and not yet shown: worth telling the user
@@ -53,7 +55,7 @@ PR_SET_PDEATHSIG = 1
 def _capture_child(fd, capture_args):
     """Load the probes, spool what they hand over until SIGINT/SIGTERM; exit code."""
     stop = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.append(1))
     try:        # if the decoder dies, so does the capture
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -96,6 +98,9 @@ def _capture_child(fd, capture_args):
                 counters()
                 out.flush()
                 next_flush = time.monotonic() + FLUSH_S
+        # the probes stop first: what is in the kernel's buffer then is all there is, and
+        # the counters written last are final
+        capture.detach()
         for _ in capture.drain():
             pass
         counters()
@@ -188,7 +193,6 @@ class SpoolCapture:
         self.layer_reasons = []
         self.finished = False       # the child said END, or is gone: nothing more will come
         self.died = False           # gone without its END
-        self.abandoned = False      # a second Ctrl-C: stop showing the spool
         self.pid = None
         self.status = None
         self.f = None
@@ -197,7 +201,7 @@ class SpoolCapture:
         self._ring = Spans()        # RAW_RING frames' records not yet handed on
         self._stats = {"lost": 0, "emitted": 0, "walk_truncated": 0, "pending_full": 0}
         self._lagging = False
-        self._stopping = False
+
         self._freed = 0             # the spool is freed up to here
         self._dropped = 0           # events the child dropped, as last reported
 
@@ -238,9 +242,9 @@ class SpoolCapture:
 
     @contextlib.contextmanager
     def _forwarding_signals(self):
-        """Ctrl-C and SIGTERM stop the child (a second one: stop showing the spool)."""
+        """While the child loads the probes, Ctrl-C, SIGTERM and SIGHUP stop it."""
         old = {sig: signal.signal(sig, lambda *_: self._stop_child())
-               for sig in (signal.SIGINT, signal.SIGTERM)}
+               for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         try:
             yield
         finally:
@@ -248,9 +252,6 @@ class SpoolCapture:
                 signal.signal(sig, handler)
 
     def _stop_child(self):
-        if self._stopping:
-            self.abandoned = True
-        self._stopping = True
         if not self._exited():
             try:
                 os.kill(self.pid, signal.SIGINT)
@@ -356,12 +357,54 @@ class SpoolCapture:
         self._check_lag()
         return out
 
-    def drain(self):
-        """Stop the capture, then the rest of the spool (until a second Ctrl-C)."""
+    def detach(self):
+        """Stop the capture: the child detaches the probes, spools what their buffer
+        still holds, its final counters and its END."""
         self._stop_child()
-        with self._forwarding_signals():
-            while not self.finished and not self.abandoned:
-                yield from self.poll(100)
+
+    def drain(self):
+        """The rest of the spool, up to the child's END (session.run decides how long
+        it is shown)."""
+        while not self.finished:
+            yield from self.poll(100)
+
+    def final_stats(self):
+        """The child's last counters. It writes them once it has stopped, after its last
+        events: the rest of the spool is skimmed for them, its events left unread."""
+        self._stop_child()
+        deadline = time.monotonic() + CHILD_STOP_S
+        while not self._exited() and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        if not self._exited():
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.status = -signal.SIGKILL
+        self._skim()
+        return dict(self._stats)
+
+    def _skim(self):
+        """Read the counters frames (STATS) from what is left of the spool: what was
+        read and not handled, then the file, seeking over the events."""
+        left, self._buf = self._buf, b""
+        f = self.f
+        while True:
+            if len(left) < FRAME.size:
+                more = f.read(FRAME.size - len(left)) if f is not None else b""
+                left += more or b""
+                if len(left) < FRAME.size:
+                    return
+            kind, length = FRAME.unpack_from(left, 0)
+            have = left[FRAME.size:FRAME.size + length]
+            left = left[FRAME.size + length:]
+            if kind == STATS:
+                body = have + (f.read(length - len(have)) if len(have) < length else b"")
+                if len(body) < length:
+                    return
+                self._stats = json.loads(body)
+            elif len(have) < length:
+                if f is None:
+                    return
+                f.seek(length - len(have), os.SEEK_CUR)
 
     def _unread(self):
         try:
@@ -384,8 +427,10 @@ class SpoolCapture:
         waiting = self._unread()
         if not self._lagging and waiting > LAG_WARN_BYTES:
             self._lagging = True
+            gone = self._stats.get("lost", 0) + self._stats.get("spool_dropped", 0)
             print(f"nlbpf: output is behind the traffic: {waiting >> 20} MB of captured "
-                  f"events wait in the spool to be shown (none are lost)",
+                  f"events wait in the spool to be shown ("
+                  + (f"{gone} events lost so far" if gone else "none lost so far") + ")",
                   file=sys.stderr, flush=True)
         elif self._lagging and waiting < LAG_WARN_BYTES // 8:
             self._lagging = False
@@ -399,9 +444,6 @@ class SpoolCapture:
         return (0, 0)           # the spool's lag is _check_lag's to report
 
     def close(self):
-        if self.abandoned and self.f is not None:
-            print(f"nlbpf: stopped with {self._unread() >> 10} KB of spooled events not shown",
-                  file=sys.stderr, flush=True)
         if self.pid and not self._exited():
             self._stop_child()
             deadline = time.monotonic() + 30

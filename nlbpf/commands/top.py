@@ -15,7 +15,7 @@ from ..capture.loader import TOP_COUNTERS, forget_pids, read_top, top_pids
 from ..context import container_label, default_context
 from ..decode import decode
 from ..output.records import fmt_us
-from ..session import LostReporter, OutputClosed, Stopper, announce, write_line
+from ..session import LostReporter, OutputClosed, OutputError, Stopper, announce, write_line
 from ..capture.loader import Capture
 
 LAT_BUCKETS = 128
@@ -193,7 +193,13 @@ def _who(r, by):
     return [r["group"], len(pids), ",".join(r["comms"])]
 
 
-def render_table(rows, limit, interval_s, lost_new, lost_total, by="process"):
+def not_walked(stats):
+    """Netlink calls the probes could not walk to the end, or at all (session.Outcome)."""
+    return stats.get("walk_truncated", 0) + stats.get("unseen", 0)
+
+
+def render_table(rows, limit, interval_s, lost_new, lost_total, by="process", walked_new=0,
+                 walked_total=0):
     first = {"process": ["PID", "COMM", "WHERE"], "container": ["CONTAINER", "PIDS", "COMMS"],
              "netns": ["NETNS", "PIDS", "COMMS"]}[by]
     headers = first + ["REQ", "ERR", "DUMP", "INTR", "MSG IN", "MSG OUT", "BYTES IN",
@@ -206,7 +212,8 @@ def render_table(rows, limit, interval_s, lost_new, lost_total, by="process"):
     stamp = time.strftime("%H:%M:%S")
     what = {"process": "processes", "container": "containers/cgroups", "netns": "netns"}[by]
     head = (f"{stamp}  {len(rows)} {what} active in {interval_s:.1f}s  "
-            f"lost events: {lost_new} (total {lost_total})")
+            f"lost events: {lost_new} (total {lost_total})  "
+            f"calls not walked: {walked_new} (total {walked_total})")
     return head + "\n" + (tabulate(table, headers=headers, tablefmt="plain") if table
                           else "(no netlink activity)")
 
@@ -232,6 +239,7 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
                         time.sleep(min(0.1, max(0.0, wake - time.monotonic())))
                     now = time.monotonic()
                     before = lost.reported["lost"]
+                    walked_before = not_walked(lost.reported)
                     stats = lost.check()
                     # processes already gone before this read have their final counts in it
                     # and are forgotten once it is shown (checked after the read, a process
@@ -245,12 +253,17 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
                         write_line(json.dumps({"ts": round(time.time(), 6),
                                                "interval_s": round(span, 3), "by": by,
                                                "lost": stats["lost"] - before,
-                                               "total_lost": stats["lost"], "rows": data}))
+                                               "total_lost": stats["lost"],
+                                               "not_walked": not_walked(stats) - walked_before,
+                                               "total_not_walked": not_walked(stats),
+                                               "rows": data}))
                     else:
                         if tty:
                             sys.stdout.write("\033[H\033[2J")
                         write_line(render_table(data, rows, span, stats["lost"] - before,
-                                                stats["lost"], by=by))
+                                                stats["lost"], by=by,
+                                                walked_new=not_walked(stats) - walked_before,
+                                                walked_total=not_walked(stats)))
                         if not tty:
                             write_line("")
                     forget_pids(capture, gone)
@@ -260,14 +273,14 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
                         break
                     if duration and now - started >= duration:
                         break
-            except OutputClosed as e:
+            except (OutputClosed, OutputError) as e:
                 closed = e      # `nlbpf top --json | head`: the closing line still comes
+        capture.detach()
         stats = lost.check()
-        summary = (f"nlbpf: {shown} refreshes, {stats['emitted']} events from the kernel, "
-                   f"{stats['lost']} lost")
-        if stats.get("walk_truncated"):
-            summary += f", {stats['walk_truncated']} calls only partly walked"
-        print(summary, file=sys.stderr, flush=True)
+        # counted in the kernel: no event crosses to userspace, so none is lost; calls the
+        # probes could not walk are counted
+        print(f"nlbpf: {shown} refreshes; counted in the kernel: {stats['lost']} lost, "
+              f"{not_walked(stats)} not walked", file=sys.stderr, flush=True)
         if closed:
             raise closed
     finally:

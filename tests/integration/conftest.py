@@ -111,9 +111,32 @@ class Run:
     def lost(self):
         """Lost-event count from nlbpf's closing line on stderr."""
         for line in reversed(self.stderr_lines):
-            if " lost" in line and line.startswith("nlbpf:"):
-                return int(line.rsplit(",", 1)[-1].split()[0])
+            m = re.match(r"nlbpf: .*?\b(\d+) lost\b", line)
+            if m:
+                return int(m.group(1))
         raise AssertionError("no closing summary on stderr:\n" + self.stderr)
+
+    def summary(self):
+        """The closing line's numbers: events, shown, not_shown, lost, not_walked (the
+        first four add up to events), and the line itself."""
+        return closing_numbers(self.stderr)
+
+
+CLOSING = re.compile(r"^nlbpf: .*?; (\d+) events from the kernel: (\d+) (?:shown|written), "
+                     r"(\d+) not (?:shown|written)(?: \(([^)]*)\))?, (\d+) lost.*?, "
+                     r"(\d+) not walked", re.M)
+
+
+def closing_numbers(stderr):
+    """The last closing line in stderr, as a dict; AssertionError if there is none or its
+    numbers do not add up."""
+    found = CLOSING.findall(stderr)
+    assert found, "no closing line on stderr:\n" + stderr
+    events, shown, not_shown, why, lost, walked = found[-1]
+    d = {"events": int(events), "shown": int(shown), "not_shown": int(not_shown),
+         "why": why, "lost": int(lost), "not_walked": int(walked)}
+    assert d["events"] == d["shown"] + d["not_shown"] + d["lost"] + d["not_walked"], d
+    return d
 
 
 @pytest.fixture

@@ -195,18 +195,21 @@ def test_calls_still_running_count_as_busy_until_they_end():
     assert not s.open
     assert s.overlapping(200 * MS, 5_000 * MS, 2)[0]["overlap_us"] == 700_000
     s.add(span(1, 100 * MS, 700 * MS))  # the iterator's own word on it comes later: once
-    assert len(s.spans) == 1
+    assert len(s) == 1
     assert s.overlapping(200 * MS, 5_000 * MS, exclude_tid=1) == []
 
 
 def test_a_call_still_running_is_reported_with_its_wait_so_far():
+    """The iterator saw it first 20 ms after the look before (so it began in those 20 ms)
+    and last 480 ms after that look: it has run 460 to 480 ms."""
     pipe = SimpleNamespace(offset_ns=0)
     rec = running_record(span(5, 100 * MS, 480 * MS, running=True, slack=20 * MS,
                               wait=450 * MS, holder=9), pipe)
     assert rec["direction"] == "in_progress"
-    assert rec["running_us"] == 500_000 and rec["running_min_us"] == 480_000
+    assert rec["running_us"] == 480_000 and rec["running_min_us"] == 460_000
+    assert rec["start_slack_us"] == 20_000
     assert rec["holder"] == {"pid": 9, "comm": "ip"}
-    assert "in a netlink sendmsg for 480.00ms so far" in rec["summary"]
+    assert "in a netlink sendmsg for 460.00ms–480.00ms so far" in rec["summary"]
     assert "lock wait 450.00ms so far (mutex held by ip 9)" in rec["summary"]
 
 

@@ -151,7 +151,7 @@ def test_falling_behind_is_said_once_and_catching_up_too(tmp_path, capsys, monke
     assert len(got) == 30
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 2, err
-    assert err[0].startswith("nlbpf: output is behind the traffic") and "none are lost" in err[0]
+    assert err[0].startswith("nlbpf: output is behind the traffic") and "none lost so far" in err[0]
     assert err[1] == "nlbpf: output has caught up with the traffic"
     sc.close()
 
@@ -284,3 +284,24 @@ def test_without_a_spool_file_trace_decodes_as_it_captures_unless_spool_was_aske
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("nlbpf: cannot create the spool file in /ro")
     assert "decoding as it captures instead (--no-spool)" in err[0]
+
+
+@pytest.mark.parametrize("read_before", [0, 1, 5, 11, 3000])
+def test_the_final_counters_are_found_without_reading_the_events(tmp_path, read_before):
+    """A run that stops showing the spool early (a second Ctrl-C, the end's time limit,
+    a closed stdout) still gets the child's last counters, from behind whatever is left
+    unread, however much of a frame was read already."""
+    path = tmp_path / "spool"
+    span = ring_span([event(i) for i in range(300)])
+    first = hello(EventReader.for_class(Event).layout())
+    path.write_bytes(first + frame(STATS, json.dumps({"emitted": 1, "lost": 0}).encode())
+                     + frame(RAW_RING, span) + frame(RAW_RING, span)
+                     + frame(STATS, json.dumps({"emitted": 600, "lost": 3}).encode())
+                     + frame(END, b""))
+    sc = reader_for(path)
+    sc._buf = sc.f.read(len(first))
+    sc._frames(None)                      # the hello
+    assert sc.layer == "syscall" and sc._buf == b""
+    sc._buf = sc.f.read(read_before)      # part of what follows, read and not handled
+    sc._skim()
+    assert sc._stats == {"emitted": 600, "lost": 3}
