@@ -1,5 +1,6 @@
 """nlbpf's command line: one click group, one module per command."""
 import functools
+import math
 import re
 import sys
 
@@ -11,6 +12,7 @@ from .filters import Filters
 from .capture.defaults import CAPTURE_DEFAULTS
 
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+PID_MAX = 1 << 22       # the kernel's most (PID_MAX_LIMIT)
 
 
 def parse_duration_ns(text, default_unit="ms"):
@@ -20,6 +22,17 @@ def parse_duration_ns(text, default_unit="ms"):
         raise NlbpfError(f"bad duration {text!r}: use a number with ns, us, ms or s (e.g. 500ms)",
                          exit_code=2)
     return int(float(m.group(1)) * UNITS[m.group(2) or default_unit])
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in range that is a number: nan slips past every comparison (a duration of
+    nan ran forever), inf is no amount of seconds."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return rv
 
 
 def _buffer_pages(n):
@@ -32,9 +45,9 @@ def capture_options(f):
     """Options every capturing command takes."""
     options = [
         click.option("--json", "as_json", is_flag=True, help="One JSON object per line."),
-        click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+        click.option("--duration", type=FiniteFloat(min=0, min_open=True), default=None,
                      metavar="SECONDS", help="Stop after this many seconds."),
-        click.option("-p", "--pid", type=click.IntRange(min=1), default=None,
+        click.option("-p", "--pid", type=click.IntRange(min=1, max=PID_MAX), default=None,
                      help="Only this process (tgid)."),
         click.option("-c", "--comm", default=None, help="Only processes with this name."),
         click.option("--proto", default=None,
@@ -163,7 +176,7 @@ def slow(threshold, **kw):
 
 @cli.command()
 @capture_options
-@click.option("-i", "--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True,
+@click.option("-i", "--interval", type=FiniteFloat(min=0.1), default=1.0, show_default=True,
               help="Seconds between refreshes.")
 @click.option("-n", "--count", type=click.IntRange(min=1), default=None,
               help="Stop after this many refreshes.")
@@ -207,7 +220,7 @@ def record(**kw):
 @capture_options
 @click.option("--threshold", default="500ms", show_default=True,
               help="slow view: report requests slower than this.")
-@click.option("-i", "--interval", type=click.FloatRange(min=0.001), default=None,
+@click.option("-i", "--interval", type=FiniteFloat(min=0.001), default=None,
               help="top view: one table per this many seconds of capture time "
                    "(default: one for the whole file).")
 @click.option("-n", "--count", type=click.IntRange(min=1), default=None,

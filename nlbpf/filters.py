@@ -24,10 +24,16 @@ def _type_constants():
     return names
 
 
+MAX_LINKS = 32          # netlink protocols are 0-31 (include/uapi/linux/netlink.h)
+
+
 def parse_protocol(text):
     if text is None:
         return None
     if text.isdigit():
+        if int(text) >= MAX_LINKS:
+            raise NlbpfError(f"--proto {text}: netlink protocols are 0 to {MAX_LINKS - 1}",
+                             exit_code=2)
         return int(text)
     key = text.lower().removeprefix("netlink_")
     aliases = {"rtnetlink": "route", "rtnl": "route", "genl": "generic", "nfnetlink": "netfilter",
@@ -43,9 +49,14 @@ def parse_type(text):
     if text is None:
         return None
     try:
-        return int(text, 0)
+        number = int(text, 0)
     except ValueError:
         pass
+    else:
+        if not 0 <= number <= 0xFFFF:
+            raise NlbpfError(f"--type {text}: a netlink message type is 0 to 65535",
+                             exit_code=2)
+        return number
     number = _type_constants().get(text.upper())
     if number is None:
         raise NlbpfError(f"unknown message type {text!r} (use a name like RTM_DELROUTE or a number)",
@@ -59,6 +70,8 @@ def parse_netns(text):
         return None
     candidates = [f"/run/netns/{text}", f"/var/run/netns/{text}"]
     if text.isdigit():
+        if int(text) > 0xFFFFFFFF:
+            raise NlbpfError(f"--netns {text}: not an inode, nor a pid", exit_code=2)
         if int(text) > 4026531000:          # namespace inodes live up here
             return int(text)
         candidates.insert(0, f"/proc/{text}/ns/net")

@@ -33,6 +33,7 @@ def test_bad_durations(text):
 def test_protocol_and_type_names():
     assert parse_protocol("route") == 0 and parse_protocol("NETLINK_GENERIC") == 16
     assert parse_protocol("rtnl") == 0 and parse_protocol("12") == 12
+    assert parse_protocol("31") == 31 and parse_type("65535") == 65535
     assert parse_type("RTM_DELROUTE") == 25 and parse_type("rtm_getlink") == 18
     assert parse_type("0x1a") == 26
     with pytest.raises(NlbpfError):
@@ -56,7 +57,15 @@ def test_netns_filter_takes_a_pid():
 
 @pytest.mark.parametrize("args", [["trace", "--bogus"], ["slow", "--threshold", "soon"],
                                   ["top", "-i", "0"], ["errors", "--proto", "nope"],
-                                  ["nosuchcommand"], ["trace", "--snaplen", "5"]])
+                                  ["nosuchcommand"], ["trace", "--snaplen", "5"],
+                                  # nan passed every range check and ran forever
+                                  ["errors", "--duration", "nan"], ["trace", "--duration", "inf"],
+                                  ["top", "-i", "nan"], ["read", "x", "-i", "nan"],
+                                  # netlink has protocols 0-31: 999 captured nothing
+                                  ["errors", "--proto", "999"], ["errors", "--proto", "32"],
+                                  ["errors", "--type", "70000"], ["errors", "--type", "-1"],
+                                  ["errors", "--pid", "99999999999"],
+                                  ["errors", "--netns", "99999999999"]])
 def test_bad_input_is_one_line_and_nonzero(args):
     r = run(*args)
     assert r.returncode != 0
