@@ -63,9 +63,14 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 NLLOAD = BENCH / "nlload.py"
 TRACING_LINE = "Tracing netlink... Hit Ctrl-C to end."
-# trace: "nlbpf: N records, ..."; record: "nlbpf: N messages written to F; ..."
-CLOSING_RE = re.compile(r"^nlbpf: (\d+) (?:records|messages written to [^;]*)[,;] "
-                        r"(\d+) events from the kernel, (\d+) lost")
+# trace: "nlbpf: N records; E events from the kernel: S shown, U not shown (why), L lost, W
+# not walked"; record: "nlbpf: N messages written to F; ... S written, U not written ...".
+# Trees before 2026-12-06 closed with "nlbpf: N records, E events from the kernel, L lost".
+CLOSING_RE = re.compile(r"^nlbpf: (\d+) (?:records|messages written to [^;]*); \d+ events from "
+                        r"the kernel: (\d+) (?:shown|written), (\d+) not (?:shown|written)"
+                        r"(?: \([^)]*\))?, (\d+) lost")
+OLD_CLOSING_RE = re.compile(r"^nlbpf: (\d+) (?:records|messages written to [^;]*)[,;] "
+                            r"(\d+) events from the kernel, (\d+) lost")
 # the throughput test's tracers: decode every message, or keep them raw for later
 TP_COMMANDS = {"trace": ("nlbpf trace --json > /dev/null", ["trace", "--json"]),
                "record": ("nlbpf record -w FILE", ["record", "-w", "{file}"]),
@@ -343,8 +348,13 @@ class Tracer:
                 "peak_rss_mb": hwm, "rc": self.proc.returncode}
 
     def closing(self):
+        """records made, events the kernel handed over (shown or not), lost."""
         for line in reversed(self.lines):
             m = CLOSING_RE.match(line)
+            if m:
+                return {"records": int(m[1]), "events": int(m[2]) + int(m[3]),
+                        "lost": int(m[4])}
+            m = OLD_CLOSING_RE.match(line)
             if m:
                 return {"records": int(m[1]), "events": int(m[2]), "lost": int(m[3])}
         return None

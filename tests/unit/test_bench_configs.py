@@ -117,3 +117,20 @@ def test_copy_costs_variants_are_knobs_of_the_copy_program():
     assert all(pages & (pages - 1) == 0 for *_, pages in costs.VARIANTS)
     for k in knobs:
         assert f"#ifdef {k}" in src or f"#ifndef {k}" in src, k
+
+
+@pytest.mark.parametrize("line,want", [
+    ("nlbpf: 12 records; 13 events from the kernel: 13 shown, 0 not shown, 0 lost, "
+     "0 not walked", {"records": 12, "events": 13, "lost": 0}),
+    ("nlbpf: 9 records; 60 events from the kernel: 9 shown, 41 not shown (stopped by a "
+     "second signal), 10 lost (the kernel's buffer was full), 0 not walked",
+     {"records": 9, "events": 50, "lost": 10}),
+    ("nlbpf: 14 messages written to x.pcapng; 15 events from the kernel: 15 written, "
+     "0 not written, 0 lost, 0 not walked", {"records": 14, "events": 15, "lost": 0}),
+    # a tree from before the closing line said what became of every event
+    ("nlbpf: 12 records, 13 events from the kernel, 2 lost",
+     {"records": 12, "events": 13, "lost": 2})])
+def test_the_closing_line_is_read_in_either_form(run, line, want):
+    tracer = run.Tracer.__new__(run.Tracer)
+    tracer.lines = ["Tracing netlink... Hit Ctrl-C to end.", line]
+    assert tracer.closing() == want
