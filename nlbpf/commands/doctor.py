@@ -9,7 +9,6 @@ from ..capture.layers import layer_order as order
 from ..capture.btf import BTF, BTFError, probe_offsets
 from ..errors import NlbpfError
 
-SYSCALLS = ("sendmsg", "recvmsg", "sendto", "recvfrom", "sendmmsg", "recvmmsg")
 
 
 def _check(name, ok, detail):
@@ -49,10 +48,20 @@ def checks():
                           f"(e.g. netlink_sock.portid at {offs['OFF_NLSK_PORTID']})"))
     except BTFError as e:
         out.append(_check("BTF struct offsets", False, f"{e}: socket lookup from fd impossible"))
-    missing = [s for s in SYSCALLS if not environment.tracepoint_exists("syscalls", f"sys_enter_{s}")]
+    missing = [s for s in layers.SYSCALL_ENTRIES
+               if not environment.tracepoint_exists("syscalls", f"sys_enter_{s}")]
     out.append(_check("syscall tracepoints", not missing,
-                      "sendmsg/sendto/sendmmsg/recvmsg/recvfrom/recvmmsg" if not missing
+                      "/".join(layers.SYSCALL_ENTRIES) if not missing
                       else f"missing: {', '.join(missing)} (CONFIG_FTRACE_SYSCALLS)"))
+    skb = environment.tracepoint_exists("skb", "skb_copy_datagram_iovec")
+    out.append(_check("skb:skb_copy_datagram_iovec", skb,
+                      "who sent each buffer a netlink recv takes (the kernel, or a process)"
+                      if skb else "missing: the syscall layer cannot load"))
+    counted = layers.have_sock_length_tracepoints()
+    out.append(_check("sock:sock_{send,recv}_length", counted,
+                      "netlink calls outside the traced syscalls (io_uring, sendfile) counted"
+                      if counted else "missing (Linux 6.7+): the syscall layer cannot count "
+                      "netlink calls made through io_uring or sendfile"))
     out.append(_check("netlink:netlink_extack", environment.tracepoint_exists("netlink", "netlink_extack"),
                       "kernel error text for every request" if environment.tracepoint_exists("netlink", "netlink_extack")
                       else "missing: only extack carried in replies (NLM_F_ACK_TLVS) is shown"))
@@ -153,11 +162,11 @@ def run_doctor(as_json):
     else:
         print(f"kernel {platform.release()}")
         for r in results:
-            print(f"  [{'ok' if r['ok'] else '--'}] {r['hook']:<26} {r['detail']}")
+            print(f"  [{'ok' if r['ok'] else '--'}] {r['hook']:<29} {r['detail']}")
         print("layers (loaded for real):")
         for m, (ok_, detail) in layers.items():
             said = "loads" + (detail[len(m):] if detail.startswith(m + " (") else "")
-            print(f"  [{'ok' if ok_ else '--'}] {NAMES[m]:<26} {said if ok_ else detail}")
+            print(f"  [{'ok' if ok_ else '--'}] {NAMES[m]:<29} {said if ok_ else detail}")
         print("with --hooks auto: " + ", ".join(f"{mode} on {layer or 'nothing'}"
                                                  for mode, layer in per_command.items()))
     return 0 if live else 1
