@@ -2056,29 +2056,31 @@ static __always_inline int on_unicast(void *ctx, u64 ssk, u64 skb, u32 portid)
     return kwalk(ctx, ssk, skb, DIR_SEND, 0, 0, portid, 0);
 }
 
-/* An skb is queued to socket sk: from the kernel (NETLINK_CB's portid 0) or a process. */
+/* An skb from the kernel is queued to socket sk. */
 static __always_inline int on_sendskb(void *ctx, u64 sk, u64 skb)
 {
     /* multicast copies are seen once, at netlink_broadcast */
     if (skb_cb_u32(skb, OFF_NLCB_DST_GROUP))
         return 0;
-    u32 peer = skb_cb_u32(skb, OFF_NLCB_PORTID);
-    return kwalk(ctx, sk, skb, DIR_RECV, 0, 0, peer,
-                 peer ? skb_cb_u32(skb, OFF_NLCB_CREDS_PID) : 0);
+    /* From a process (NETLINK_CB's portid is its port; the kernel's is 0): this runs in
+     * the sender's context, which does not know whose socket sk is. Its message is seen
+     * once, where it is sent (on_unicast), with the port it went to. */
+    if (skb_cb_u32(skb, OFF_NLCB_PORTID))
+        return 0;
+    return kwalk(ctx, sk, skb, DIR_RECV, 0, 0, 0, 0);
 }
 
 static __always_inline int on_broadcast(void *ctx, u64 ssk, u64 skb, u32 group)
 {
 #ifdef MODE_TRACE
+    /* a process may multicast too (NETLINK_USERSOCK, or with CAP_NET_ADMIN): its send is
+     * seen as such (on_unicast, which netlink_sendmsg calls as well), not as a
+     * notification from the kernel */
+    if (is_kernel_sock(ssk) == 0)
+        return 0;
     struct call *c = call_get();
     u8 eflags = (c && c->arg_ptr == MARK_HANDLER) ? EVF_IN_HANDLER : 0;
-    /* a process may multicast too (NETLINK_USERSOCK, or with CAP_NET_ADMIN) */
-    u32 peer = 0, peer_pid = 0;
-    if (!is_kernel_sock(ssk)) {
-        bpf_probe_read_kernel(&peer, sizeof(peer), (void *)(ssk + OFF_NLSK_PORTID));
-        peer_pid = bpf_get_current_pid_tgid() >> 32;
-    }
-    return kwalk(ctx, ssk, skb, DIR_RECV, group ? group : 0xffffffff, eflags, peer, peer_pid);
+    return kwalk(ctx, ssk, skb, DIR_RECV, group ? group : 0xffffffff, eflags, 0, 0);
 #else
     /* Only trace shows notifications. And a broadcast is seen here where it is sent,
      * in the sender's context (the request that caused it, a kworker), so who receives
