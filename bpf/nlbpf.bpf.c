@@ -118,11 +118,15 @@ BPF_PERF_OUTPUT(events);
 
 BPF_PERCPU_ARRAY(stats, u64, ST_NR);
 /* The event being filled, with room past its data: a message gathered from many iovecs
- * (walk_split) is copied in at an offset the verifier only knows to be <= SNAPLEN, in
- * pieces it only knows to be <= SNAPLEN each. */
+ * (walk_split) is copied in at an offset the verifier only knows to be < SPILL, in pieces
+ * it only knows to be <= SNAPLEN each. The offset is masked, not clamped: over a loop,
+ * clamping gave 6.1's verifier a range with its minimum past its maximum on a path it
+ * did not prune, and the pointer it was added to became a scalar. */
+#define SPILL 4096              /* a power of 2, at least SNAPLEN's most */
+_Static_assert(SPILL >= SNAPLEN, "SPILL must hold a whole message");
 struct scratch_event {
     struct nl_event ev;
-    u8 spill[SNAPLEN];
+    u8 spill[SPILL];
 };
 BPF_PERCPU_ARRAY(scratch, struct scratch_event, 1);
 /* 0: walk, 1: walk_chunk (trace) or walk_hdrs (the others), 2: walk_split (syscall layer) */
@@ -1542,7 +1546,8 @@ int walk_split(void *ctx)
         if (n > want - got)
             n = want - got;
         u64 at = got;
-        CLAMP(at, SNAPLEN);
+        asm volatile("" : "+r"(at));
+        at &= SPILL - 1;                    /* got < want <= SNAPLEN: no change */
         CLAMP(n, SNAPLEN);
         read_user(e->data + at, n, (void *)(w->base + w->off));
         got += n;
