@@ -1426,7 +1426,7 @@ int walk_chunk(void *ctx)
     emit_chunk(ctx, w, e, ch);
     if (w->tail < MAX_TAIL) {
         w->tail++;
-        progs.call(ctx, 0);     /* back to walk: the final reply, other segments */
+        progs.call(ctx, PROG_WALK);     /* back to walk: the final reply, other segments */
     }
     stat_inc(ST_TRUNC_WALK);
     return 0;
@@ -1443,7 +1443,7 @@ int walk(void *ctx)
 #ifdef MODE_TRACE
     if (w->tail < MAX_TAIL && chunk_ready(w)) {
         w->tail++;
-        progs.call(ctx, 1);
+        progs.call(ctx, PROG_SECOND);
     }
 #endif
     struct top_val *t = 0;
@@ -1484,13 +1484,13 @@ int walk(void *ctx)
     if (more && hdrs && !w->skip && w->off + NLMSG_HDRLEN <= w->seg_len
         && w->tail < MAX_TAIL) {
         w->tail++;
-        progs.call(ctx, 1);
+        progs.call(ctx, PROG_SECOND);
     }
 #endif
     if (more) {
         if (w->tail < MAX_TAIL) {
             w->tail++;
-            progs.call(ctx, 0);
+            progs.call(ctx, PROG_WALK);
         }
         /* still here: out of tail calls, the rest of this call goes unseen */
         stat_inc(ST_TRUNC_WALK);
@@ -1510,7 +1510,7 @@ int walk_hdrs(void *ctx)
     walk_headers(ctx, w, e, 0);
     if (w->tail < MAX_TAIL) {
         w->tail++;
-        progs.call(ctx, 0);     /* back for the rest: the final reply, other segments */
+        progs.call(ctx, PROG_WALK);     /* back for the rest: the final reply, other segments */
     }
     stat_inc(ST_TRUNC_WALK);
     return 0;
