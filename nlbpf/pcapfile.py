@@ -13,7 +13,14 @@
 The reader never trusts a length: every block, option and packet length is
 checked against what is really there. A file that stops in the middle of a
 block ends the iteration quietly (with `truncated` set); anything else that
-does not add up raises PcapError, which names the byte offset.
+does not add up raises PcapError, which names the byte offset. A file too
+short to hold its first header is not a capture (PcapError), nor is a packet
+record of 0 bytes (a file of zeros behind a header: damaged at that byte).
+
+What the reader keeps does not grow with the file: the first section and the
+current one, at most MAX_INTERFACES interfaces per section, the texts of
+interfaces and statistics cut to MAX_TEXT characters, statistics only of
+interfaces described.
 """
 import struct
 
@@ -35,6 +42,9 @@ FLAG_INBOUND, FLAG_OUTBOUND = 1, 2
 FLAG_UNICAST, FLAG_MULTICAST = 1 << 2, 2 << 2
 
 MAX_BLOCK = 16 * 1024 * 1024      # no sane netlink capture has a bigger block
+MAX_INTERFACES = 65536            # per section: as many as an OPB can name (16-bit id)
+MAX_TEXT = 256                    # characters kept of an interface's name or description,
+                                  # and of a statistics block's comment
 NS = 1_000_000_000
 
 
@@ -107,7 +117,12 @@ class Stats:
 
 
 def _text(raw):
+    """An option's string: bad UTF-8 replaced (U+FFFD), never an error."""
     return raw.rstrip(b"\0").decode("utf-8", "replace")
+
+
+def _short_text(raw):
+    return _text(raw[:MAX_TEXT * 4])[:MAX_TEXT]
 
 
 class Reader:
@@ -159,6 +174,15 @@ class Reader:
         self.truncated = (f"{self.name} is cut short at byte {offset}, in the middle of {what} "
                           f"({self.packets} packets read before it)")
 
+    def _new_section(self, section):
+        # the first section (its comments describe the file) and the current one
+        if len(self.sections) >= 2:
+            self.sections[1].interfaces = []
+            self.sections[1:] = [section]
+        else:
+            self.sections.append(section)
+        self.stats = {}
+
     @property
     def section(self):
         return self.sections[-1] if self.sections else None
@@ -201,6 +225,8 @@ class Reader:
             sec, frac, incl, orig = rec.unpack(head)
             if incl > MAX_BLOCK:
                 raise self._corrupt(start, f"a packet claims {incl} bytes")
+            if not incl and not orig:
+                raise self._corrupt(start, "a packet record of 0 bytes")
             data = self._read(incl)
             if len(data) < incl:
                 self._cut(start, "a packet")
@@ -234,6 +260,9 @@ class Reader:
             if not head:
                 return False
         if len(head) < 8:
+            if first:
+                raise PcapError(f"{self.name} is too short to be a capture "
+                                f"(no complete pcapng header)")
             self._cut(start, "a block header")
             return False
         btype_raw = head[:4]
@@ -285,8 +314,7 @@ class Reader:
                               os=next((_text(v) for c, v in opts if c == SHB_OS), None),
                               userappl=next((_text(v) for c, v in opts if c == SHB_USERAPPL), None),
                               options=opts)
-            self.sections.append(section)
-            self.stats = {}
+            self._new_section(section)
             return None
         if btype == PCAPNG_IDB:
             if len(body) < 8:
@@ -302,11 +330,14 @@ class Reader:
                         units = 1_000_000
                 elif code == IF_TSOFFSET and len(value) >= 8:
                     tsoffset = struct.unpack(e + "q", value[:8])[0]
+            if len(self.section.interfaces) >= MAX_INTERFACES:
+                raise self._corrupt(start, f"more than {MAX_INTERFACES} interfaces in one section")
+            # the raw options are not kept: a file of big interface blocks would fill memory
             self.section.interfaces.append(Interface(
                 linktype, snaplen,
-                name=next((_text(v) for c, v in opts if c == IF_NAME), None),
-                description=next((_text(v) for c, v in opts if c == IF_DESCRIPTION), None),
-                units=units, tsoffset=tsoffset, options=opts))
+                name=next((_short_text(v) for c, v in opts if c == IF_NAME), None),
+                description=next((_short_text(v) for c, v in opts if c == IF_DESCRIPTION), None),
+                units=units, tsoffset=tsoffset))
             return None
         if btype in (PCAPNG_EPB, PCAPNG_OPB):
             if btype == PCAPNG_EPB:
@@ -319,6 +350,8 @@ class Reader:
                 ifid, _drops, hi, lo, caplen, orig = struct.unpack_from(e + "HHIIII", body)
             if 20 + caplen > len(body):
                 raise self._corrupt(start, f"a packet claims {caplen} bytes in a {total}-byte block")
+            if not caplen and not orig:
+                raise self._corrupt(start, "a packet record of 0 bytes")
             if ifid >= len(self.interfaces):
                 raise self._corrupt(start, f"a packet on interface {ifid}, which the file never described")
             iface = self.interfaces[ifid]
@@ -337,17 +370,20 @@ class Reader:
                 raise self._corrupt(start, "a packet before any interface block")
             iface = self.interfaces[0]
             orig = struct.unpack_from(e + "I", body)[0]
+            if not orig:
+                raise self._corrupt(start, "a packet record of 0 bytes")
             caplen = min(orig, len(body) - 4, iface.snaplen or orig)
             self.packets += 1
             return Packet(iface, 0, body[4:4 + caplen], orig, offset=start)
         if btype == PCAPNG_ISB:
             if len(body) >= 12:
                 ifid, hi, lo = struct.unpack_from(e + "III", body)
+                if ifid >= len(self.interfaces):
+                    return None     # statistics of an interface never described: of nothing
                 opts = self._options(body[12:], e)
                 get = {c: v for c, v in opts}
-                st = Stats(ifid, comments=[_text(v) for c, v in opts if c == OPT_COMMENT])
-                if ifid < len(self.interfaces):
-                    st.ts_ns = self.interfaces[ifid].to_ns((hi << 32) | lo)
+                st = Stats(ifid, comments=[_short_text(v) for c, v in opts if c == OPT_COMMENT])
+                st.ts_ns = self.interfaces[ifid].to_ns((hi << 32) | lo)
                 if len(get.get(ISB_IFRECV, b"")) >= 8:
                     st.ifrecv = struct.unpack(e + "Q", get[ISB_IFRECV][:8])[0]
                 if len(get.get(ISB_IFDROP, b"")) >= 8:
