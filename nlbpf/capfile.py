@@ -44,7 +44,14 @@ lost.
 Files made by others (nlmon + tcpdump) have no process at all, and one packet
 per skb (several messages): their messages get the socket's netlink port id
 as pid (the kernel names a process's first socket after its pid) and comm
-'?'; requests, which carry port id 0, get it from their reply.
+'?'; requests, which carry port id 0, get it from their reply (PortResolver:
+a request waits for it within a bounded window, see RESOLVE_HOLD_NS).
+
+Reading trusts nothing in the file: a comment's values, the metadata JSON and
+the context events' JSON are used when they have the shape and range nlbpf
+writes, and otherwise ignored (with one warning); strings come out as valid
+Unicode (bad UTF-8 and lone surrogates become U+FFFD); nothing read is kept
+for longer than a bounded window, whatever the file's size.
 """
 import dataclasses
 import functools
@@ -54,13 +61,14 @@ import platform
 import re
 import struct
 import sys
+from collections import deque
 from operator import attrgetter
 
 from . import __version__
 from .capture.records import Extack
 from .model import Message, SyscallError, REQUEST, REPLY, NOTIFY
-from .pcapfile import (FLAG_INBOUND, FLAG_MULTICAST, FLAG_OUTBOUND, FLAG_UNICAST, PcapError,
-                       PcapngWriter, PcapWriter, Reader)
+from .pcapfile import (FLAG_INBOUND, FLAG_MULTICAST, FLAG_OUTBOUND, FLAG_UNICAST, NS,
+                       PcapError, PcapngWriter, PcapWriter, Reader)
 from .errors import NlbpfError
 
 LINKTYPE_NETLINK = 253
@@ -112,6 +120,15 @@ def encode_comment(pairs):
     return " ".join(f"{k}={_value(v)}" for k, v in pairs)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def clean_text(text):
+    """text with each lone surrogate (a JSON escape such as \\ud800 gives one) as U+FFFD:
+    anything printed or encoded later can be, as UTF-8."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
 def decode_comment(text):
     """'a=1 b="x y"' -> {'a': '1', 'b': 'x y'}; unparsable values are dropped."""
     out = {}
@@ -123,18 +140,73 @@ def decode_comment(text):
                 continue
             if not isinstance(raw, str):
                 continue
+            raw = clean_text(raw)
         out[key] = raw
     return out
 
 
-def _int(d, key, default=0):
+# What any field of a record can hold: the kernel's values are at most 64 bits
+# (s64 or u64). A comment's number outside that is not one nlbpf wrote: the field
+# keeps its default (a bigger one would overflow the float arithmetic of the views).
+INT_MIN, INT_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def _int(d, key, default=0, low=INT_MIN, high=INT_MAX):
     v = d.get(key)
     if v is None:
         return default
     try:
-        return int(v, 0)
+        v = int(v, 0)
     except (TypeError, ValueError):
         return default
+    return v if low <= v <= high else default
+
+
+# ------------------------------------------------------------ JSON in a file
+# nlbpf writes JSON in two places: the section's nlbpf-meta comment and the
+# `where` of context events. Both are small and shallow (the families table is
+# 5 levels deep and a few KB); what a file holds beyond that is not nlbpf's.
+JSON_MAX_DEPTH = 16
+JSON_MAX_CHARS = 1 << 20
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.S)
+_NOT_BRACKET = re.compile(r'[^\[\]{}]+')
+
+
+def _json_depth(text):
+    """How deep the JSON text's arrays and objects nest (strings skipped), without
+    parsing it: json.loads recurses once per level, so 10,000 levels overflow Python's
+    stack (RecursionError) before it can say the text is too deep."""
+    depth = deepest = 0
+    for c in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        if c in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > JSON_MAX_DEPTH:
+                    break
+        else:
+            depth -= 1
+    return deepest
+
+
+def parse_json(text):
+    """(value, None) for JSON text nlbpf could have written, else (None, why)."""
+    if len(text) > JSON_MAX_CHARS:
+        return None, f"longer than {JSON_MAX_CHARS} characters"
+    if _json_depth(text) > JSON_MAX_DEPTH:
+        return None, f"nested deeper than {JSON_MAX_DEPTH} levels"
+    try:
+        return json.loads(text), None
+    except ValueError:      # not JSON; or an integer of more than 4300 digits
+        return None, "not valid JSON"
+
+
+def _is_int(v, low=INT_MIN, high=INT_MAX):
+    return type(v) is int and low <= v <= high
+
+
+def _is_text(v):
+    return type(v) is str
 
 
 # The records' own fields go in the comment (those in the packet do not). The
@@ -213,9 +285,10 @@ def record_kwargs(cls, meta, skip=IN_PACKET):
             kw[name] = raw in ("1", "true", "True")
         elif kind == "int":
             try:
-                kw[name] = int(raw, 0)
+                v = int(raw, 0)
             except ValueError:
-                kw[name] = zero
+                v = zero
+            kw[name] = v if INT_MIN <= v <= INT_MAX else zero
         else:
             kw[name] = raw
     return kw
@@ -283,7 +356,7 @@ def message_from_comment(meta, ts_ns, protocol, data, orig_len):
     kw = record_kwargs(Message, meta)
     if kw["direction"] not in (REQUEST, REPLY, NOTIFY):
         return None
-    length = _int(meta, "len", orig_len - 16)
+    length = _int(meta, "len", orig_len - 16, 0, 0xFFFFFFFF)     # nlmsg_len: a u32
     return Message(ts_ns=ts_ns, protocol=protocol, data=data, length=length, **kw)
 
 
@@ -312,6 +385,34 @@ def context_comment(netns, cgroup, pid, where):
                            ("pid", pid), ("where", json.dumps(where, sort_keys=True))])
 
 
+WHERE_KEYS = ("netns_name", "cgroup_path", "container")
+
+
+def where_from_json(text):
+    """A context event's `where` -> {"netns_name", "cgroup_path", "container"}, or None if
+    it is not what nlbpf writes (Context.describe: two strings or null, and a dict of
+    strings or null). Keys other than those are left out: they would land among the
+    record's own keys."""
+    where, _why = parse_json(text)
+    if not isinstance(where, dict):
+        return None
+    out = {}
+    for key in WHERE_KEYS:
+        v = where.get(key)
+        if key == "container":
+            if v is not None and not (isinstance(v, dict)
+                                      and all(_is_text(x) or x is None for x in v.values())):
+                return None
+            v = {clean_text(k): clean_text(x) if x is not None else None
+                 for k, x in v.items()} if v else None
+        elif v is not None:
+            if not _is_text(v):
+                return None
+            v = clean_text(v)
+        out[key] = v
+    return out
+
+
 class FileContext:
     """Where records came from, as the recorder's machine said (context events).
 
@@ -319,25 +420,29 @@ class FileContext:
     answers from the file, never from this machine."""
 
     UNKNOWN = {"netns_name": None, "cgroup_path": None, "container": None}
+    MAX = 65536             # (netns, cgroup) pairs kept, the oldest let go first (as live)
 
     def __init__(self):
         self.known = {}
-        self.keys = None
 
     def add(self, meta):
-        try:
-            where = json.loads(meta.get("where", ""))
-        except ValueError:
-            return
-        if isinstance(where, dict):
-            self.known[(_int(meta, "netns"), _int(meta, "cgroup"))] = where
-            self.keys = list(where)
+        """Learns one context event; False if it is not one nlbpf could have written."""
+        where = where_from_json(meta.get("where", ""))
+        if where is None:
+            return False
+        key = (_int(meta, "netns"), _int(meta, "cgroup"))
+        self.known.pop(key, None)
+        self.known[key] = where
+        while len(self.known) > self.MAX:
+            self.known.pop(next(iter(self.known)))
+        return True
 
     def describe(self, netns, cgroup, pid=None):
         where = self.known.get((netns, cgroup))
         if where is None:
-            return {k: None for k in self.keys} if self.keys else dict(self.UNKNOWN)
-        return json.loads(json.dumps(where))
+            return dict(self.UNKNOWN)
+        c = where["container"]
+        return {**where, "container": dict(c) if c else None}
 
     def tag(self, info, netns=None):
         try:
@@ -359,17 +464,70 @@ def families_to_json(families):
     return out
 
 
+def family_from_json(item):
+    """One [id, name, version, [[group id, group name], ...]] of families_to_json, with
+    the types and ranges it writes; None if it is not one."""
+    if not isinstance(item, list) or len(item) != 4:
+        return None
+    fid, name, version, groups = item
+    if not (_is_int(fid, 1, 0xFFFF) and _is_text(name) and name
+            and (version is None or _is_int(version, 0, 0xFFFFFFFF))
+            and isinstance(groups, list)
+            and all(isinstance(g, list) and len(g) == 2 and _is_int(g[0], 0, 0xFFFFFFFF)
+                    and _is_text(g[1]) for g in groups)):
+        return None
+    return [fid, clean_text(name), version, [[gid, clean_text(g)] for gid, g in groups]]
+
+
 def families_from_json(items):
     from .decode import GenlFamilies
     fams = GenlFamilies()
-    for item in items or ():
-        try:
-            fid, name, version, groups = item
-            fams.add(fid, name, version if isinstance(version, int) else None,
-                     [tuple(g) for g in groups or () if isinstance(g, list) and len(g) == 2])
-        except (TypeError, ValueError):
-            continue
+    for item in items if isinstance(items, list) else ():
+        fam = family_from_json(item)
+        if fam is not None:
+            fid, name, version, groups = fam
+            fams.add(fid, name, version, [tuple(g) for g in groups])
     return fams
+
+
+# What nlbpf-meta holds (CaptureWriter): the type and range of each field read back.
+# Fields of other names (a later nlbpf's) are left out; unusable ones are ignored,
+# with one warning for the file.
+META_FIELDS = {
+    "v": lambda v: _is_int(v, 0, 0xFFFFFFFF),
+    "nlbpf": _is_text,
+    "offset_ns": lambda v: _is_int(v, INT_MIN, (1 << 63) - 1),     # wall - monotonic: an s64
+    "snaplen": lambda v: _is_int(v, 0, 0xFFFFFFFF),
+    "filters": _is_text,
+    "genl_families": lambda v: isinstance(v, list),
+    "secrets": _is_text,
+}
+
+
+def meta_from_json(text):
+    """nlbpf-meta's JSON -> (the fields nlbpf can use, what was ignored or None)."""
+    meta, why = parse_json(text)
+    if why is not None:
+        return {}, why
+    if not isinstance(meta, dict):
+        return {}, f"a JSON {type(meta).__name__}, not an object"
+    out, bad = {}, []
+    for key, ok in META_FIELDS.items():
+        if key not in meta:
+            continue
+        v = meta[key]
+        if not ok(v):
+            bad.append(key)
+            continue
+        if key == "genl_families":
+            v = [family_from_json(item) for item in v]
+            if None in v:
+                bad.append(key)
+                v = [item for item in v if item is not None]
+        elif _is_text(v):
+            v = clean_text(v)
+        out[key] = v
+    return out, ("unusable " + ", ".join(bad)) if bad else None
 
 
 # ------------------------------------------------------------------ writing
@@ -513,22 +671,19 @@ class CaptureFile:
         self.name = name
         self._f = fileobj
         self.reader = Reader(fileobj, name)
+        self.notes = []
+        self._noted = set()
         self.meta = {}
         for section in self.reader.sections:
             for c in section.comments:
                 if c.startswith(META_PREFIX):
-                    try:
-                        meta = json.loads(c[len(META_PREFIX):])
-                        if isinstance(meta, dict):
-                            self.meta = meta
-                    except ValueError:
-                        pass
-        offset = self.meta.get("offset_ns", 0)
-        self.offset_ns = offset if isinstance(offset, int) else 0
-        self.notes = []
+                    self.meta, why = meta_from_json(c[len(META_PREFIX):])
+                    if why is not None:
+                        self._note("meta", f"{name}: ignored what it could not use of its "
+                                           f"nlbpf-meta comment ({why})")
+        self.offset_ns = self.meta.get("offset_ns", 0)
         self.counts = {"packets": 0, "messages": 0, "skipped_packets": 0, "foreign_messages": 0}
         self.first_ts = self.last_ts = None
-        self._noted = set()
         self.context = FileContext()
 
     @classmethod
@@ -566,6 +721,8 @@ class CaptureFile:
             self._noted.add(key)
             self.notes.append(text)
 
+    note = _note        # for the views: a warning about the file, once per key
+
     # -- packets -> records ----------------------------------------------
     def _ts(self, wall):
         if self.first_ts is None:
@@ -577,9 +734,9 @@ class CaptureFile:
         """(records, foreign) for one packet."""
         if pkt.iface.linktype != LINKTYPE_NETLINK:
             self.counts["skipped_packets"] += 1
-            self._note(("linktype", pkt.iface.linktype),
-                       f"{self.name}: skipped packets of link type {pkt.iface.linktype} "
-                       f"(not netlink, {LINKTYPE_NETLINK})")
+            self._note("linktype", f"{self.name}: skipped packets of link type "
+                                   f"{pkt.iface.linktype} (not netlink, {LINKTYPE_NETLINK}), "
+                                   f"and of any other")
             return [], False
         data = pkt.data
         if len(data) < 16:
@@ -596,7 +753,9 @@ class CaptureFile:
         for comment in pkt.comments:
             meta = decode_comment(comment)
             if meta.get("event") == "context":
-                self.context.add(meta)
+                if not self.context.add(meta):
+                    self._note("context", f"{self.name}: ignored context events (netns, "
+                                          f"cgroup, container names) it could not use")
                 return [], False
             if "event" in meta:
                 ev = event_from_comment(meta, ts, protocol)
@@ -642,15 +801,16 @@ class CaptureFile:
     def records(self):
         """Message / SyscallError / Extack records in file order.
 
-        Raises PcapError for damage (after yielding what came before it);
-        a file cut short just ends (see notes)."""
-        foreign = None          # once a foreign packet shows up: [(rec, is_foreign)]
+        Raises PcapError for damage (after yielding what came before it, those
+        still waiting for their port included); a file cut short just ends (see
+        notes)."""
+        resolver = None         # once a foreign packet shows up
         try:
             for pkt in self.reader:
                 self.counts["packets"] += 1
                 recs, is_foreign = self._packet_records(pkt)
-                if is_foreign and foreign is None:
-                    foreign = []
+                if is_foreign and resolver is None:
+                    resolver = PortResolver()
                     self._note("nopid", f"{self.name} has no process information (an nlmon "
                                         f"capture?): pid is the netlink port id, comm is "
                                         f"'{UNKNOWN_COMM}'")
@@ -659,17 +819,19 @@ class CaptureFile:
                         self.counts["messages"] += 1
                         if is_foreign:
                             self.counts["foreign_messages"] += 1
-                    if foreign is None:
+                    if resolver is None:
                         yield rec
                     else:
-                        foreign.append((rec, is_foreign))
+                        yield from resolver.push(rec, is_foreign)
+        except PcapError:
+            if resolver is not None:
+                yield from resolver.flush()
+            raise
         finally:
             if self.reader.truncated:
                 self._note("cut", self.reader.truncated)
-        if foreign:
-            resolve_ports([r for r, f in foreign if f])
-            for rec, _ in foreign:
-                yield rec
+        if resolver is not None:
+            yield from resolver.flush()
 
 
 def _is_notification(req, msg):
@@ -681,43 +843,174 @@ def _is_notification(req, msg):
             and not msg.nl_flags & NLM_F_MULTI)
 
 
-def resolve_ports(msgs):
-    """Give foreign (pid-less) messages a process key: the socket's netlink port id.
+# How long a foreign request waits for the reply that names its port, and what
+# waits with it. The kernel answers inside the sendmsg call, so nlmon sees the
+# first reply microseconds after the request; what has no reply at all is a
+# request without NLM_F_ACK that worked (or one nlmon saw only half of). Order
+# is kept, so everything after a waiting request waits too. The wait ends
+#  - after 30 s of capture time: the correlator (correlate.EXPIRE_NS) forgets a
+#    request after as long, so a later reply could not be paired anyway;
+#  - or when what waits passes 32 MB (its data, plus RESOLVE_OVERHEAD per record:
+#    what a Message costs beside its data, measured in CPython 3.11; some 20,000
+#    messages): at nlmon's rates 30 s can hold millions, and this is what bounds
+#    memory;
+# and the request goes on with the best answer there is: the port id its header
+# carries (0: not known). Requests stay in the table replies are matched against
+# for as long (30 s), at most RESOLVE_PENDING_MAX of them: as many as the probes'
+# own table of requests waiting for a reply (bpf `pending`, 16,384 entries).
+RESOLVE_HOLD_NS = 30 * NS
+RESOLVE_HOLD_BYTES = 32 << 20
+RESOLVE_OVERHEAD = 1536         # bytes a waiting record costs beyond its data
+RESOLVE_PENDING_MAX = 16384
+
+
+class _Request:
+    """A foreign request in the table replies are matched against."""
+    __slots__ = ("msg", "protocol", "seq", "nl_type", "nl_flags", "portid", "ts_ns", "open")
+
+    def __init__(self, msg):
+        self.msg = msg              # None once it has gone on
+        self.protocol, self.seq = msg.protocol, msg.seq
+        self.nl_type, self.nl_flags = msg.nl_type, msg.nl_flags
+        self.portid = msg.portid
+        self.ts_ns = msg.ts_ns
+        self.open = True            # in the table
+
+
+class PortResolver:
+    """Gives foreign (pid-less) messages a process key: the socket's netlink port id,
+    as they stream by, in file order.
 
     Replies carry the receiving socket's port id; requests usually carry 0, so
     each request takes the port id of its first reply (same protocol and seq).
-    Kernel messages that answer no request are notifications."""
-    pending = {}
-    prev = None
-    tails = []
-    for m in msgs:
+    Kernel messages that answer no request are notifications.
+
+        for rec in resolver.push(rec, foreign): ...    # what can go on now
+        for rec in resolver.flush(): ...               # at the end: the rest
+    """
+
+    def __init__(self, hold_ns=RESOLVE_HOLD_NS, hold_bytes=RESOLVE_HOLD_BYTES,
+                 pending_max=RESOLVE_PENDING_MAX):
+        self.hold_ns = hold_ns
+        self.hold_bytes = hold_bytes
+        self.pending_max = pending_max
+        self.pending = {}           # (protocol, seq) -> [_Request], oldest first
+        self.order = deque()        # every _Request, oldest first (some no longer open)
+        self.open = 0
+        # (rec, the _Request it waits for or None, the message before it if a tail, foreign)
+        self.queue = deque()
+        self.held = 0               # bytes in queue, as counted for hold_bytes
+        self.now = None             # the newest capture time seen
+        self.prev = None            # the last foreign message with a header
+        self.prev_req = None        # its _Request, if it is a request waiting for its port
+
+    # -- the matching (what resolve_ports did over a whole file) -------------
+    def _forget_old(self):
+        while self.order and (self.open > self.pending_max
+                              or self.now - self.order[0].ts_ns > self.hold_ns):
+            req = self.order.popleft()
+            if req.open:
+                self._close(req)
+
+    def _close(self, req):
+        req.open = False
+        self.open -= 1
+        key = (req.protocol, req.seq)
+        cands = self.pending[key]
+        cands.remove(req)
+        if not cands:
+            del self.pending[key]
+
+    def _classify(self, m):
+        """-> (the _Request m waits for or None, the message before m if m is a tail)."""
         if m.length < 16 or len(m.data) < 16:
             # the bytes after the last message of a buffer: they went where it went
+            prev = self.prev
             if prev is not None and prev.ts_ns == m.ts_ns and prev.protocol == m.protocol:
-                tails.append((m, prev))
-            continue
-        prev = m
+                return self.prev_req, prev
+            return None, None
+        self.prev, self.prev_req = m, None
         if m.direction == REQUEST:
             m.portid = m.nl_pid
-            pending.setdefault((m.protocol, m.seq), []).append(m)
-            continue
+            req = _Request(m)
+            self.pending.setdefault((m.protocol, m.seq), []).append(req)
+            self.order.append(req)
+            self.open += 1
+            if m.portid:
+                return None, None
+            self.prev_req = req
+            return req, None
         port = m.nl_pid
-        cands = pending.get((m.protocol, m.seq))
+        cands = self.pending.get((m.protocol, m.seq))
         req = None
         if cands:
             req = next((r for r in cands if r.portid == port), None) or \
                 next((r for r in cands if not r.portid), None)
         if req is None or not port or _is_notification(req, m):
             m.direction = NOTIFY
-            continue
+            return None, None
         req.portid = port
+        if req.msg is not None:
+            req.msg.portid = port
         m.direction = REPLY
         m.portid = port
         final = (m.nl_type in (NLMSG_ERROR, NLMSG_DONE)
                  or (not m.nl_flags & NLM_F_MULTI and not req.nl_flags & NLM_F_ACK))
         if final:
-            cands.remove(req)
-    for m, before in tails:
-        m.portid = before.portid
+            self._close(req)
+        return None, None
+
+    @staticmethod
+    def _done(rec, req, before):
+        """rec goes on: its port id is what is known now."""
+        if before is not None:
+            rec.portid = before.portid
+        if req is not None and req.msg is rec:
+            req.msg = None
+        rec.pid = rec.portid
+
+    # -- the stream ------------------------------------------------------
+    def push(self, rec, foreign=True):
+        """Records that can go on now that rec came (rec among them, or not yet)."""
+        req = before = None
+        if foreign:
+            ts = rec.ts_ns
+            self.now = ts if self.now is None or ts > self.now else self.now
+            req, before = self._classify(rec)
+            self._forget_old()
+        waits = req is not None and not req.portid and req.msg is not None
+        if not self.queue and not waits:
+            if foreign:
+                self._done(rec, req, before)
+            return (rec,)
+        self.queue.append((rec, req, before, foreign))
+        self.held += len(getattr(rec, "data", b"")) + RESOLVE_OVERHEAD
+        return self._release()
+
+    def _release(self, everything=False):
+        out = []
+        queue = self.queue
+        while queue:
+            rec, req, before, foreign = queue[0]
+            if (not everything and req is not None and not req.portid and req.msg is not None
+                    and self.held <= self.hold_bytes
+                    and self.now - req.ts_ns <= self.hold_ns):
+                break
+            queue.popleft()
+            self.held -= len(getattr(rec, "data", b"")) + RESOLVE_OVERHEAD
+            if foreign:
+                self._done(rec, req, before)
+            out.append(rec)
+        return out
+
+    def flush(self):
+        """The end of the file: everything still waiting, as it is."""
+        return self._release(everything=True)
+
+
+def resolve_ports(msgs):
+    """PortResolver over a list of foreign messages (changed in place)."""
+    resolver = PortResolver()
     for m in msgs:
-        m.pid = m.portid
+        resolver.push(m)
+    resolver.flush()
