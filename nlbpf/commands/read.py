@@ -11,20 +11,26 @@ them. Nothing on this path loads bcc or needs root.
 import contextlib
 import json
 import sys
-import time
 
 from ..capfile import CaptureFile, FileContext
 from ..capture.records import Extack, Span
 from ..correlate import Correlator, final_status, socket_key
 from ..errors import NlbpfError
 from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY
-from ..output.records import Decoder
+from ..output.records import Decoder, clock
+from ..pcapfile import PcapError
 from .common import Pipeline
 
 NS = 1_000_000_000
 TICK_NS = NS
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 1, 2, 4
 NLMSG_ERROR, NLMSG_DONE = 2, 3
+# --type's requests waiting for their final reply: as many as the probes' table of
+# them (bpf `pending`, an LRU of 16,384), the oldest let go first as there
+OPEN_MAX = 16384
+# threads whose last long call slow has made a span for (only the latest call of a
+# thread matters: the others are over)
+SPAN_TIDS_MAX = 4096
 
 
 class OfflineFilter:
@@ -68,7 +74,11 @@ class OfflineFilter:
             if msg.nl_type != t:
                 return False
             if msg.nl_flags & NLM_F_REQUEST:
-                self.open[(socket_key(msg), msg.seq)] = msg.nl_flags
+                key = (socket_key(msg), msg.seq)
+                self.open.pop(key, None)
+                self.open[key] = msg.nl_flags
+                if len(self.open) > OPEN_MAX:
+                    del self.open[next(iter(self.open))]
             return True
         if msg.direction == NOTIFY:
             return msg.nl_type == t
@@ -122,12 +132,16 @@ class FileSource:
                     continue
                 if self.snaplen is not None and len(rec.data) > self.snaplen:
                     rec.data = rec.data[:self.snaplen]
-                if span_min_ns is not None and rec.dur_ns >= span_min_ns:
+                if span_min_ns is not None and rec.dur_ns > 0 and rec.dur_ns >= span_min_ns:
                     # slow's "who else was busy": one span per long call (a message's
-                    # time is its send call's start, or its receive call's end)
+                    # time is its send call's start, or its receive call's end); a call
+                    # of no known length (nlmon's messages have none) kept no one busy
                     begin = rec.ts_ns if rec.direction == REQUEST else rec.ts_ns - rec.dur_ns
                     if last_call.get(rec.tid) != begin:
+                        last_call.pop(rec.tid, None)
                         last_call[rec.tid] = begin
+                        if len(last_call) > SPAN_TIDS_MAX:
+                            del last_call[next(iter(last_call))]
                         yield Span(ts_ns=begin, dur_ns=rec.dur_ns, pid=rec.pid, tid=rec.tid,
                                    comm=rec.comm, protocol=rec.protocol, syscall=rec.syscall,
                                    lock_wait_ns=0, holder_pid=0, holder_comm="")
@@ -164,17 +178,23 @@ class FileSource:
                 span_min = min(int(slow_ns), 1_000_000)
         next_tick = None
         flt = OfflineFilter(capture_args.get("filters"))     # bad filters: say so first
+        damage = None
         try:
-            for rec in self.records(flt, duration, span_min):
-                if next_tick is None:
-                    next_tick = rec.ts_ns + TICK_NS
-                elif rec.ts_ns >= next_tick:
-                    pipe.tick(self.stats())
-                    next_tick = rec.ts_ns + TICK_NS
-                pipe.feed(rec)
+            try:
+                for rec in self.records(flt, duration, span_min):
+                    if next_tick is None:
+                        next_tick = rec.ts_ns + TICK_NS
+                    elif rec.ts_ns >= next_tick:
+                        pipe.tick(self.stats())
+                        next_tick = rec.ts_ns + TICK_NS
+                    pipe.feed(rec)
+            except PcapError as e:
+                damage = e          # what came before it is shown all the same
             pipe.finish()
         finally:
             self.summary(pipe.printer.count)
+        if damage is not None:
+            raise damage
         return self.stats()
 
     def close(self):
@@ -229,26 +249,57 @@ TOP_FIELDS = ("requests", "errors", "dumps", "dump_intr", "msgs_in", "msgs_out",
               "bytes_out", "lat_count", "lat_sum_ns", "lock_wait_ns")
 
 
+# The kernel's top maps hold this many processes and (process, type) pairs; what
+# does not fit is not counted (bpf/nlbpf.bpf.c: BPF_HASH top, top_types).
+TOP_ROWS_MAX = 10240
+TOP_TYPES_MAX = 65536
+
+
 class TopCounters:
-    """The kernel's top maps, rebuilt from recorded messages (cumulative)."""
+    """The kernel's top maps, rebuilt from recorded messages (cumulative until reset()).
+
+    Like the kernel's maps they hold TOP_ROWS_MAX processes and TOP_TYPES_MAX types;
+    what does not fit is not counted, and `full` says how many were not."""
 
     def __init__(self):
         self.rows = {}              # pid -> counters, comm, lat_max_ns, hist
         self.types = {}             # (pid, proto, type) -> requests
         self.where = {}             # pid -> (cgroup, netns) of its latest call
         self.correlator = Correlator()
+        self.full = 0               # records of processes the table had no room for
+        self._next_expire = None
+        self._fed = 0
+
+    def reset(self):
+        """Start counting afresh (the next interval); requests in flight stay."""
+        self.rows, self.types, self.where = {}, {}, {}
 
     def _row(self, rec):
         row = self.rows.get(rec.pid)
         if row is None:
+            if len(self.rows) >= TOP_ROWS_MAX:
+                self.full += 1
+                return None
             row = self.rows[rec.pid] = {k: 0 for k in TOP_FIELDS}
             row.update(comm=rec.comm, lat_max_ns=0, hist=[0] * LAT_BUCKETS)
         self.where[rec.pid] = (getattr(rec, "cgroup", 0), getattr(rec, "netns", 0))
         return row
 
+    def _expire(self, ts):
+        # requests whose reply never comes go, as in the other views (Pipeline.tick):
+        # once per second of capture time (and per 4,096 records, if time stands still
+        # or goes back)
+        self._fed += 1
+        if self._next_expire is None or ts >= self._next_expire or not self._fed & 4095:
+            self.correlator.expire()
+            self._next_expire = ts + TICK_NS
+
     def add(self, rec, type_filter=None):
+        self._expire(rec.ts_ns)
         if isinstance(rec, SyscallError):
-            self._row(rec)["errors"] += 1
+            row = self._row(rec)
+            if row is not None:
+                row["errors"] += 1
             return
         if isinstance(rec, Extack):
             self.correlator.add_extack(rec)
@@ -259,6 +310,9 @@ class TopCounters:
             if type_filter is not None and rec.nl_type != type_filter:
                 return
             row = self._row(rec)
+            if row is None:
+                self.correlator.feed(rec)
+                return
             row["msgs_out"] += 1
             row["bytes_out"] += rec.length
             if rec.nl_flags & NLM_F_REQUEST:
@@ -266,10 +320,15 @@ class TopCounters:
             if rec.nl_flags & 0x300 == 0x300:
                 row["dumps"] += 1
             key = (rec.pid, rec.protocol, rec.nl_type)
-            self.types[key] = self.types.get(key, 0) + 1
+            if key in self.types or len(self.types) < TOP_TYPES_MAX:
+                self.types[key] = self.types.get(key, 0) + 1
             self.correlator.feed(rec)
             return
         row = self._row(rec)
+        if row is None:
+            if rec.direction == REPLY:
+                self.correlator.feed(rec)
+            return
         row["msgs_in"] += 1
         row["bytes_in"] += rec.length
         if rec.direction != REPLY:
@@ -323,10 +382,11 @@ def run_top_file(path, as_json, duration, filters, snaplen, interval, count, row
     from .top import TopState, render_table
     from ..session import write_line
     with offline(path, snaplen if snaplen_given else None) as source:
-        try:
-            state = TopState(by=by, context=source.context)
-        except TypeError:
-            state = TopState()
+        def new_state():
+            try:
+                return TopState(by=by, context=source.context)
+            except TypeError:
+                return TopState()
         counters = TopCounters()
         offset = source.cap.offset_ns
         type_filter = filters.type if filters is not None else None
@@ -337,7 +397,16 @@ def run_top_file(path, as_json, duration, filters, snaplen, interval, count, row
 
         def emit(end_ns, span_s, lost_new, lost_total):
             nonlocal shown
+            # each interval counts afresh (a new TopState, the counters reset): the
+            # processes of one interval are all that is held, however long the file
+            state = new_state()
             rows_now, types, where = counters.snapshot()
+            counters.reset()
+            if counters.full:
+                source.cap.note("top-full", f"{source.cap.name}: more than {TOP_ROWS_MAX} "
+                                            f"processes in an interval; as in the kernel's "
+                                            f"table, the others were not counted")
+                counters.full = 0
             try:
                 data = state.interval(rows_now, types, where=where)
             except TypeError:
@@ -355,38 +424,40 @@ def run_top_file(path, as_json, duration, filters, snaplen, interval, count, row
                     text = render_table(data, rows, span_s, lost_new, lost_total, by=by)
                 except TypeError:
                     text = render_table(data, rows, span_s, lost_new, lost_total)
-                stamp = time.strftime("%H:%M:%S", time.localtime(wall))
+                stamp = clock(wall).split(".")[0]
                 write_line(stamp + text[8:] if text[2:3] == ":" else text)
                 write_line("")
 
         stop = False
-        done = False
+        damage = None
         flt = OfflineFilter(filters)
         try:
-            for rec in source.records(flt, duration):
-                t = _event_time(rec)
-                if first is None:
-                    first = t
-                    if step:
-                        bucket_start, bucket_end = t, t + step
-                if step and t >= bucket_end:
-                    emit(bucket_end, step / NS, 0, 0)
-                    if count and shown >= count:
-                        stop = True
-                        break
-                    skipped = (t - bucket_end) // step
-                    bucket_start = bucket_end + skipped * step
-                    bucket_end = bucket_start + step
-                last = max(last or t, t)
-                counters.add(rec, type_filter)
-            done = True
+            try:
+                for rec in source.records(flt, duration):
+                    t = _event_time(rec)
+                    if first is None:
+                        first = t
+                        if step:
+                            bucket_start, bucket_end = t, t + step
+                    if step and t >= bucket_end:
+                        emit(bucket_end, step / NS, 0, 0)
+                        if count and shown >= count:
+                            stop = True
+                            break
+                        skipped = (t - bucket_end) // step
+                        bucket_start = bucket_end + skipped * step
+                        bucket_end = bucket_start + step
+                    last = max(last or t, t)
+                    counters.add(rec, type_filter)
+            except PcapError as e:
+                damage = e          # the table of what came before it is shown all the same
+            if not stop and first is not None:
+                lost = source.cap.lost or 0
+                if step:
+                    emit(bucket_end, step / NS, lost, lost)
+                else:
+                    emit(last, (last - first) / NS, lost, lost)
         finally:
-            if not done:
-                source.summary(shown, "intervals")
-        if not stop and first is not None:
-            lost = source.cap.lost or 0
-            if step:
-                emit(bucket_end, step / NS, lost, lost)
-            else:
-                emit(last, (last - first) / NS, lost, lost)
-        source.summary(shown, "intervals")
+            source.summary(shown, "intervals")
+        if damage is not None:
+            raise damage

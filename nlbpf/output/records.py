@@ -122,7 +122,12 @@ def wall_ts(ts_ns, offset_ns):
 
 
 def clock(ts):
-    t = time.localtime(ts)
+    try:
+        t = time.localtime(ts)
+    except (OverflowError, OSError, ValueError):
+        # a time the platform cannot turn into a date (a capture file's, some
+        # billion years away): the seconds since the epoch as they are
+        return f"{ts:.6f}"
     return time.strftime("%H:%M:%S", t) + f".{int((ts % 1) * 1e6):06d}"
 
 
