@@ -37,7 +37,8 @@ block holds the events the kernel handed over (isb_ifrecv) and lost
 (isb_ifdrop).
 
 Classic pcap has no comments: there the cooked header's packet type carries
-the direction (4 request, 0 reply, 2 notification) and its 8 address bytes
+the direction (4 request, 0 reply, 2 notification; 3 from another process,
+1 to another process) and its 8 address bytes
 (address length 8) the pid and tid; comm, netns, timing and the events are
 lost.
 
@@ -66,14 +67,15 @@ from operator import attrgetter
 
 from . import __version__
 from .capture.records import Extack
-from .model import Message, SyscallError, REQUEST, REPLY, NOTIFY
+from .capture.abi import DEFINES
+from .model import Message, SyscallError, REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER
 from .pcapfile import (FLAG_INBOUND, FLAG_MULTICAST, FLAG_OUTBOUND, FLAG_UNICAST, NS,
                        PcapError, PcapngWriter, PcapWriter, Reader)
 from .errors import NlbpfError
 
 LINKTYPE_NETLINK = 253
 ARPHRD_NETLINK = 824
-PACKET_HOST, PACKET_MULTICAST, PACKET_OUTGOING = 0, 2, 4
+PACKET_HOST, PACKET_BROADCAST, PACKET_MULTICAST, PACKET_OTHERHOST, PACKET_OUTGOING = 0, 1, 2, 3, 4
 COOKED = struct.Struct(">HHH8sH")
 META_PREFIX = "nlbpf-meta "
 FORMAT_VERSION = 1
@@ -82,10 +84,16 @@ UNKNOWN_COMM = "?"
 NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_ECHO = 1, 2, 4, 8
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 
-PKTTYPE_OF = {REQUEST: PACKET_OUTGOING, REPLY: PACKET_HOST, NOTIFY: PACKET_MULTICAST}
+# messages between processes get packet types nothing else uses here, so that a classic
+# pcap read back never takes them for the kernel's
+PKTTYPE_OF = {REQUEST: PACKET_OUTGOING, REPLY: PACKET_HOST, NOTIFY: PACKET_MULTICAST,
+              FROM_USER: PACKET_OTHERHOST, TO_USER: PACKET_BROADCAST}
 DIR_OF_PKTTYPE = {v: k for k, v in PKTTYPE_OF.items()}
 FLAGS_OF = {REQUEST: FLAG_OUTBOUND, REPLY: FLAG_INBOUND | FLAG_UNICAST,
-            NOTIFY: FLAG_INBOUND | FLAG_MULTICAST}
+            NOTIFY: FLAG_INBOUND | FLAG_MULTICAST, FROM_USER: FLAG_INBOUND | FLAG_UNICAST,
+            TO_USER: FLAG_OUTBOUND}
+DIRECTIONS = tuple(PKTTYPE_OF)
+PEER_UNKNOWN = DEFINES["PEER_UNKNOWN"]
 
 
 # Failed calls, extack texts and context facts are packets too (so Wireshark
@@ -354,7 +362,7 @@ message_comment = _MessageComments()
 
 def message_from_comment(meta, ts_ns, protocol, data, orig_len):
     kw = record_kwargs(Message, meta)
-    if kw["direction"] not in (REQUEST, REPLY, NOTIFY):
+    if kw["direction"] not in DIRECTIONS:
         return None
     length = _int(meta, "len", orig_len - 16, 0, 0xFFFFFFFF)     # nlmsg_len: a u32
     return Message(ts_ns=ts_ns, protocol=protocol, data=data, length=length, **kw)
@@ -768,8 +776,10 @@ class CaptureFile:
             # nlbpf's classic pcap: pid and tid in the address, direction in the type
             pid, tid = struct.unpack(">II", addr)
             direction = DIR_OF_PKTTYPE.get(pkttype, REQUEST)
+            # between processes: which port is not in a classic pcap
+            peer = PEER_UNKNOWN if direction in (FROM_USER, TO_USER) else 0
             return [Message(ts_ns=ts, pid=pid, tid=tid, comm=UNKNOWN_COMM, protocol=protocol,
-                            direction=direction, data=body,
+                            direction=direction, data=body, peer_portid=peer,
                             length=max(0, pkt.orig_len - 16))], False
         return self._split(ts, protocol, body, pkt.orig_len - 16), True
 

@@ -19,6 +19,11 @@ NLMSG_ERROR, NLMSG_DONE = 2, 3
 # dropped this long after they were sent, so memory stays flat on long runs.
 EXPIRE_NS = 30 * 1_000_000_000
 EXTACK_KEEP_NS = 10 * 1_000_000_000
+# ... and past this many waiting, the oldest goes: a capture file's clock may jump about
+# (expiry takes them oldest first, and stops at the first one young enough), and a flood
+# of requests nothing answers must not grow memory either. The kernel's own table holds
+# 16,384 (PENDING_MAX in bpf/nlbpf.bpf.c).
+PENDING_MAX = 65536
 # How long a notification waits for its request (NotificationHold): the gap
 # between the kernel queueing it and the requester's sendmsg returning.
 HOLD_NS = 200 * 1_000_000
@@ -49,8 +54,9 @@ class Correlator:
     its final reply.
     """
 
-    def __init__(self, expire_ns=EXPIRE_NS, keep_replies=False):
+    def __init__(self, expire_ns=EXPIRE_NS, keep_replies=False, pending_max=PENDING_MAX):
         self.expire_ns = expire_ns
+        self.pending_max = pending_max
         self.keep_replies = keep_replies
         self.pending = OrderedDict()          # (socket key, seq) -> Transaction, oldest first
         self.extacks = defaultdict(deque)     # tid -> recent Extack records
@@ -111,6 +117,9 @@ class Correlator:
             key = (socket_key(msg), msg.seq)
             self.pending.pop(key, None)
             self.pending[key] = txn
+            if len(self.pending) > self.pending_max:
+                self.pending.popitem(last=False)
+                self.expired += 1
             return txn, False
         if msg.direction != REPLY:
             # notifications, and messages between processes: whatever their seq and type,

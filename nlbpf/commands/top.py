@@ -177,7 +177,10 @@ class TopState:
         if self.by != "process":
             entries = group_rows(entries, self.by)
         out = [finish_row(e) for e in entries]
-        out.sort(key=lambda r: (-(r["msgs_in"] + r["msgs_out"]), r.get("pid") or r["pids"][0]))
+        # a process row has a pid (0 where no process is known: an nlmon capture's
+        # notification), a group row its pids
+        out.sort(key=lambda r: (-(r["msgs_in"] + r["msgs_out"]),
+                                r["pid"] if "pid" in r else r["pids"][0]))
         return out
 
     def gone(self):

@@ -202,7 +202,7 @@ def peer(msg):
     (either None when not known), or None when the other end is the kernel."""
     if msg.direction not in (FROM_USER, TO_USER):
         return None
-    return {"portid": None if msg.peer_portid == PEER_UNKNOWN else msg.peer_portid,
+    return {"portid": None if msg.peer_portid in (0, PEER_UNKNOWN) else msg.peer_portid,
             "pid": msg.peer_pid or None}
 
 

@@ -58,6 +58,17 @@ def test_what_a_process_sends_another_is_not_a_request():
     assert not c.pending
 
 
+def test_requests_nothing_answers_are_bounded_in_number_whatever_their_times():
+    """A capture whose clock jumps about: a young request at the front of the queue
+    stops expiry there, and the waiting table is still bounded."""
+    c = Correlator(pending_max=100)
+    c.feed(msg(REQUEST, RTM_GETLINK, REQ | ACK, 1, ts=10**15))
+    for seq in range(2, 1000):
+        c.feed(msg(REQUEST, RTM_GETLINK, REQ | ACK, seq, ts=seq % 7 * 10**14))
+        assert len(c.pending) <= 100
+    assert len(c.pending) + c.expired == 999
+
+
 def test_a_request_the_kernel_ignored_waits_for_nothing():
     """nlmsg_len past the end of its buffer: the kernel stops there and answers nothing."""
     c = Correlator()

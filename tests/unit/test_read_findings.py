@@ -35,16 +35,16 @@ def capfile(tmp_path):
     return write
 
 
-def every_view(path, allow_known=False):
-    """Every view over path, checked (rc.check); allow_known: let the known top.py
+def every_view(path):
+    """Every view over path, checked (rc.check)
     bug pass (a message of no known process, pid 0, as the case makes)."""
-    return [rc.check(rc.run(*argv), allow_known) for argv in rc.views(path)]
+    return [rc.check(rc.run(*argv)) for argv in rc.views(path)]
 
 
 def shows_records(out):
     """Something on stdout in the trace and top views (the files of these tests have no
-    errors, and may have no pairs for slow), unless the run hit the known top.py bug."""
-    if out.tb is not None or "errors" in out.args or "slow" in out.args:
+    errors, and may have no pairs for slow)."""
+    if "errors" in out.args or "slow" in out.args:
         return True
     return bool(out.out.strip())
 
@@ -64,26 +64,22 @@ def nlmon_with_a_notification():
 
 
 def test_top_of_an_nlmon_capture_counts_requests_and_replies(capfile):
-    # what does work (the one process, its request and reply), whatever the known
-    # top.py bug below does with the notification's pid-0 row
+    # the one process, its request and reply
     path = capfile(rc.pcap([(10**18, rc.cooked() + rc.route_request()),
                             (10**18 + 5000, rc.cooked() + rc.ack(rc.route_request(), 555))]),
                    "nlmon.pcap")
-    out = rc.check(rc.run("top", "--read", path, "--json"), allow_known=False)
+    out = rc.check(rc.run("top", "--read", path, "--json"))
     assert out.code == 0
     (interval,) = lines(out)
     (row,) = interval["rows"]
     assert (row["pid"], row["requests"], row["msgs_in"], row["msgs_out"]) == (555, 1, 1, 1)
 
 
-@pytest.mark.xfail(strict=True, reason="nlbpf/commands/top.py, TopState.interval: its sort takes "
-                                       "a process row of pid 0 for a group row (KeyError "
-                                       "'pids'); outside the file-reading code, reported")
 @pytest.mark.parametrize("argv", [["top", "--read"], ["top", "--json", "--read"],
                                   ["top", "-i", "1", "--read"]])
 def test_top_of_an_nlmon_capture_with_notifications(capfile, argv):
     path = capfile(nlmon_with_a_notification(), "nlmon.pcap")
-    out = rc.check(rc.run(*argv, path), allow_known=False)
+    out = rc.check(rc.run(*argv, path))
     assert out.code == 0 and out.out
 
 
@@ -234,8 +230,8 @@ def test_numbers_no_kernel_field_holds_are_not_used(capfile, field, value):
     pairs[field] = value
     comment = " ".join(f"{k}={v}" for k, v in pairs.items())
     path = capfile(rc.nlbpf_capture(reply_comment=comment))
-    # a pid no process can have is 0, "not known": the known top.py bug
-    for out in every_view(path, allow_known=field == "pid"):
+    # a pid no process can have is 0, "not known"
+    for out in every_view(path):
         assert out.code in (0, None) and shows_records(out), out
 
 
@@ -257,7 +253,7 @@ def test_a_pcap_header_then_zeros_is_damaged_and_says_so_at_once(tmp_path):
         f.truncate(24 + 100 * 2**20)         # 100 MB of zeros (sparse)
     started = time.monotonic()
     for argv in rc.views(path)[:4]:
-        out = rc.check(rc.run(*argv), allow_known=False)
+        out = rc.check(rc.run(*argv))
         assert out.code == 1
         assert out.err.splitlines()[-1] == (f"nlbpf: {path} is damaged at byte 24: a packet "
                                             f"record of 0 bytes (0 packets read before it)")
@@ -293,11 +289,8 @@ def test_a_damaged_nlmon_capture_shows_what_came_before_the_damage(capfile):
         n += 1
     struct.pack_into("<II", data, offset + 8, 0, 0)
     path = capfile(bytes(data), "damaged.pcap")
-    # the last request read lost its reply to the damage, so its port (pid 0): the
-    # known top.py bug
-    for out in every_view(path, allow_known=True):
-        if out.tb is not None:
-            continue
+    # the last request read lost its reply to the damage, so its port (pid 0)
+    for out in every_view(path):
         assert out.code == 1
         assert out.err.splitlines()[-1] == (f"nlbpf: {path} is damaged at byte {offset}: a "
                                             f"packet record of 0 bytes (11 packets read before it)")
@@ -310,10 +303,8 @@ def test_a_damaged_nlmon_capture_shows_what_came_before_the_damage(capfile):
 def test_a_capture_cut_short_warns_once_and_shows_what_it_had(capfile, kind):
     data = rc.pcap(nlmon_rounds(4)) if kind == "nlmon" else rc.nlbpf_capture()
     path = capfile(data[:-7])
-    # nlmon: the last request lost its reply, so its port (pid 0): the known top.py bug
-    for out in every_view(path, allow_known=kind == "nlmon"):
-        if out.tb is not None:
-            continue
+    # nlmon: the last request lost its reply, so its port (pid 0)
+    for out in every_view(path):
         assert out.code == 0 and shows_records(out), out
         assert sum("cut short" in line for line in out.err.splitlines()) == 1, out.err
     assert len(lines(rc.run("read", path, "--json"))) == (7 if kind == "nlmon" else 2)
@@ -420,7 +411,7 @@ def test_more_interfaces_than_a_section_can_name_is_damage(capfile):
     one = rc.idb()
     data = rc.shb() + one * (MAX_INTERFACES + 1)
     path = capfile(data)
-    out = rc.check(rc.run("read", path), allow_known=False)
+    out = rc.check(rc.run("read", path))
     at = len(rc.shb()) + MAX_INTERFACES * len(one)
     assert out.code == 1 and out.err.splitlines()[-1] == (
         f"nlbpf: {path} is damaged at byte {at}: more than {MAX_INTERFACES} interfaces in one "
