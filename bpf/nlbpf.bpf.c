@@ -118,12 +118,14 @@ BPF_PERF_OUTPUT(events);
 
 BPF_PERCPU_ARRAY(stats, u64, ST_NR);
 /* The event being filled, with room past its data: a message gathered from many iovecs
- * (walk_split) is copied in at an offset the verifier only knows to be < SPILL, in pieces
- * it only knows to be <= SNAPLEN each. The offset is masked, not clamped: over a loop,
- * clamping gave 6.1's verifier a range with its minimum past its maximum on a path it
- * did not prune, and the pointer it was added to became a scalar. */
-#define SPILL 4096              /* a power of 2, at least SNAPLEN's most */
-_Static_assert(SPILL >= SNAPLEN, "SPILL must hold a whole message");
+ * (walk_split) is copied in at an offset and in pieces whose bounds the verifier knows
+ * only from masks (AT_MASK, PIECE_MASK: each at least the largest snap length, so they
+ * change nothing). Clamped, over a loop, they gave 6.1's verifier ranges with their
+ * minimum past their maximum on paths it did not prune, and it refused the copy. */
+#define AT_MASK 4095
+#define PIECE_MASK 8191
+#define SPILL (AT_MASK + PIECE_MASK + 1)
+_Static_assert(AT_MASK + 1 >= SNAPLEN && PIECE_MASK >= SNAPLEN, "masks below the snap length");
 struct scratch_event {
     struct nl_event ev;
     u8 spill[SPILL];
@@ -1546,9 +1548,10 @@ int walk_split(void *ctx)
         if (n > want - got)
             n = want - got;
         u64 at = got;
-        asm volatile("" : "+r"(at));
-        at &= SPILL - 1;                    /* got < want <= SNAPLEN: no change */
-        CLAMP(n, SNAPLEN);
+        asm volatile("" : "+r"(at) : : );
+        at &= AT_MASK;                      /* got < want <= SNAPLEN: no change */
+        asm volatile("" : "+r"(n) : : );
+        n &= PIECE_MASK;                    /* n <= want - got <= SNAPLEN: no change */
         read_user(e->data + at, n, (void *)(w->base + w->off));
         got += n;
         w->off += n;
