@@ -254,6 +254,8 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
                         why.append(f"stopping shows what was captured for {DRAIN_S:g} s at "
                                    f"most; `nlbpf record -w FILE` keeps every event")
                         break
+                    if rec is None:
+                        continue        # nothing yet: drain() says so, so time is kept
                     on_record(rec)
                     shown += 1
                 flush_output()

@@ -364,9 +364,9 @@ class SpoolCapture:
 
     def drain(self):
         """The rest of the spool, up to the child's END (session.run decides how long
-        it is shown)."""
+        it is shown); None while there is nothing yet, so that it can keep its time."""
         while not self.finished:
-            yield from self.poll(100)
+            yield from self.poll(100) or [None]
 
     def final_stats(self):
         """The child's last counters. It writes them once it has stopped, after its last

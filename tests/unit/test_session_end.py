@@ -140,6 +140,24 @@ def test_a_second_signal_stops_showing_at_once(monkeypatch):
     assert outcome.shown == len(shown) and outcome.not_shown == 10_000_000 - len(shown)
 
 
+def test_a_capture_that_stops_answering_cannot_hold_the_end_up(monkeypatch):
+    """trace's capture child stopped, and its last frames never come: the end still
+    comes after DRAIN_S (drain() says it has nothing yet instead of waiting in itself)."""
+    monkeypatch.setattr(session, "DRAIN_S", 0.3)
+
+    class Silent(FakeCapture):
+        def drain(self):
+            while True:
+                time.sleep(0.01)
+                yield None
+
+    fake = Silent([getlink(i, i) for i in range(10)], emitted=20)
+    started = time.monotonic()
+    outcome = session.run({}, lambda rec: None, duration=0.05, capture=fake)
+    assert time.monotonic() - started < 3
+    assert outcome.shown == 10 and outcome.not_shown == 10
+
+
 def test_stdout_that_cannot_be_written_is_one_line_and_a_failure(monkeypatch, tmp_path):
     """stdout on a full disk (/dev/full): the run stops, the probes are let go, and the
     command fails with one line instead of an OSError traceback."""
