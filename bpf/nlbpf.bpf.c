@@ -244,7 +244,7 @@ struct walk_state {
     u32 peer_portid;            /* the other end of the current datagram (nl_event.peer_portid) */
     u32 peer_pid;
     u32 got;                    /* walk_split: bytes of the message gathered so far */
-    u32 split_len;              /* ... its nlmsg_len, once its header is whole (else 0) */
+    u32 split_len;              /* ... its nlmsg_len, once its header is whole */
     u64 split_left;             /* ... bytes of the buffer from its start on */
     u8 lock_charged;            /* this recv's lock wait went to a request already */
     u8 is_mmsg;
@@ -252,7 +252,8 @@ struct walk_state {
     u8 kmem;                    /* the buffer is kernel memory (an skb), not user memory */
     u8 eflags;                  /* EVF_* every message of this walk carries */
     u8 in_dump;                 /* the last full step was a dump part: headers from here */
-    u8 pad[6];
+    u8 split_hdr;               /* walk_split: the message's header is whole (split_len is it) */
+    u8 pad[5];
 };
 BPF_PERCPU_ARRAY(walkst, struct walk_state, 1);
 
@@ -949,11 +950,8 @@ static __always_inline int next_iov(struct walk_state *w)
 {
     if (w->flat || !w->remaining || w->iov_idx >= w->iov_cnt)
         return 0;
-    if (w->iov_idx >= MAX_IOV) {
-        stat_inc(ST_TRUNC_WALK);        /* more iovecs than the kernel takes: never here */
-        w->remaining = 0;
-        return 0;
-    }
+    if (w->iov_idx >= MAX_IOV)
+        return 0;       /* never: the kernel fails a call with more iovecs (EMSGSIZE) */
     u64 iov[2] = {};
     read_user(iov, sizeof(iov), (void *)(w->iov_ptr + w->iov_idx * 16));
     w->iov_idx++;
@@ -970,12 +968,8 @@ static __always_inline int next_segment(struct walk_state *w)
 {
     if (next_iov(w))
         return 1;
-    if (!w->is_mmsg || w->mmsg_idx + 1 >= w->mmsg_cnt)
-        return 0;
-    if (w->mmsg_idx + 1 >= MAX_MMSG) {
-        stat_inc(ST_TRUNC_WALK);        /* more datagrams than the kernel takes: never here */
-        return 0;
-    }
+    if (!w->is_mmsg || w->mmsg_idx + 1 >= w->mmsg_cnt || w->mmsg_idx + 1 >= MAX_MMSG)
+        return 0;       /* (never MAX_MMSG: the kernel does at most that many per call) */
     /* struct mmsghdr { struct user_msghdr (56 bytes); u32 msg_len; } is 64 bytes */
     w->mmsg_idx++;
     u64 m = w->mmsg_ptr + (u64)w->mmsg_idx * 64;
@@ -1073,6 +1067,7 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
         __builtin_memset(e->data, 0, NLMSG_HDRLEN);     /* walk_split gathers the header */
         w->got = 0;
         w->split_len = 0;
+        w->split_hdr = 0;
         w->split_left = left;
         return STEP_SPLIT;
     }
@@ -1095,6 +1090,7 @@ static __always_inline int walk_step(void *ctx, struct walk_state *w, struct nl_
         __builtin_memset(e->data, 0, NLMSG_HDRLEN);
         w->got = 0;
         w->split_len = 0;
+        w->split_hdr = 0;
         w->split_left = left;
         return STEP_SPLIT;
     }
@@ -1524,7 +1520,14 @@ int walk_hdrs(void *ctx)
  * one-byte pieces, with empty iovecs between), as far as the mode keeps of it; then it is
  * handled as walk_step handles a whole one. A gather that needs more iovecs than one run
  * looks at goes on in the next run (w->got, w->split_len), as long as tail calls last. */
-#define SPLIT_SEGS 32
+#define SPLIT_SEGS 16
+/* How much of a message walk_split gathers: its header, then what the mode keeps. */
+static __always_inline u64 split_want(struct walk_state *w)
+{
+    u64 len = w->split_len;
+    return !w->split_hdr ? NLMSG_HDRLEN : len < GATHER_MAX ? len : GATHER_MAX;
+}
+
 int walk_split(void *ctx)
 {
     u32 zero = 0;
@@ -1532,12 +1535,13 @@ int walk_split(void *ctx)
     struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
     if (!w || !e)
         return 0;
-    u64 got = w->got;
-    u64 len = w->split_len;
+    /* The gather's state stays in the map value, read afresh each turn: the verifier does
+     * not track map contents, so the turns' states prune (in registers their ranges
+     * differ at every turn, and 6.1's verifier ran out of its million instructions). */
 #pragma clang loop unroll(disable)
     for (int i = 0; i < SPLIT_SEGS; i++) {
-        u64 want = !len ? NLMSG_HDRLEN : len < GATHER_MAX ? len : GATHER_MAX;
-        if (got >= want)
+        u64 got = w->got, want = split_want(w);
+        if (got >= want || (w->split_hdr && w->split_len < NLMSG_HDRLEN))
             break;
         if (w->off >= w->seg_len) {
             if (!next_iov(w))
@@ -1548,25 +1552,22 @@ int walk_split(void *ctx)
         if (n > want - got)
             n = want - got;
         u64 at = got;
-        asm volatile("" : "+r"(at) : : );
+        asm volatile("" : "+r"(at));
         at &= AT_MASK;                      /* got < want <= SNAPLEN: no change */
-        asm volatile("" : "+r"(n) : : );
+        asm volatile("" : "+r"(n));
         n &= PIECE_MASK;                    /* n <= want - got <= SNAPLEN: no change */
         read_user(e->data + at, n, (void *)(w->base + w->off));
-        got += n;
+        w->got = got + n;
         w->off += n;
-        if (!len && got >= NLMSG_HDRLEN) {
-            len = *(u32 *)e->data;
-            if (len < NLMSG_HDRLEN)
-                break;
+        if (!w->split_hdr && got + n >= NLMSG_HDRLEN) {
+            w->split_len = *(u32 *)e->data;
+            w->split_hdr = 1;
         }
     }
-    u64 want = !len ? NLMSG_HDRLEN : len < GATHER_MAX ? len : GATHER_MAX;
-    if (got < want && (!len || len >= NLMSG_HDRLEN)
+    u64 got = w->got, len = w->split_len;
+    if (got < split_want(w) && (!w->split_hdr || len >= NLMSG_HDRLEN)
         && (w->off < w->seg_len || (w->remaining && w->iov_idx < w->iov_cnt))) {
         /* more iovecs to gather from than one run looks at */
-        w->got = got;
-        w->split_len = len;
         if (w->tail < MAX_TAIL) {
             w->tail++;
             progs.call(ctx, PROG_SPLIT);
@@ -1574,25 +1575,29 @@ int walk_split(void *ctx)
         stat_inc(ST_TRUNC_WALK);
         return 0;
     }
+    u8 whole = w->split_hdr && len >= NLMSG_HDRLEN;
     w->got = 0;
     w->split_len = 0;
+    w->split_hdr = 0;
     u32 hdr[4] = {};
     __builtin_memcpy(hdr, e->data, sizeof(hdr));       /* zeroed past what was gathered */
     message_event(w, e, hdr);
     u64 cap = got;
     CLAMP(cap, SNAPLEN);
     e->cap_len = cap;
-    if (got < NLMSG_HDRLEN || len < NLMSG_HDRLEN) {
+    if (!whole) {
+        /* a tail shorter than a header, or a header whose nlmsg_len is below one */
         buffer_end(ctx, w, e, hdr[0]);
     } else {
-        if (len > w->split_left)
+        u8 overlong = len > w->split_left;
+        if (overlong)
             e->flags |= EVF_OVERLONG;
         struct top_val *t = 0;
 #ifdef MODE_TOP
         t = top_entry(w);
 #endif
         dispatch(ctx, w, e, t);
-        if (len > w->split_left) {
+        if (overlong) {
             w->off = w->seg_len;
             w->remaining = 0;
         } else {
@@ -1643,6 +1648,7 @@ static __always_inline int exit_call(void *ctx, long ret)
     w->peer_pid = 0;
     w->got = 0;
     w->split_len = 0;
+    w->split_hdr = 0;
     fill_common(e, w, EV_MSG);
 
 #ifdef MODE_SLOW
@@ -2007,6 +2013,7 @@ static __always_inline int kwalk(void *ctx, u64 sk, u64 skb, u8 dir, u32 groups,
     w->peer_pid = peer_pid;
     w->got = 0;
     w->split_len = 0;
+    w->split_hdr = 0;
     w->eflags = eflags;
     w->tail = 0;
     w->lock_charged = 1;        /* lock waits reach pending through the handler hooks */
