@@ -131,11 +131,13 @@ struct scratch_event {
     u8 spill[SPILL];
 };
 BPF_PERCPU_ARRAY(scratch, struct scratch_event, 1);
-/* 0: walk, 1: walk_chunk (trace) or walk_hdrs (the others), 2: walk_split (syscall layer) */
-BPF_PROG_ARRAY(progs, 3);
+/* 0: walk, 1: walk_chunk (trace) or walk_hdrs (the others); syscall layer: 2: walk_split,
+ * 3: sc_exit */
+BPF_PROG_ARRAY(progs, 4);
 #define PROG_WALK 0
 #define PROG_SECOND 1
 #define PROG_SPLIT 2
+#define PROG_EXIT 3
 
 /* Lock waits a thread met inside a netlink call (lock:contention_begin/end), and
  * the owner of the mutex it waited for longest. */
@@ -1745,42 +1747,64 @@ struct sc_enter_args {
     u64 arg[6];
 };
 
+/* Exit probes: every hooked syscall's exit record is laid out alike, so one program,
+ * sc_exit, does exit_call for them all, loaded and verified once; each exit's own
+ * program tail-calls it when its thread has a netlink call in flight, and costs the
+ * other calls (read and write everywhere) a look at task storage. */
+struct sc_exit_args {
+    u64 common;
+    s64 nr;                     /* int __syscall_nr, then padding */
+    s64 ret;
+};
+
+int sc_exit(struct sc_exit_args *args)
+{
+    return exit_call(args, args->ret);
+}
+
+static __always_inline int exit_to_walk(void *ctx)
+{
+    if (call_get())
+        progs.call(ctx, PROG_EXIT);
+    return 0;
+}
+
 int sc_enter_sendmsg(struct sc_enter_args *args)         /* (fd, msg, flags) */
 {
     return enter_call(args->arg[0], SC_SENDMSG, DIR_SEND, args->arg[1], 0, 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg) { return exit_to_walk(args); }
 
 int sc_enter_sendto(struct sc_enter_args *args)          /* (fd, buf, len, flags, addr, addrlen) */
 {
     return enter_call(args->arg[0], SC_SENDTO, DIR_SEND, args->arg[1], args->arg[2],
                       args->arg[4], args->arg[5]);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendto) { return exit_to_walk(args); }
 
 int sc_enter_sendmmsg(struct sc_enter_args *args)        /* (fd, mmsg, vlen, flags) */
 {
     return enter_call(args->arg[0], SC_SENDMMSG, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg) { return exit_to_walk(args); }
 
 int sc_enter_write(struct sc_enter_args *args)           /* (fd, buf, count) */
 {
     return enter_call(args->arg[0], SC_WRITE, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_write) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_write) { return exit_to_walk(args); }
 
 int sc_enter_writev(struct sc_enter_args *args)          /* (fd, iov, iovcnt) */
 {
     return enter_call(args->arg[0], SC_WRITEV, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return exit_to_walk(args); }
 
 int sc_enter_pwritev2(struct sc_enter_args *args)        /* (fd, iov, iovcnt, pos_l, pos_h, flags) */
 {
     return enter_call(args->arg[0], SC_PWRITEV2, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_pwritev2) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_pwritev2) { return exit_to_walk(args); }
 
 /* MSG_PEEK reads are skipped: the same messages come again on the real read. */
 int sc_enter_recvmsg(struct sc_enter_args *args)         /* (fd, msg, flags) */
@@ -1789,7 +1813,7 @@ int sc_enter_recvmsg(struct sc_enter_args *args)         /* (fd, msg, flags) */
         return 0;
     return enter_call(args->arg[0], SC_RECVMSG, DIR_RECV, args->arg[1], 0, 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg) { return exit_to_walk(args); }
 
 int sc_enter_recvfrom(struct sc_enter_args *args)        /* (fd, buf, size, flags, addr, addrlen) */
 {
@@ -1798,7 +1822,7 @@ int sc_enter_recvfrom(struct sc_enter_args *args)        /* (fd, buf, size, flag
     return enter_call(args->arg[0], SC_RECVFROM, DIR_RECV, args->arg[1], args->arg[2],
                       args->arg[4], 12);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_recvfrom) { return exit_to_walk(args); }
 
 int sc_enter_recvmmsg(struct sc_enter_args *args)        /* (fd, mmsg, vlen, flags, timeout) */
 {
@@ -1806,25 +1830,25 @@ int sc_enter_recvmmsg(struct sc_enter_args *args)        /* (fd, mmsg, vlen, fla
         return 0;
     return enter_call(args->arg[0], SC_RECVMMSG, DIR_RECV, args->arg[1], args->arg[2], 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_to_walk(args); }
 
 int sc_enter_read(struct sc_enter_args *args)            /* (fd, buf, count) */
 {
     return enter_call(args->arg[0], SC_READ, DIR_RECV, args->arg[1], args->arg[2], 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_read) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_read) { return exit_to_walk(args); }
 
 int sc_enter_readv(struct sc_enter_args *args)           /* (fd, iov, iovcnt) */
 {
     return enter_call(args->arg[0], SC_READV, DIR_RECV, args->arg[1], args->arg[2], 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_readv) { return exit_to_walk(args); }
 
 int sc_enter_preadv2(struct sc_enter_args *args)         /* (fd, iov, iovcnt, pos_l, pos_h, flags) */
 {
     return enter_call(args->arg[0], SC_PREADV2, DIR_RECV, args->arg[1], args->arg[2], 0, 0);
 }
-TRACEPOINT_PROBE(syscalls, sys_exit_preadv2) { return exit_call(args, args->ret); }
+TRACEPOINT_PROBE(syscalls, sys_exit_preadv2) { return exit_to_walk(args); }
 
 /* The sender of each buffer a netlink recv takes, as the kernel knows it (NETLINK_CB):
  * port 0 is the kernel, any other a process, whose pid its credentials give. A reply is

@@ -8,6 +8,7 @@ import hashlib
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -330,13 +331,15 @@ class Capture:
         if have_unseen:
             flags.append("-DHAVE_SOCK_LENGTH")
         # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass;
-        # slot 2: a message gathered from the iovecs it is spread over
+        # slot 2: a message gathered from the iovecs it is spread over; slot 3: the exit
+        # of every hooked syscall (its tracepoints' programs tail-call it)
         second = "walk_chunk" if self.mode == "trace" else "walk_hdrs"
         while True:     # once, or twice if the kernel refuses the BTF build
             self.bpf = self._compile(bcc, SOURCE, flags + (["-DFD_WALK_BTF"] if kfunc else []))
             try:
                 for slot, prog in enumerate(self._load_together(bcc, ("walk", second,
-                                                                     "walk_split"))):
+                                                                     "walk_split",
+                                                                     "sc_exit"))):
                     self.bpf["progs"][ct.c_int(slot)] = ct.c_int(prog.fd)
                 self._attach_entries(bcc, kfunc)
                 break
@@ -630,16 +633,17 @@ class Capture:
         b = self.bpf
         if b is None:
             return
-        for k in list(b.tracepoint_fds):
-            b.detach_tracepoint(k)
-        for k in list(b.raw_tracepoint_fds):
-            b.detach_raw_tracepoint(k)
-        for k in list(b.kprobe_fds):
-            b.detach_kprobe_event(k)
-        for k in list(b.kfunc_entry_fds):
-            b.detach_kfunc(k)
-        for k in list(b.kfunc_exit_fds):
-            b.detach_kretfunc(k)
+        # each detach waits for the kernel's RCU grace period (~65 ms for a tracepoint
+        # here, seconds under emulation, and there are ~30) or a trampoline's update:
+        # side by side, the waits overlap (ctypes and os.close let go of the GIL)
+        todo = ([(b.detach_tracepoint, k) for k in b.tracepoint_fds]
+                + [(b.detach_raw_tracepoint, k) for k in b.raw_tracepoint_fds]
+                + [(b.detach_kprobe_event, k) for k in b.kprobe_fds]
+                + [(b.detach_kfunc, k) for k in b.kfunc_entry_fds]
+                + [(b.detach_kretfunc, k) for k in b.kfunc_exit_fds])
+        if todo:
+            with ThreadPoolExecutor(min(32, len(todo))) as pool:
+                list(pool.map(lambda job: job[0](job[1]), todo))
         # a program that was running when its hook went finishes within microseconds
         time.sleep(0.01)
 
