@@ -10,6 +10,7 @@ from . import __version__, secrets
 from .errors import NlbpfError
 from .filters import Filters
 from .capture.defaults import CAPTURE_DEFAULTS
+from .session import DRAIN_S
 
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 PID_MAX = 1 << 22       # the kernel's most (PID_MAX_LIMIT)
@@ -47,6 +48,10 @@ def capture_options(f):
         click.option("--json", "as_json", is_flag=True, help="One JSON object per line."),
         click.option("--duration", type=FiniteFloat(min=0, min_open=True), default=None,
                      metavar="SECONDS", help="Stop after this many seconds."),
+        click.option("--drain", type=FiniteFloat(min=0), default=DRAIN_S, show_default=True,
+                     metavar="SECONDS", envvar="NLBPF_DRAIN",
+                     help="Once stopped (Ctrl-C, --duration), go on showing what was already "
+                          "captured for at most this long; the closing line counts the rest."),
         click.option("-p", "--pid", type=click.IntRange(min=1, max=PID_MAX), default=None,
                      help="Only this process (tgid)."),
         click.option("-c", "--comm", default=None, help="Only processes with this name."),

@@ -199,7 +199,7 @@ class Outcome:
 
 
 def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end=None,
-        capture=None):
+        capture=None, drain_s=DRAIN_S):
     """Run a capture until done; returns its Outcome.
 
     capture_args: kwargs for Capture. on_record(rec) gets every record.
@@ -209,7 +209,7 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
     its `finished` turning true ends the run as Ctrl-C would.
 
     The end: the probes are detached (their counters are then final), and what they
-    had handed over is still shown for DRAIN_S at most, or until a second signal; the
+    had handed over is still shown for drain_s at most, or until a second signal; the
     rest is counted as not shown. A closed stdout (`| head`) ends at once, counted the
     same way; stdout that cannot be written (a full disk) too, then raises its error.
     """
@@ -245,14 +245,14 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
                     if getattr(capture, "finished", False):
                         break
                 capture.detach()
-                until = time.monotonic() + DRAIN_S
+                until = time.monotonic() + drain_s
                 for rec in capture.drain():
                     if stopper.abandon:
                         why.append("stopped by a second signal")
                         break
                     if time.monotonic() >= until:
-                        why.append(f"stopping shows what was captured for {DRAIN_S:g} s at "
-                                   f"most; `nlbpf record -w FILE` keeps every event")
+                        why.append(f"stopping shows what was captured for {drain_s:g} s at "
+                                   f"most (--drain); `nlbpf record -w FILE` keeps every event")
                         break
                     if rec is None:
                         continue        # nothing yet: drain() says so, so time is kept

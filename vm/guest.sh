@@ -10,6 +10,9 @@ set -uo pipefail
 
 export PATH=/opt/nlbpf-venv/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export HOME=/root LANG=C.UTF-8 TERM=dumb TMPDIR=/tmp NLBPF_VM=1
+# once stopped, nlbpf shows what it captured for 2 s at most (--drain); decoding a
+# test's traffic takes longer than that under emulation, and the tests want it all
+export NLBPF_DRAIN=120
 src=/opt/nlbpf
 venv=/opt/nlbpf-venv
 out=/tmp/vmout

@@ -9,7 +9,7 @@ from ..decode import errno_name
 from ..output.jsonline import dumps
 from ..output.records import Decoder, clock, wall_ts, where, where_tag
 from ..secrets import SECRET_PROTOCOLS, scrub_live, scrub_message
-from ..session import flush_output, run, wall_offset_ns, write_line
+from ..session import DRAIN_S, flush_output, run, wall_offset_ns, write_line
 
 
 def syscall_error_record(err, offset_ns):
@@ -139,12 +139,14 @@ class Pipeline:
             print(outcome.closing_line(f"{self.printer.count} records"), file=sys.stderr,
                   flush=True)
 
-    def run(self, capture_args, duration):
+    def run(self, capture_args, duration, drain=None):
+        """drain: how long the end may go on showing what was captured (session.run)."""
         if self.source is not None:
             return self.source.run(self, capture_args, duration)
         return run(capture_args, self.feed, duration=duration, on_tick=self.tick,
                    tick_s=self.tick_s, on_end=self.end,
-                   capture=self.capture(capture_args) if self.capture is not None else None)
+                   capture=self.capture(capture_args) if self.capture is not None else None,
+                   drain_s=DRAIN_S if drain is None else drain)
 
 
 def capture_args(mode, filters, snaplen, buffer, **extra):

@@ -11,7 +11,7 @@ from ..capfile import CaptureWriter
 from ..errors import NlbpfError
 from ..model import Message
 from ..secrets import SECRET_PROTOCOLS, scrub_live, shown
-from ..session import Outcome, OutputError, output_closed, run, wall_offset_ns
+from ..session import DRAIN_S, Outcome, OutputError, output_closed, run, wall_offset_ns
 from .common import capture_args
 
 
@@ -65,7 +65,7 @@ def _close_quietly(f):
         pass
 
 
-def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, **_):
+def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, drain=None, **_):
     if as_json:
         raise NlbpfError("record writes a capture file; --json does not apply "
                          "(read it back with: nlbpf read FILE --json)", exit_code=2)
@@ -126,7 +126,7 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, **_):
                       file=sys.stderr, flush=True)
 
         run(capture_args("trace", filters, snaplen, buffer), on_record, duration=duration,
-            on_tick=on_tick, on_end=on_end)
+            on_tick=on_tick, on_end=on_end, drain_s=DRAIN_S if drain is None else drain)
     except NlbpfError as e:
         if created and (writer is None or writer.packets == 0) and e.exit_code:
             _close_quietly(out)

@@ -470,7 +470,8 @@ def _punch_hole(fd, offset, length):
     return _libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0
 
 
-def run_spooled_trace(as_json, duration, filters, snaplen, buffer, asked=True, **_):
+def run_spooled_trace(as_json, duration, filters, snaplen, buffer, asked=True, drain=None,
+                      **_):
     """trace's live capture: its records made from the capture child's spool. Unless
     the user asked for the spool (--spool), a spool that cannot be made means decoding
     in this process instead, said in one line."""
@@ -478,7 +479,7 @@ def run_spooled_trace(as_json, duration, filters, snaplen, buffer, asked=True, *
     from .trace import run_trace
     environment.require_root()
     trace_args = dict(as_json=as_json, duration=duration, filters=filters, snaplen=snaplen,
-                      buffer=buffer)
+                      buffer=buffer, drain=drain)
     try:
         opened = open_spool()
     except SpoolUnavailable as e:

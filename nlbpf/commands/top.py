@@ -221,7 +221,9 @@ def render_table(rows, limit, interval_s, lost_new, lost_total, by="process", wa
                           else "(no netlink activity)")
 
 
-def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, by="process"):
+def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, by="process",
+            drain=None):
+    # (drain: counted in the kernel, top has no events to show once stopped)
     capture = Capture(mode="top", filters=filters, snaplen=snaplen, buffer=buffer)
     state = TopState(by=by)
     tty = sys.stdout.isatty() and not as_json

@@ -92,23 +92,12 @@ class Run:
         for line in self.proc.stdout:
             self.stdout_lines.append(line)
 
-    # once stopped, nlbpf shows what it captured for 2 s at most (session.DRAIN_S), which
-    # the decoding of a test's traffic can outlast, above all under the VM's emulation:
-    # stop() waits until the output stands still this long, or at most CATCH_UP_S
-    QUIET_S = 1.5 if os.environ.get("NLBPF_VM") else 1.0
-    CATCH_UP_S = 600 if os.environ.get("NLBPF_VM") else 120
-
-    def stop(self, settle=0.5, timeout=60):
-        """SIGINT once the output has caught up with the traffic (see QUIET_S)."""
+    def stop(self, settle=0.5, timeout=None):
+        """SIGINT, and wait for the end (which may show what was captured for --drain
+        seconds: NLBPF_DRAIN, which the VM sets)."""
         time.sleep(settle)
-        seen, still, end = None, time.monotonic(), time.monotonic() + self.CATCH_UP_S
-        while self.proc.poll() is None and time.monotonic() < end:
-            n = len(self.stdout_lines)
-            if n != seen:
-                seen, still = n, time.monotonic()
-            elif time.monotonic() - still >= self.QUIET_S:
-                break
-            time.sleep(0.1)
+        if timeout is None:
+            timeout = 60 + float(os.environ.get("NLBPF_DRAIN", 2))
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
         self.proc.wait(timeout)

@@ -61,6 +61,7 @@ def test_netns_filter_takes_a_pid():
                                   # nan passed every range check and ran forever
                                   ["errors", "--duration", "nan"], ["trace", "--duration", "inf"],
                                   ["top", "-i", "nan"], ["read", "x", "-i", "nan"],
+                                  ["trace", "--drain", "nan"], ["errors", "--drain", "-1"],
                                   # netlink has protocols 0-31: 999 captured nothing
                                   ["errors", "--proto", "999"], ["errors", "--proto", "32"],
                                   ["errors", "--type", "70000"], ["errors", "--type", "-1"],

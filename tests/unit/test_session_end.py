@@ -117,6 +117,16 @@ def test_each_stop_signal_ends_the_run_with_its_closing_line(sig, capsys):
     assert signal.getsignal(sig) == before
 
 
+def test_drain_sets_how_long_the_end_may_show(monkeypatch):
+    """--drain: the user says how long the end goes on showing what was captured."""
+    fake = FakeCapture((getlink(i, i) for i in range(1_000_000)), emitted=1_000_000,
+                       slow_drain_s=0.0001)
+    started = time.monotonic()
+    outcome = session.run({}, lambda rec: None, duration=0.05, capture=fake, drain_s=0.5)
+    took = time.monotonic() - started
+    assert 0.5 <= took < 3 and "for 0.5 s at most (--drain)" in outcome.why[0]
+
+
 def test_a_second_signal_stops_showing_at_once(monkeypatch):
     monkeypatch.setattr(session, "DRAIN_S", 60)
 
