@@ -252,7 +252,8 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
                         break
                     if time.monotonic() >= until:
                         why.append(f"stopping shows what was captured for {drain_s:g} s at "
-                                   f"most (--drain); `nlbpf record -w FILE` keeps every event")
+                                   f"most, as --drain says; `nlbpf record -w FILE` keeps every "
+                                   f"event")
                         break
                     if rec is None:
                         continue        # nothing yet: drain() says so, so time is kept

@@ -124,7 +124,7 @@ def test_drain_sets_how_long_the_end_may_show(monkeypatch):
     started = time.monotonic()
     outcome = session.run({}, lambda rec: None, duration=0.05, capture=fake, drain_s=0.5)
     took = time.monotonic() - started
-    assert 0.5 <= took < 3 and "for 0.5 s at most (--drain)" in outcome.why[0]
+    assert 0.5 <= took < 3 and "for 0.5 s at most, as --drain says" in outcome.why[0]
 
 
 def test_a_second_signal_stops_showing_at_once(monkeypatch):
