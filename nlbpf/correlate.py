@@ -22,7 +22,7 @@ EXTACK_KEEP_NS = 10 * 1_000_000_000
 # ... and past this many waiting, the oldest goes: a capture file's clock may jump about
 # (expiry takes them oldest first, and stops at the first one young enough), and a flood
 # of requests nothing answers must not grow memory either. The kernel's own table holds
-# 16,384 (PENDING_MAX in bpf/nlbpf.bpf.c).
+# 16,384 (PENDING_MAX in bpf/base.bpf.h).
 PENDING_MAX = 65536
 # How long a notification waits for its request (NotificationHold): the gap
 # between the kernel queueing it and the requester's sendmsg returning.

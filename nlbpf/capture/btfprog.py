@@ -82,7 +82,7 @@ def load(insns, name, attach_type, btf_id, log=False, prog_type=BPF_PROG_TYPE_TR
 
 
 # bpf_rdonly_cast (6.2+) is a kfunc: a call bcc compiles as one to this helper id
-# (bpf/nlbpf.bpf.c's rdonly_cast) is made a call to the kfunc before loading
+# (bpf/base.bpf.h's rdonly_cast) is made a call to the kfunc before loading
 KFUNC_MARKERS = {0x7ff0: "bpf_rdonly_cast"}
 BPF_CALL, BPF_PSEUDO_KFUNC_CALL = 0x85, 2
 

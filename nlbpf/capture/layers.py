@@ -34,7 +34,7 @@ class Hook:
     present: bool = False
 
 
-# what the socket layer attaches, per command: (program in bpf/nlbpf.bpf.c, target)
+# what the socket layer attaches, per command: (program in bpf/sock.bpf.c, target)
 SOCK_PROGRAMS = {
     "errors": [("sock_ready", "sk_data_ready"), ("drops_poll", "bpf_iter_task_file")],
     "top": [("sock_ready", "sk_data_ready")],
@@ -49,7 +49,7 @@ SOCK_ATTACH = ("btf_trace_sk_data_ready", "btf_trace_sock_send_length", "bpf_ite
 WALK_TYPES = {"FILE_ID": "file", "SOCKET_ID": "socket"}
 # the types the socket layer's programs read a message through, and those of the walk
 SOCK_TYPES = {"NLMSGHDR_ID": "nlmsghdr", "NLMSGERR_ID": "nlmsgerr", **WALK_TYPES}
-# the syscall layer's entry probes (bpf/nlbpf.bpf.c's sc_enter_<call>), by syscall: every
+# the syscall layer's entry probes (bpf/syscall.bpf.c's sc_enter_<call>), by syscall: every
 # call that can carry a netlink socket's messages
 SYSCALL_ENTRIES = ("sendmsg", "sendto", "sendmmsg", "recvmsg", "recvfrom", "recvmmsg",
                    "write", "writev", "pwritev2", "read", "readv", "preadv2")

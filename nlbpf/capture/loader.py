@@ -1,28 +1,24 @@
-"""Compile bpf/nlbpf.bpf.c with bcc, attach it, and hand over records.
+"""Compile the probes of one hook layer with bcc, attach them, and hand over records.
 
-The C file is compiled as it is; everything variable (mode, filters, struct
-offsets, snap length) goes in as -D defines.
+The layer's C text (bpf/, joined by source.py) is compiled as it is; everything
+variable (mode, filters, struct offsets, snap length) goes in as -D defines.
 """
 import ctypes as ct
-import hashlib
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import NlbpfError
 from . import environment
-from . import bootcache, btfprog, layers, ringbuf
+from . import bootcache, btfprog, layers, ringbuf, source
 from .defaults import CAPTURE_DEFAULTS
 from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, SOCK_OFFSETS, probe_offsets
 from .abi import DEFINES
 from .records import (CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_WALK, ST_EMITTED,
                       ST_PENDING_FULL, ST_UNSEEN)
 
-BPF_DIR = Path(__file__).resolve().parent.parent / "bpf"
-SOURCE = BPF_DIR / "nlbpf.bpf.c"
 
 MODES = ("trace", "errors", "slow", "top")
 POLL_BATCH = 4096       # records per poll() from the ring's backlog
@@ -88,7 +84,7 @@ class Capture:
 
     # ------------------------------------------------------------------ set-up
     def cflags(self, offsets, ringbuf, have_extack, have_locks):
-        flags = [f"-I{BPF_DIR}", f"-DMODE_{self.mode.upper()}", f"-DSNAPLEN={self.snaplen}",
+        flags = [f"-I{source.BPF_DIR}", f"-DMODE_{self.mode.upper()}", f"-DSNAPLEN={self.snaplen}",
                  f"-DSELF_PID={self.self_pid}", "-Wno-macro-redefined"]
         flags += [f"-D{name}={value}" for name, value in offsets.items()]
         if ringbuf:
@@ -189,7 +185,7 @@ class Capture:
         # what the kernel refused, it refuses until reboot, for these probes (the
         # command's programs, as this source has them)
         refusal = bootcache.name_for("sock-layer", [self.mode,
-                                                    hashlib.sha1(SOURCE.read_bytes()).hexdigest()])
+                                                    source.layer_digest("sock")])
         why = bootcache.get(refusal)
         if why is not None:
             return why
@@ -231,7 +227,7 @@ class Capture:
         have_locks = self.mode != "errors" and layers.have_lock_tracepoints()
         flags = self.cflags(offsets, self.uses_ringbuf, have_extack, have_locks)
         flags = [f for f in flags if f != "-DKEEP_REQUEST"] + ["-DSOCK_LAYER", "-DUSE_TASK_STORAGE"]
-        self.bpf = self._compile(bcc, SOURCE, flags)   # extack and lock tracepoints attach here
+        self.bpf = self._compile(bcc, "sock", flags)   # extack and lock tracepoints attach here
         self._btf_progs = btfprog.Programs()
         self.hooks = []
         for func, target in layers.SOCK_PROGRAMS[self.mode]:
@@ -305,9 +301,9 @@ class Capture:
             self.close()
             raise NlbpfError(f"cannot set the cgroup filter to {directory}: {e}") from None
 
-    def _compile(self, bcc, source, flags):
+    def _compile(self, bcc, layer, flags):
         try:
-            return bcc.BPF(src_file=str(source).encode(), cflags=flags)
+            return bcc.BPF(text=source.layer_text(layer).encode(), cflags=flags)
         except Exception as e:  # bcc raises bare Exception with the reason inside
             raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
 
@@ -335,7 +331,7 @@ class Capture:
         # of every hooked syscall (its tracepoints' programs tail-call it)
         second = "walk_chunk" if self.mode == "trace" else "walk_hdrs"
         while True:     # once, or twice if the kernel refuses the BTF build
-            self.bpf = self._compile(bcc, SOURCE, flags + (["-DFD_WALK_BTF"] if kfunc else []))
+            self.bpf = self._compile(bcc, "syscall", flags + (["-DFD_WALK_BTF"] if kfunc else []))
             try:
                 for slot, prog in enumerate(self._load_together(bcc, ("walk", second,
                                                                      "walk_split",
@@ -378,8 +374,7 @@ class Capture:
 
     def _fd_walk_refusal(self):
         """The cache entry for a refused BTF build: this command's, from this source."""
-        source = hashlib.sha1(SOURCE.read_bytes()).hexdigest()
-        return bootcache.name_for("fd-walk", [self.mode, source])
+        return bootcache.name_for("fd-walk", [self.mode, source.layer_digest("syscall")])
 
     def _walk_facts(self):
         """What the entry probes' fd -> sock walk through BTF pointers needs: the BTF
@@ -466,7 +461,7 @@ class Capture:
         if method == "fentry":
             flags.append("-DUSE_FENTRY")
         flags += self._call_state(method)
-        self.bpf = self._compile(bcc, SOURCE, flags)   # fentry programs attach here
+        self.bpf = self._compile(bcc, "kernel", flags)   # fentry programs attach here
         if method == "kprobe":
             try:
                 for h in present:
@@ -556,7 +551,7 @@ class Capture:
             timeout_ms = min(timeout_ms, due)
         ring = self._ring
         if ring is not None:
-            # the probes wake this poll only every WAKEUP_EVERY events (bpf/nlbpf.bpf.c):
+            # the probes wake this poll only every WAKEUP_EVERY events (bpf/maps.bpf.h):
             # what came since is taken when it times out
             if not ring.fill() and not ring.backlog:
                 ring.wait(timeout_ms)

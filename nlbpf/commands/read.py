@@ -237,7 +237,7 @@ LAT_BUCKETS = 128
 
 
 def lat_bucket(v):
-    """bpf/nlbpf.bpf.c's lat_bucket: log2 with one extra bit of precision."""
+    """bpf/emit.bpf.h's lat_bucket: log2 with one extra bit of precision."""
     v = max(0, int(v))
     lg = v.bit_length() - 1 if v else 0
     half = (v >> (lg - 1)) & 1 if lg else 0
@@ -250,7 +250,7 @@ TOP_FIELDS = ("requests", "errors", "dumps", "dump_intr", "msgs_in", "msgs_out",
 
 
 # The kernel's top maps hold this many processes and (process, type) pairs; what
-# does not fit is not counted (bpf/nlbpf.bpf.c: BPF_HASH top, top_types).
+# does not fit is not counted (bpf/maps.bpf.h: BPF_HASH top, top_types).
 TOP_ROWS_MAX = 10240
 TOP_TYPES_MAX = 65536
 

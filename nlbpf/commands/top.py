@@ -22,7 +22,7 @@ LAT_BUCKETS = 128
 
 
 def bucket_mid_ns(b):
-    """Middle of histogram bucket b (log2 with one extra bit, as bpf/nlbpf.bpf.c fills it)."""
+    """Middle of histogram bucket b (log2 with one extra bit, as bpf/emit.bpf.h fills it)."""
     lg, half = divmod(b, 2)
     if lg == 0:
         return 1

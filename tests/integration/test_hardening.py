@@ -494,7 +494,7 @@ def test_kernel_state_of_dead_processes_is_dropped(netns):
     assert_clean(top)
 
 
-CALL_PID_OFF, CALL_LIVE_OFF = 52, 59      # struct call in bpf/nlbpf.bpf.c
+CALL_PID_OFF, CALL_LIVE_OFF = 52, 59      # struct call in bpf/maps.bpf.h
 
 
 def call_in_flight(ids, pid, pidfd):

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Handing events over: the common fields, ring or perf buffer, top's counters. */
+#ifndef NLBPF_EMIT_BPF_H
+#define NLBPF_EMIT_BPF_H
+
+static __always_inline void fill_common(struct nl_event *e, struct walk_state *w, u8 kind)
+{
+    e->kind = kind;
+    e->ts_ns = w->c.ts;
+    e->dur_ns = w->now - w->c.ts;
+    e->sk = w->c.sk;
+    e->cgroup = w->c.cgroup;
+    e->pid = w->c.pid;
+    e->tid = (u32)bpf_get_current_pid_tgid();
+    e->netns = w->c.netns;
+    e->groups = w->groups;
+    e->ret = w->ret;
+    e->proto = w->c.proto;
+    e->syscall = w->c.syscall;
+    e->dir = w->c.dir;
+    e->lock_wait_ns = 0;
+    e->holder_pid = 0;
+    e->skipped_parts = 0;
+    e->skipped_bytes = 0;
+    e->handler_ns = 0;
+    e->dump_ns = 0;
+    e->start_slack_ns = 0;
+    e->flags = 0;
+    e->peer_portid = w->peer_portid;
+    e->peer_pid = w->peer_pid;
+    __builtin_memcpy(e->comm, w->c.comm, sizeof(e->comm));
+    u32 portid = 0;
+    bpf_probe_read_kernel(&portid, sizeof(portid), (void *)(w->c.sk + OFF_NLSK_PORTID));
+    e->portid = portid;
+}
+
+/* Hand over `size` bytes (bounded by the caller); `msgs` netlink messages in them.
+ * p is typed: bcc derives the Python event layout from what events.* is given. */
+static __always_inline void submit(void *ctx, struct nl_event *p, u64 size, u32 msgs)
+{
+#ifdef USE_RINGBUF
+    u64 flags = BPF_RB_NO_WAKEUP;
+    u32 zero = 0;
+    u32 *quiet = unsignalled.lookup(&zero);
+    if (quiet && ++*quiet >= WAKEUP_EVERY) {
+        *quiet = 0;
+        flags = BPF_RB_FORCE_WAKEUP;
+    }
+    int err = events.ringbuf_output(p, size, flags);
+#else
+    int err = events.perf_submit(ctx, p, size);
+#endif
+    stat_add(err ? ST_LOST : ST_EMITTED, msgs);
+}
+
+static __always_inline void emit(void *ctx, struct nl_event *e, u64 size)
+{
+    CLAMP(size, sizeof(struct nl_event));
+    if (size < NL_EVENT_HDR)
+        size = NL_EVENT_HDR;
+    submit(ctx, e, size, 1);
+}
+
+static __always_inline void emit_event(void *ctx, struct nl_event *e)
+{
+    emit(ctx, e, NL_EVENT_HDR + e->cap_len);
+}
+
+/* log2 bucket with one extra bit of precision, for the top histogram */
+static __always_inline u32 lat_bucket(u64 v)
+{
+    u32 lg = 0;
+    u64 x = v;
+    if (x >> 32) { x >>= 32; lg += 32; }
+    if (x >> 16) { x >>= 16; lg += 16; }
+    if (x >> 8) { x >>= 8; lg += 8; }
+    if (x >> 4) { x >>= 4; lg += 4; }
+    if (x >> 2) { x >>= 2; lg += 2; }
+    if (x >> 1) { lg += 1; }
+    u32 half = lg ? (u32)((v >> (lg - 1)) & 1) : 0;
+    u32 b = lg * 2 + half;
+    return b < LAT_BUCKETS ? b : LAT_BUCKETS - 1;
+}
+
+#ifdef MODE_TOP
+static __always_inline struct top_val *top_entry(struct walk_state *w)
+{
+    u32 pid = w->c.pid;
+    struct top_val *t = top.lookup(&pid);
+    if (t)
+        return t;
+    u32 zero = 0;
+    struct top_val *z = top_zero.lookup(&zero);
+    if (!z)
+        return 0;
+    __builtin_memcpy(z->comm, w->c.comm, sizeof(z->comm));
+    top.insert(&pid, z);
+    return top.lookup(&pid);
+}
+
+static __always_inline void top_count_type(struct walk_state *w, u16 type)
+{
+    struct top_type_key k = {.pid = w->c.pid, .type = type, .proto = w->c.proto};
+    u64 one = 1;
+    u64 *n = top_types.lookup(&k);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        top_types.insert(&k, &one);
+}
+#endif
+
+#endif /* NLBPF_EMIT_BPF_H */
