@@ -9,7 +9,7 @@ import click
 from . import __version__, secrets
 from .errors import NlbpfError
 from .filters import Filters
-from .capture.defaults import CAPTURE_DEFAULTS
+from .capture.settings import CaptureSettings
 from .session import DRAIN_S
 
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
@@ -96,10 +96,11 @@ def capture_options(f):
     @functools.wraps(f)
     def wrapper(**kw):
         # how to capture, for every Capture this run makes
-        CAPTURE_DEFAULTS.update(hooks=kw.pop("hooks"), kernel_probe=kw.pop("kernel_probe"),
-                                buffer_pages=_buffer_pages(kw.pop("buffer_pages")),
-                                call_state=kw.pop("call_state"), fd_walk=kw.pop("fd_walk"),
-                                ring_reader=kw.pop("ring_reader"))
+        kw["capture"] = CaptureSettings(hooks=kw.pop("hooks"), kernel_probe=kw.pop("kernel_probe"),
+                                        buffer=kw.pop("buffer"),
+                                        buffer_pages=_buffer_pages(kw.pop("buffer_pages")),
+                                        call_state=kw.pop("call_state"), fd_walk=kw.pop("fd_walk"),
+                                        ring_reader=kw.pop("ring_reader"))
         secrets.show(kw.pop("show_secrets"))
         kw["filters"] = Filters.from_options(pid=kw.pop("pid"), comm=kw.pop("comm"),
                                              proto=kw.pop("proto"), type_=kw.pop("type_"),

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from . import environment
-from .defaults import CAPTURE_DEFAULTS
 
 KPROBE_PMU = "/sys/bus/event_source/devices/kprobe/type"
 
@@ -79,12 +78,12 @@ def layer_order(mode, choice, slow_ns=None):
     return ["kernel", "syscall"]
 
 
-def sock_unavailable(mode):
+def sock_unavailable(mode, call_state="auto"):
     """None if the socket-tracepoint layer can serve `mode` on this kernel, else why not
-    (the kernel's verifier has the last word when it loads)."""
+    (the kernel's verifier has the last word when it loads). call_state: CaptureSettings'."""
     if mode not in SOCK_PROGRAMS:
         return f"it does not serve `{mode}` (no request start times: use kernel or syscall)"
-    if CAPTURE_DEFAULTS.get("call_state", "auto") != "auto":
+    if call_state != "auto":
         return "it keeps per-thread state in task storage (--call-state hash asks for none)"
     if os.uname().machine != "x86_64":
         return "x86-64 only (it reads the syscall's registers)"

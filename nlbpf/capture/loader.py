@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..errors import NlbpfError
 from . import environment
 from . import bootcache, btfprog, layers, ringbuf, source
-from .defaults import CAPTURE_DEFAULTS
+from .settings import CaptureSettings
 from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, SOCK_OFFSETS, probe_offsets
 from .abi import DEFINES
 from .records import (CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_WALK, ST_EMITTED,
@@ -46,9 +46,8 @@ class Capture:
               slow: requests over slow_ns; top: per-process counters in the kernel
     """
 
-    def __init__(self, mode, filters, snaplen=1024, slow_ns=None, buffer="auto",
-                 buffer_pages=None, span_min_ns=None, hooks=None, kernel_probe=None,
-                 self_pid=None):
+    def __init__(self, mode, filters, snaplen=1024, slow_ns=None, settings=None,
+                 span_min_ns=None, self_pid=None):
         if mode not in MODES:
             raise ValueError(mode)
         if not MIN_SNAPLEN <= snaplen <= MAX_SNAPLEN:
@@ -58,13 +57,14 @@ class Capture:
         self.filters = filters
         self.snaplen = snaplen
         self.slow_ns = slow_ns
-        self.buffer = buffer
+        self.settings = settings = settings or CaptureSettings()
+        self.buffer = settings.buffer
         # ring buffer: pages in all; perf buffer: pages per CPU (--buffer-pages, for tests)
-        self.pages_given = buffer_pages or CAPTURE_DEFAULTS.get("buffer_pages")
+        self.pages_given = settings.buffer_pages
         self.buffer_pages = self.pages_given or 4096
         self.span_min_ns = span_min_ns
-        self.hooks_choice = hooks or CAPTURE_DEFAULTS["hooks"]         # auto | kernel | sock | syscall
-        self.kernel_probe = kernel_probe or CAPTURE_DEFAULTS["kernel_probe"]  # auto | fentry | kprobe
+        self.hooks_choice = settings.hooks                # auto | kernel | sock | syscall
+        self.kernel_probe = settings.kernel_probe         # auto | fentry | kprobe
         self.layer = None                 # what loaded: "syscall", "sock" or "kernel (fentry|kprobe)"
         self.layer_reasons = []           # why the preferred layers did not load
         self.bpf = None
@@ -179,7 +179,7 @@ class Capture:
     def _try_sock(self, bcc, offsets):
         """Load the socket-tracepoint layer; None if it loaded, else why not. A refusal
         by the kernel holds until reboot (bootcache), as the kernel layer's does."""
-        why = layers.sock_unavailable(self.mode)
+        why = layers.sock_unavailable(self.mode, self.settings.call_state)
         if why is not None:
             return why
         # what the kernel refused, it refuses until reboot, for these probes (the
@@ -363,7 +363,7 @@ class Capture:
     def _fd_walk(self, walk):
         """How the entry probes will walk fd -> sock: (bpf_rdonly_cast's BTF id, or 0 for
         the helper-read build; what to say of it)."""
-        if CAPTURE_DEFAULTS.get("fd_walk", "auto") != "auto":
+        if self.settings.fd_walk != "auto":
             return 0, "helper reads (asked for)"
         if not walk["kfunc"]:
             return 0, "helper reads (no bpf_rdonly_cast: Linux 6.2+)"
@@ -478,7 +478,7 @@ class Capture:
 
     def _call_state(self, layer):
         """-D for where a thread's call in flight is kept: task storage, else a hash by tid."""
-        if CAPTURE_DEFAULTS.get("call_state", "auto") == "auto" and layers.have_task_storage(layer):
+        if self.settings.call_state == "auto" and layers.have_task_storage(layer):
             self.call_state = "task storage"
             return ["-DUSE_TASK_STORAGE"]
         self.call_state = "hash map by thread id"
@@ -494,7 +494,7 @@ class Capture:
 
     def _open_ring(self, table):
         # read the ring's pages directly where that is safe (ringbuf.py), else bcc's callback
-        if CAPTURE_DEFAULTS.get("ring_reader", "auto") == "auto" and ringbuf.supported() is None:
+        if self.settings.ring_reader == "auto" and ringbuf.supported() is None:
             try:
                 self._ring = ringbuf.RingReader.from_map(table.map_fd, table.max_entries)
             except OSError as e:    # libbpf (bcc's reader) maps the same pages the same way

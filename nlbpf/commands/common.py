@@ -149,5 +149,6 @@ class Pipeline:
                    drain_s=DRAIN_S if drain is None else drain)
 
 
-def capture_args(mode, filters, snaplen, buffer, **extra):
-    return dict(mode=mode, filters=filters, snaplen=snaplen, buffer=buffer, **extra)
+def capture_args(mode, filters, snaplen, capture, **extra):
+    """Capture()'s arguments; capture: the CLI's CaptureSettings."""
+    return dict(mode=mode, filters=filters, snaplen=snaplen, settings=capture, **extra)

@@ -102,9 +102,10 @@ def checks():
 def try_layer(hooks, kernel_probe="auto", mode="trace"):
     """Load a command's probes with this layer for real: (True, what loaded) or (False, why not)."""
     from ..capture.loader import Capture
+    from ..capture.settings import CaptureSettings
     from ..filters import Filters
-    capture = Capture(mode=mode, filters=Filters(), hooks=hooks, kernel_probe=kernel_probe,
-                      slow_ns=DOCTOR_SLOW_NS)
+    capture = Capture(mode=mode, filters=Filters(), slow_ns=DOCTOR_SLOW_NS,
+                      settings=CaptureSettings(hooks=hooks, kernel_probe=kernel_probe))
     try:
         capture.start()
         if capture.fd_walk:

@@ -27,7 +27,7 @@ def error_details(rec):
     return lines
 
 
-def run_errors(as_json, duration, filters, snaplen, buffer, drain=None):
+def run_errors(as_json, duration, filters, snaplen, capture, drain=None):
     pipe = None
 
     def on_txn(txn):
@@ -44,4 +44,4 @@ def run_errors(as_json, duration, filters, snaplen, buffer, drain=None):
         pipe.printer(syscall_error_record(err, pipe.offset_ns))
 
     pipe = Pipeline(as_json, on_txn=on_txn, on_syscall_error=on_syscall_error)
-    pipe.run(capture_args("errors", filters, snaplen, buffer), duration, drain)
+    pipe.run(capture_args("errors", filters, snaplen, capture), duration, drain)

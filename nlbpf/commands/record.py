@@ -65,7 +65,7 @@ def _close_quietly(f):
         pass
 
 
-def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, drain=None, **_):
+def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=None, **_):
     if as_json:
         raise NlbpfError("record writes a capture file; --json does not apply "
                          "(read it back with: nlbpf read FILE --json)", exit_code=2)
@@ -125,7 +125,7 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, buffer, drain=No
                 print(outcome.closing_line(_made(writer.counts, name), verb="written"),
                       file=sys.stderr, flush=True)
 
-        run(capture_args("trace", filters, snaplen, buffer), on_record, duration=duration,
+        run(capture_args("trace", filters, snaplen, capture), on_record, duration=duration,
             on_tick=on_tick, on_end=on_end, drain_s=DRAIN_S if drain is None else drain)
     except NlbpfError as e:
         if created and (writer is None or writer.packets == 0) and e.exit_code:

@@ -159,7 +159,7 @@ def running_record(span, pipe):
     return rec
 
 
-def run_slow(threshold_ns, as_json, duration, filters, snaplen, buffer, drain=None):
+def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=None):
     spans = Spans()
     pipe = None
     told = {}                   # tid -> start of the running call already printed
@@ -200,5 +200,5 @@ def run_slow(threshold_ns, as_json, duration, filters, snaplen, buffer, drain=No
                   file=sys.stderr, flush=True)
 
     pipe = Pipeline(as_json, on_txn=on_txn, on_other=on_other, on_flush=on_flush)
-    pipe.run(capture_args("slow", filters, snaplen, buffer, slow_ns=threshold_ns), duration,
+    pipe.run(capture_args("slow", filters, snaplen, capture, slow_ns=threshold_ns), duration,
              drain)

@@ -470,7 +470,7 @@ def _punch_hole(fd, offset, length):
     return _libc.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset, length) == 0
 
 
-def run_spooled_trace(as_json, duration, filters, snaplen, buffer, asked=True, drain=None,
+def run_spooled_trace(as_json, duration, filters, snaplen, capture, asked=True, drain=None,
                       **_):
     """trace's live capture: its records made from the capture child's spool. Unless
     the user asked for the spool (--spool), a spool that cannot be made means decoding
@@ -479,7 +479,7 @@ def run_spooled_trace(as_json, duration, filters, snaplen, buffer, asked=True, d
     from .trace import run_trace
     environment.require_root()
     trace_args = dict(as_json=as_json, duration=duration, filters=filters, snaplen=snaplen,
-                      buffer=buffer, drain=drain)
+                      capture=capture, drain=drain)
     try:
         opened = open_spool()
     except SpoolUnavailable as e:

@@ -221,17 +221,17 @@ def render_table(rows, limit, interval_s, lost_new, lost_total, by="process", wa
                           else "(no netlink activity)")
 
 
-def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, by="process",
+def run_top(as_json, duration, filters, snaplen, capture, interval, count, rows, by="process",
             drain=None):
     # (drain: counted in the kernel, top has no events to show once stopped)
-    capture = Capture(mode="top", filters=filters, snaplen=snaplen, buffer=buffer)
+    probes = Capture(mode="top", filters=filters, snaplen=snaplen, settings=capture)
     state = TopState(by=by)
     tty = sys.stdout.isatty() and not as_json
     stopper = Stopper().__enter__()     # until the probes are detached (session.Stopper)
     try:
-        capture.start()
-        announce(capture)
-        lost = LostReporter(capture)
+        probes.start()
+        announce(probes)
+        lost = LostReporter(probes)
         started = time.monotonic()
         shown = 0
         with stopper:
@@ -249,9 +249,9 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
                     # processes already gone before this read have their final counts in it
                     # and are forgotten once it is shown (checked after the read, a process
                     # exiting in between would lose what it did after the read, unseen)
-                    gone = [pid for pid in top_pids(capture)
+                    gone = [pid for pid in top_pids(probes)
                             if not os.path.exists(f"/proc/{pid}")]
-                    data = state.interval(*read_top(capture), where=read_where(capture))
+                    data = state.interval(*read_top(probes), where=read_where(probes))
                     span = now - last
                     last = now
                     if as_json:
@@ -271,8 +271,8 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
                                                 walked_total=not_walked(stats)))
                         if not tty:
                             write_line("")
-                    forget_pids(capture, gone)
-                    forget_where(capture, gone)
+                    forget_pids(probes, gone)
+                    forget_where(probes, gone)
                     shown += 1
                     if count and shown >= count:
                         break
@@ -280,7 +280,7 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
                         break
             except (OutputClosed, OutputError) as e:
                 closed = e      # `nlbpf top --json | head`: the closing line still comes
-        capture.detach()
+        probes.detach()
         stats = lost.check()
         # counted in the kernel: no event crosses to userspace, so none is lost; calls the
         # probes could not walk are counted
@@ -289,5 +289,5 @@ def run_top(as_json, duration, filters, snaplen, buffer, interval, count, rows, 
         if closed:
             raise closed
     finally:
-        capture.close()
+        probes.close()
         stopper.__exit__()

@@ -8,7 +8,7 @@ from .common import Pipeline, capture_args, syscall_error_record
 TICK_S = 0.1
 
 
-def run_trace(as_json, duration, filters, snaplen, buffer, drain=None):
+def run_trace(as_json, duration, filters, snaplen, capture, drain=None):
     pipe = None
     hold = None
 
@@ -34,4 +34,4 @@ def run_trace(as_json, duration, filters, snaplen, buffer, drain=None):
     pipe = Pipeline(as_json, on_message=on_message, on_syscall_error=on_syscall_error,
                     on_flush=release, tick_s=TICK_S)
     hold = NotificationHold(pipe.correlator)
-    pipe.run(capture_args("trace", filters, snaplen, buffer), duration, drain)
+    pipe.run(capture_args("trace", filters, snaplen, capture), duration, drain)

@@ -9,6 +9,7 @@ import pytest
 
 from nlbpf.capture import bootcache, btfprog, environment, layers
 from nlbpf.capture.loader import Capture
+from nlbpf.capture.settings import CaptureSettings
 from nlbpf.errors import NlbpfError
 from nlbpf.filters import Filters
 
@@ -18,12 +19,11 @@ from nlbpf.filters import Filters
     (False, "auto", [], "hash map by thread id"),
     (True, "hash", [], "hash map by thread id"),
 ])
-def test_call_state_follows_the_kernel_and_the_override(monkeypatch, defaults, kernel_has,
+def test_call_state_follows_the_kernel_and_the_override(monkeypatch, kernel_has,
                                                         choice, flags, state):
     asked = []
     monkeypatch.setattr(layers, "have_task_storage", lambda layer: asked.append(layer) or kernel_has)
-    defaults["call_state"] = choice
-    capture = Capture(mode="errors", filters=Filters())
+    capture = Capture(mode="errors", filters=Filters(), settings=CaptureSettings(call_state=choice))
     assert capture._call_state("kprobe") == flags
     assert capture.call_state == state
     assert asked in ([], ["kprobe"])
@@ -88,11 +88,10 @@ def fake_load(loaded, refuse_at=None):
     (77, "helpers", None, (0, "helper reads (asked for)")),
     (77, "auto", "helper reads (refused)", (0, "helper reads (refused)")),   # until reboot
 ])
-def test_the_fd_walk_follows_the_kernel_and_the_override(monkeypatch, defaults, kfunc, choice,
+def test_the_fd_walk_follows_the_kernel_and_the_override(monkeypatch, kfunc, choice,
                                                          refused, expect):
     monkeypatch.setattr(bootcache, "get", lambda name: refused)
-    defaults["fd_walk"] = choice
-    capture = Capture(mode="trace", filters=Filters())
+    capture = Capture(mode="trace", filters=Filters(), settings=CaptureSettings(fd_walk=choice))
     assert capture._fd_walk({"types": {"FILE_ID": 1, "SOCKET_ID": 2}, "kfunc": kfunc}) == expect
 
 
@@ -113,7 +112,7 @@ def test_the_helper_build_is_bccs_to_load(monkeypatch):
     assert capture.bpf.attached == {tp: "bcc" for tp in ENTRIES}
 
 
-def test_a_refused_btf_build_falls_back_to_helper_reads_until_reboot(monkeypatch, defaults):
+def test_a_refused_btf_build_falls_back_to_helper_reads_until_reboot(monkeypatch):
     loaded, closed, remembered, compiled = [], [], {}, []
     monkeypatch.setattr(btfprog, "load", fake_load(loaded, refuse_at=3))
     monkeypatch.setattr("nlbpf.capture.loader.os.close", closed.append)

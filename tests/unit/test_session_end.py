@@ -11,6 +11,7 @@ import time
 import pytest
 
 from nlbpf import session
+from nlbpf.capture.settings import CaptureSettings
 from nlbpf.capture.records import Span
 from nlbpf.commands import slow
 from nlbpf.commands.common import Pipeline
@@ -193,7 +194,7 @@ def test_slow_never_says_a_call_ran_past_the_threshold_when_it_may_not_have(monk
     fake = FakeCapture([looked(190), looked(215), looked(400)])
     monkeypatch.setattr(Pipeline, "capture", staticmethod(lambda args: fake))
     slow.run_slow(180 * MS, as_json=True, duration=None, filters=Filters(), snaplen=1024,
-                  buffer="auto")
+                  capture=CaptureSettings())
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1, out
     rec = __import__("json").loads(out[0])
@@ -209,7 +210,7 @@ def test_slow_counts_the_calls_whose_window_straddles_the_threshold(monkeypatch,
     fake = FakeCapture([req, end])
     monkeypatch.setattr(Pipeline, "capture", staticmethod(lambda args: fake))
     slow.run_slow(180 * MS, as_json=True, duration=None, filters=Filters(), snaplen=1024,
-                  buffer="auto")
+                  capture=CaptureSettings())
     cap = capsys.readouterr()
     assert cap.out == ""
     assert "1 calls not shown: they ran 180.00ms or a little less" in cap.err

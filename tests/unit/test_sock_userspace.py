@@ -42,7 +42,7 @@ def test_slow_looks_at_threads_ten_times_per_threshold_within_bounds(slow_ns, pe
     assert layers.poll_period_ns(slow_ns) == period
 
 
-def test_socket_layer_says_why_it_cannot_serve(monkeypatch, defaults):
+def test_socket_layer_says_why_it_cannot_serve(monkeypatch):
     assert "does not serve `trace`" in layers.sock_unavailable("trace")
     monkeypatch.setattr(layers.environment, "tracepoint_exists", lambda cat, ev: False)
     monkeypatch.setattr(layers.os, "uname", lambda: SimpleNamespace(machine="x86_64"))
@@ -53,8 +53,7 @@ def test_socket_layer_says_why_it_cannot_serve(monkeypatch, defaults):
     monkeypatch.setattr(layers.os, "uname", lambda: SimpleNamespace(machine="x86_64"))
     monkeypatch.setattr(layers.environment, "tracepoint_exists", lambda cat, ev: True)
     assert layers.sock_unavailable("errors") is None
-    defaults["call_state"] = "hash"
-    assert "task storage" in layers.sock_unavailable("errors")
+    assert "task storage" in layers.sock_unavailable("errors", call_state="hash")
 
 
 @pytest.mark.skipif(not os.path.exists(BTF_PATH), reason="kernel without BTF")

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from nlevent import nl_event_class  # noqa: E402
 
 from nlbpf.capture.loader import RAW_EVENT, RAW_RING
+from nlbpf.capture.settings import CaptureSettings
 from nlbpf.capture.records import DIR_RECV, DIR_SEND, EV_MSG, EventReader, records_of
 from nlbpf.capture.ringbuf import BUSY, DISCARD, ring_records
 from nlbpf.commands import spool
@@ -273,7 +274,7 @@ def test_without_a_spool_file_trace_decodes_as_it_captures_unless_spool_was_aske
     monkeypatch.setattr(spool, "open_spool", no_spool)
     monkeypatch.setattr(environment, "require_root", lambda: None)
     monkeypatch.setattr(trace, "run_trace", lambda **kw: ran.append(kw))
-    args = dict(as_json=True, duration=1.0, filters=None, snaplen=SNAPLEN, buffer="auto",
+    args = dict(as_json=True, duration=1.0, filters=None, snaplen=SNAPLEN, capture=CaptureSettings(),
                 drain=2.0)
     if asked:
         with pytest.raises(NlbpfError, match="cannot create the spool file in /ro"):

@@ -1,0 +1,18 @@
+"""How a capture loads: built once by the CLI from its options, passed to every
+Capture a command makes (and into trace --spool's child, which forks)."""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    hooks: str = "auto"           # auto | kernel | sock | syscall (--hooks, NLBPF_HOOKS)
+    kernel_probe: str = "auto"    # auto | fentry | kprobe (--kernel-probe, NLBPF_KERNEL_PROBE)
+    buffer: str = "auto"          # auto | ring | perf (--buffer)
+    # the switches below are hidden options, for tests and benchmarks
+    buffer_pages: int = None      # ring buffer pages in all, or perf buffer pages per CPU
+                                  # (None: the loader's default; --buffer-pages)
+    call_state: str = "auto"      # auto | hash: where a thread's call in flight is kept
+                                  # (hash: the path of kernels without task storage)
+    fd_walk: str = "auto"         # auto | helpers: the syscall layer's fd -> socket walk
+                                  # through BTF loads where it can, or helper reads
+    ring_reader: str = "auto"     # auto | bcc: read the ring buffer's pages, or bcc's callback
