@@ -47,6 +47,11 @@ def main():
     from nlbpf.capture.loader import Capture
     from nlbpf.filters import Filters
     from nlbpf.correlate import Correlator, classify_orphan
+    try:
+        from nlbpf.context import live_context
+        context = live_context()
+    except ImportError:         # a tree from before records were given their context
+        context = None
     from nlbpf.output.records import Decoder, message_record
     from nlbpf.model import Message
     from nlbpf.output.jsonline import dumps
@@ -107,7 +112,7 @@ def main():
             txn, completed = corr.feed(m)
             if txn is None:
                 m.direction = classify_orphan(m)
-            recs.append(message_record(m, txn, completed, dec, 0))
+            recs.append(message_record(m, txn, completed, dec, 0, context))
         t_rec = time.perf_counter() - t0
         sink = io.StringIO()
         t0 = time.perf_counter()

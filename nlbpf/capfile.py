@@ -452,13 +452,6 @@ class FileContext:
         c = where["container"]
         return {**where, "container": dict(c) if c else None}
 
-    def tag(self, info, netns=None):
-        try:
-            from .context import Context
-            return Context.tag(self, info, netns)
-        except Exception:
-            return ""
-
 
 # ----------------------------------------------------------------- metadata
 def families_to_json(families):

@@ -123,7 +123,7 @@ def _given(name):
 
 
 def _offline(kw):
-    """Pops --read: the offline() context for a record-printing view (a no-op when live)."""
+    """Pops --read: the file's source for a record-printing view (None when live)."""
     from .commands.read import offline
     return offline(kw.pop("read_file"), kw["snaplen"] if _given("snaplen") else None)
 
@@ -154,8 +154,8 @@ def trace(spool, **kw):
         run_spooled_trace(asked=bool(spool), **kw)
         return
     from .commands.trace import run_trace
-    with _offline(kw):
-        run_trace(**kw)
+    with _offline(kw) as source:
+        run_trace(source=source, **kw)
 
 
 @cli.command()
@@ -164,8 +164,8 @@ def trace(spool, **kw):
 def errors(**kw):
     """Failed requests (with errno, extack and the decoded request), interrupted dumps, overruns."""
     from .commands.errors import run_errors
-    with _offline(kw):
-        run_errors(**kw)
+    with _offline(kw) as source:
+        run_errors(source=source, **kw)
 
 
 @cli.command()
@@ -176,8 +176,8 @@ def errors(**kw):
 def slow(threshold, **kw):
     """Requests slower than a threshold, with lock wait vs work and who held the lock."""
     from .commands.slow import run_slow
-    with _offline(kw):
-        run_slow(threshold_ns=parse_duration_ns(threshold), **kw)
+    with _offline(kw) as source:
+        run_slow(threshold_ns=parse_duration_ns(threshold), source=source, **kw)
 
 
 @cli.command()

@@ -26,6 +26,7 @@ NLBPF_HOST_ROOT=/host points the runtime state look-ups (/run, /var/lib,
 /var/log) at the host's file system when nlbpf runs in a container.
 """
 import ctypes
+import functools
 import glob
 import json
 import os
@@ -688,16 +689,6 @@ class Context:
         return {"netns_name": name, "cgroup_path": path,
                 "container": dict(container) if container else None}
 
-    def tag(self, info, netns=None):
-        """`[pod/container]`, `[netns NAME]`, or "" for the host."""
-        label = container_label(info.get("container"))
-        if label:
-            return f"[{label}]"
-        name = info.get("netns_name")
-        if name == "host" or (name is None and not netns):
-            return ""
-        return f"[netns {name or netns}]"
-
     # ---------------------------------------------------- filters' resolution
     def containers(self):
         """Every container with a cgroup on this node: [(dict, cgroup abs dir)]."""
@@ -754,12 +745,20 @@ class Context:
         return d, container_label(c)
 
 
-_DEFAULT = None
+def place_tag(info, netns=None):
+    """`[pod/container]`, `[netns NAME]`, or "" for the host: where a record (a
+    describe() result with its netns) happened, for text lines."""
+    label = container_label(info.get("container"))
+    if label:
+        return f"[{label}]"
+    name = info.get("netns_name")
+    if name == "host" or (name is None and not netns):
+        return ""
+    return f"[netns {name or netns}]"
 
 
-def default_context():
-    """The process-wide live Context (built on first use)."""
-    global _DEFAULT
-    if _DEFAULT is None:
-        _DEFAULT = Context()
-    return _DEFAULT
+@functools.lru_cache(maxsize=1)
+def live_context():
+    """This machine's Context, built once: its caches of netns names, cgroups and
+    containers serve every record and filter of a live run."""
+    return Context()

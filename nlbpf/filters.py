@@ -90,8 +90,8 @@ def parse_cgroup(cgroup=None, container=None):
         return None, None
     if cgroup is not None and container is not None:
         raise NlbpfError("give --cgroup or --container, not both", exit_code=2)
-    from .context import default_context
-    ctx = default_context()
+    from .context import live_context
+    ctx = live_context()
     if container is not None:
         directory, label = ctx.resolve_container(container)
         return directory, f"{label} ({ctx.cgroups.rel(directory)})"
@@ -101,8 +101,8 @@ def parse_cgroup(cgroup=None, container=None):
 
 def cgroup_under(cgid, directory, pid=None):
     """Is cgroup id `cgid` the cgroup at `directory` or one below it (userspace check)?"""
-    from .context import default_context
-    cgroups = default_context().cgroups
+    from .context import live_context
+    cgroups = live_context().cgroups
     path, top = cgroups.path(cgid, pid), cgroups.rel(directory)
     if path is None or top is None:
         return False

@@ -23,11 +23,6 @@ TRACING_LINE = "Tracing netlink... Hit Ctrl-C to end."
 DRAIN_S = 2.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-# True while run() polls: write_line leaves flushing to it, once per batch of
-# records instead of a write(2) per line.
-_batching = False
-
-
 class Stopper:
     """SIGINT, SIGTERM and SIGHUP end the run cleanly instead of raising in the middle of
     a poll; a second one stops showing what is left at once."""
@@ -213,7 +208,6 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
     rest is counted as not shown. A closed stdout (`| head`) ends at once, counted the
     same way; stdout that cannot be written (a full disk) too, then raises its error.
     """
-    global _batching
     capture = capture if capture is not None else Capture(**capture_args)
     stopper = Stopper().__enter__()
     shown = 0
@@ -227,7 +221,6 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
         deadline = time.monotonic() + duration if duration else None
         next_tick = time.monotonic() + tick_s
         with stopper:
-            _batching = True
             try:
                 while not stopper.stop:
                     for rec in capture.poll(100):
@@ -280,17 +273,17 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
             raise failure
         return outcome
     finally:
-        _batching = False
         capture.close()
         stopper.__exit__()
 
 
-def write_line(text):
+def write_line(text, flush=True):
     """print() that turns a closed pipe (`nlbpf trace | head`) into a clean exit, and a
-    stdout that cannot be written (a full disk) into one line and a failure."""
+    stdout that cannot be written (a full disk) into one line and a failure. flush=False:
+    the caller flushes (flush_output) once per batch, not a write(2) per line."""
     try:
         sys.stdout.write(text + "\n")
-        if not _batching:
+        if flush:
             sys.stdout.flush()
     except BrokenPipeError:
         output_closed()
@@ -299,7 +292,7 @@ def write_line(text):
 
 
 def flush_output():
-    """Flush what write_line left buffered while run() batches."""
+    """Flush what write_line(flush=False) left buffered."""
     try:
         sys.stdout.flush()
     except BrokenPipeError:

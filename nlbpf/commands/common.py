@@ -7,17 +7,18 @@ from ..correlate import Correlator
 from ..model import CallEnd, Message, SyscallError, protocol_name
 from ..decode import errno_name
 from ..output.jsonline import dumps
+from ..context import live_context
 from ..output.records import Decoder, clock, wall_ts, where, where_tag
 from ..secrets import SECRET_PROTOCOLS, scrub_live, scrub_message
 from ..session import DRAIN_S, flush_output, run, wall_offset_ns, write_line
 
 
-def syscall_error_record(err, offset_ns):
+def syscall_error_record(err, offset_ns, context):
     rec = {
         "ts": wall_ts(err.ts_ns, offset_ns),
         "pid": err.pid, "tid": err.tid, "comm": err.comm,
         "netns": err.netns, "cgroup": err.cgroup,
-        **where(err.netns, err.cgroup, err.pid),
+        **where(err.netns, err.cgroup, err.pid, context),
         "protocol": protocol_name(err.protocol),
         "direction": "syscall",
         "type": None, "flags": [], "seq": None, "portid": err.portid,
@@ -38,7 +39,8 @@ def syscall_error_record(err, offset_ns):
 
 
 class Printer:
-    """Prints records as JSON lines or as text lines with a time prefix."""
+    """Prints records as JSON lines or as text lines with a time prefix. It leaves
+    flushing to the source's loop: once per poll live, per tick from a file."""
 
     def __init__(self, as_json):
         self.as_json = as_json
@@ -46,18 +48,18 @@ class Printer:
 
     def __call__(self, rec, detail=()):
         if self.as_json:
-            write_line(dumps(rec))
+            write_line(dumps(rec), flush=False)
             self.count += 1
             return
         slack = rec.get("start_slack_us")
         if slack:
             # a start known within a window: the time it began by, and ≤ to say so
-            write_line(f"≤{clock(rec['ts'] + slack / 1e6)} {rec['summary']}")
+            write_line(f"≤{clock(rec['ts'] + slack / 1e6)} {rec['summary']}", flush=False)
         else:
-            write_line(f"{clock(rec['ts'])} {rec['summary']}")
+            write_line(f"{clock(rec['ts'])} {rec['summary']}", flush=False)
         self.count += 1
         for line in detail:
-            write_line(f"    {line}")
+            write_line(f"    {line}", flush=False)
 
 
 class Pipeline:
@@ -68,17 +70,14 @@ class Pipeline:
     on_flush(now_ns, everything) runs every tick_s seconds and, with
     everything=True, once at the end, for what a command holds back.
 
-    Pipeline.source, when set (nlbpf read / --read: commands/read.py), replaces
-    the live probes: it prepares each Pipeline (the file's genl families and
-    clock offset) and runs it over the file's records. Pipeline.capture, when
-    set (trace --spool: commands/spool.py), makes a live run's records instead
-    of the probes in this process.
+    source: where the records come from: LiveSource (the probes; the default) or
+    a capture file (commands/read.py's FileSource). It prepares the Pipeline
+    (a file's genl families and clock offset), gives the context records are
+    described in (netns names, containers), and runs the Pipeline over its records.
     """
-    source = None
-    capture = None
 
     def __init__(self, as_json, on_message=None, on_txn=None, on_syscall_error=None,
-                 on_other=None, on_flush=None, keep_replies=False, tick_s=1.0):
+                 on_other=None, on_flush=None, keep_replies=False, tick_s=1.0, source=None):
         self.printer = Printer(as_json)
         self.decoder = Decoder()
         self.correlator = Correlator(keep_replies=keep_replies)
@@ -89,14 +88,15 @@ class Pipeline:
         self.on_other = on_other
         self.on_flush = on_flush
         self.tick_s = tick_s
-        if self.source is not None:
-            self.source.prepare(self)
+        self.source = source if source is not None else LiveSource()
+        self.context = self.source.context
+        self.source.prepare(self)
 
     def feed(self, rec):
         if isinstance(rec, Message):
             if rec.protocol in SECRET_PROTOCOLS:
                 # key material is overwritten before anything sees it (nlbpf/secrets.py)
-                if getattr(self, "source", None) is None:
+                if self.source.live:
                     scrub_live(rec, self.decoder.families)
                 else:
                     scrub_message(rec, self.decoder.families)
@@ -120,7 +120,7 @@ class Pipeline:
     def tick(self, stats):
         # live: requests expire by the probes' clock (CLOCK_MONOTONIC), which moves on
         # when no message comes; a capture file's clock is its records'
-        now = time.monotonic_ns() if getattr(self, "source", None) is None else None
+        now = time.monotonic_ns() if self.source.live else None
         self.correlator.expire(now)
         if self.on_flush:
             self.on_flush(now if now is not None else self.correlator.now)
@@ -141,11 +141,25 @@ class Pipeline:
 
     def run(self, capture_args, duration, drain=None):
         """drain: how long the end may go on showing what was captured (session.run)."""
-        if self.source is not None:
-            return self.source.run(self, capture_args, duration)
-        return run(capture_args, self.feed, duration=duration, on_tick=self.tick,
-                   tick_s=self.tick_s, on_end=self.end,
-                   capture=self.capture(capture_args) if self.capture is not None else None,
+        return self.source.run(self, capture_args, duration, drain)
+
+
+class LiveSource:
+    """The probes, as a Pipeline's source: loaded in this process, or made by
+    make_capture(capture_args) (trace --spool: a SpoolCapture over the child's file)."""
+    live = True
+
+    def __init__(self, make_capture=None):
+        self.make_capture = make_capture
+        self.context = live_context()
+
+    def prepare(self, pipe):
+        pass
+
+    def run(self, pipe, capture_args, duration, drain=None):
+        capture = self.make_capture(capture_args) if self.make_capture is not None else None
+        return run(capture_args, pipe.feed, duration=duration, on_tick=pipe.tick,
+                   tick_s=pipe.tick_s, on_end=pipe.end, capture=capture,
                    drain_s=DRAIN_S if drain is None else drain)
 
 

@@ -27,13 +27,13 @@ def error_details(rec):
     return lines
 
 
-def run_errors(as_json, duration, filters, snaplen, capture, drain=None):
+def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=None):
     pipe = None
 
     def on_txn(txn):
         if not txn.errno and not txn.dump_intr:
             return
-        rec = transaction_record(txn, pipe.decoder, pipe.offset_ns)
+        rec = transaction_record(txn, pipe.decoder, pipe.offset_ns, pipe.context)
         pipe.printer(rec, detail=error_details(rec))
 
     def on_syscall_error(err):
@@ -41,7 +41,7 @@ def run_errors(as_json, duration, filters, snaplen, capture, drain=None):
         # filters the probes apply to calls are applied here
         if err.dropped and not filters.match(err, request_type=filters.type):
             return
-        pipe.printer(syscall_error_record(err, pipe.offset_ns))
+        pipe.printer(syscall_error_record(err, pipe.offset_ns, pipe.context))
 
-    pipe = Pipeline(as_json, on_txn=on_txn, on_syscall_error=on_syscall_error)
+    pipe = Pipeline(as_json, on_txn=on_txn, on_syscall_error=on_syscall_error, source=source)
     pipe.run(capture_args("errors", filters, snaplen, capture), duration, drain)

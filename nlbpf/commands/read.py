@@ -4,22 +4,22 @@
     nlbpf trace|errors|slow|top --read FILE ...
 
 The records of the file go through the same Pipeline (decode, correlate,
-render) as a live run: Pipeline.source, set here for the duration of the
-command, replaces the probes. Filters are applied the way the probes apply
-them. Nothing on this path loads bcc or needs root.
+render) as a live run: a FileSource, given to the Pipeline, stands in for the
+probes and describes records by the file's own metadata. Filters are applied
+the way the probes apply them. Nothing on this path loads bcc or needs root.
 """
 import contextlib
 import json
 import sys
 
-from ..capfile import CaptureFile, FileContext
+from ..capfile import CaptureFile
 from ..capture.records import Extack, Span
 from ..correlate import Correlator, final_status, socket_key
 from ..errors import NlbpfError
 from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY
 from ..output.records import Decoder, clock
 from ..pcapfile import PcapError
-from .common import Pipeline
+from ..session import flush_output
 
 NS = 1_000_000_000
 TICK_NS = NS
@@ -98,7 +98,8 @@ class OfflineFilter:
 
 
 class FileSource:
-    """A capture file standing in for the probes."""
+    """A capture file standing in for the probes (a Pipeline's source)."""
+    live = False
 
     def __init__(self, path, snaplen=None):
         self.path = path
@@ -168,8 +169,8 @@ class FileSource:
             print(f"nlbpf: warning: the recording lost {lost} events (buffer full): some "
                   f"requests may lack their replies", file=sys.stderr, flush=True)
 
-    def run(self, pipe, capture_args, duration):
-        """Pipeline.run's offline twin."""
+    def run(self, pipe, capture_args, duration, drain=None):
+        """The Pipeline over the file's records (drain: live runs only)."""
         span_min = None
         if capture_args.get("mode") == "slow":
             slow_ns = capture_args.get("slow_ns") or 0
@@ -186,6 +187,7 @@ class FileSource:
                         next_tick = rec.ts_ns + TICK_NS
                     elif rec.ts_ns >= next_tick:
                         pipe.tick(self.stats())
+                        flush_output()
                         next_tick = rec.ts_ns + TICK_NS
                     pipe.feed(rec)
             except PcapError as e:
@@ -203,33 +205,16 @@ class FileSource:
 
 @contextlib.contextmanager
 def offline(path, snaplen=None):
-    """While inside: Pipelines read `path` instead of loading probes, and the
-    records' netns/cgroup/container come from the file. path None: no-op."""
+    """The FileSource over `path` for a command's Pipeline (closed on leaving);
+    None when path is None (the command captures live)."""
     if path is None:
         yield None
         return
     source = FileSource(path, snaplen)
-    old_source = Pipeline.source
-    ctx_mod, old_ctx = _install_context(source.context)
-    Pipeline.source = source
     try:
         yield source
     finally:
-        Pipeline.source = old_source
-        if ctx_mod is not None:
-            ctx_mod._DEFAULT = old_ctx
         source.close()
-
-
-def _install_context(file_context):
-    """Make nlbpf.context's process-wide Context the file's (for where()/tags)."""
-    try:
-        from .. import context as ctx_mod
-    except ImportError:
-        return None, None
-    old = getattr(ctx_mod, "_DEFAULT", None)
-    ctx_mod._DEFAULT = file_context
-    return ctx_mod, old
 
 
 # ---------------------------------------------------------------------- top
@@ -364,16 +349,16 @@ def run_read(path, view, threshold_ns, interval, count, rows, by, snaplen_given,
         run_top_file(path, interval=interval, count=count, rows=rows, by=by,
                      snaplen_given=snaplen_given, **kw)
         return
-    with offline(path, kw["snaplen"] if snaplen_given else None):
+    with offline(path, kw["snaplen"] if snaplen_given else None) as source:
         if view == "trace":
             from .trace import run_trace
-            run_trace(**kw)
+            run_trace(source=source, **kw)
         elif view == "errors":
             from .errors import run_errors
-            run_errors(**kw)
+            run_errors(source=source, **kw)
         else:
             from .slow import run_slow
-            run_slow(threshold_ns=threshold_ns, **kw)
+            run_slow(threshold_ns=threshold_ns, source=source, **kw)
 
 
 def run_top_file(path, as_json, duration, filters, snaplen, interval, count, rows,
@@ -383,10 +368,7 @@ def run_top_file(path, as_json, duration, filters, snaplen, interval, count, row
     from ..session import write_line
     with offline(path, snaplen if snaplen_given else None) as source:
         def new_state():
-            try:
-                return TopState(by=by, context=source.context)
-            except TypeError:
-                return TopState()
+            return TopState(by=by, context=source.context)
         counters = TopCounters()
         offset = source.cap.offset_ns
         type_filter = filters.type if filters is not None else None

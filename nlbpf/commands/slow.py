@@ -102,7 +102,7 @@ class Spans:
 
 
 def slow_record(txn, pipe, spans):
-    rec = transaction_record(txn, pipe.decoder, pipe.offset_ns)
+    rec = transaction_record(txn, pipe.decoder, pipe.offset_ns, pipe.context)
     done = txn.done             # the final reply, or (socket layer) the end of its call
     wait = done.lock_wait_ns if done is not None else 0
     rec["lock_wait_us"] = round(wait / 1000, 1)
@@ -139,7 +139,7 @@ def running_record(span, pipe):
         "ts": wall_ts(span.ts_ns, pipe.offset_ns),
         "pid": span.pid, "tid": span.tid, "comm": span.comm,
         "netns": span.netns, "cgroup": span.cgroup,
-        **where(span.netns, span.cgroup, span.pid),
+        **where(span.netns, span.cgroup, span.pid, pipe.context),
         "protocol": protocol_name(span.protocol),
         "direction": "in_progress",
         "syscall": span.syscall,
@@ -159,7 +159,8 @@ def running_record(span, pipe):
     return rec
 
 
-def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=None):
+def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=None,
+             source=None):
     spans = Spans()
     pipe = None
     told = {}                   # tid -> start of the running call already printed
@@ -199,6 +200,6 @@ def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=N
                   f"{fmt_us(unsure[1] / 1000)}); --hooks syscall times each exactly",
                   file=sys.stderr, flush=True)
 
-    pipe = Pipeline(as_json, on_txn=on_txn, on_other=on_other, on_flush=on_flush)
+    pipe = Pipeline(as_json, on_txn=on_txn, on_other=on_other, on_flush=on_flush, source=source)
     pipe.run(capture_args("slow", filters, snaplen, capture, slow_ns=threshold_ns), duration,
              drain)

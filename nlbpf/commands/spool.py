@@ -29,7 +29,7 @@ from ..capture.loader import POLL_BATCH, POLL_BYTES, RAW_EVENT, RAW_RING
 from ..capture.records import EventReader, records_of
 from ..capture.ringbuf import Spans, ring_records
 from ..errors import NlbpfError
-from .common import Pipeline
+from .common import LiveSource
 
 FRAME = struct.Struct("<II")            # kind, length of what follows
 HELLO, STATS, END = 1, 4, 5             # RAW_RING (2) and RAW_EVENT (3) carry events
@@ -495,12 +495,9 @@ def run_spooled_trace(as_json, duration, filters, snaplen, capture, asked=True, 
         made.append(SpoolCapture(capture_args, spool=opened))
         return made[-1]
 
-    old = Pipeline.capture
-    Pipeline.capture = staticmethod(spool_capture)
     try:
-        run_trace(**trace_args)
+        run_trace(source=LiveSource(make_capture=spool_capture), **trace_args)
     finally:
-        Pipeline.capture = old
         if not made:
             os.close(opened[0])
             opened[1].close()

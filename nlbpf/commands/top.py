@@ -12,7 +12,7 @@ import time
 from tabulate import tabulate
 
 from ..capture.loader import TOP_COUNTERS, forget_pids, read_top, top_pids
-from ..context import container_label, default_context
+from ..context import container_label, live_context, place_tag
 from ..decode import decode
 from ..output.records import fmt_us
 from ..session import LostReporter, OutputClosed, OutputError, Stopper, announce, write_line
@@ -138,7 +138,9 @@ def finish_row(r):
 class TopState:
     """Turns cumulative kernel counters into per-interval rows."""
 
-    def __init__(self, by="process", context=None):
+    def __init__(self, context, by="process"):
+        """context: where rows are described (nlbpf/context.py): the live machine's, or
+        a capture file's."""
         self.prev = {}
         self.prev_types = {}
         self.by = by
@@ -146,7 +148,7 @@ class TopState:
 
     def interval(self, rows, types, where=None):
         """Rows of this interval: per process, or per container/netns with --by."""
-        ctx = self.context or default_context()
+        ctx = self.context
         where = where or {}
         entries = []
         for pid, row in rows.items():
@@ -190,7 +192,7 @@ class TopState:
 def _who(r, by):
     """The leading columns of a row: PID COMM WHERE, or GROUP PIDS COMMS."""
     if by == "process":
-        where = default_context().tag(r, r.get("netns")) if "netns_name" in r else ""
+        where = place_tag(r, r.get("netns")) if "netns_name" in r else ""
         return [r["pid"], r["comm"], where.strip("[]") or "-"]
     pids = r["pids"]
     return [r["group"], len(pids), ",".join(r["comms"])]
@@ -225,7 +227,7 @@ def run_top(as_json, duration, filters, snaplen, capture, interval, count, rows,
             drain=None):
     # (drain: counted in the kernel, top has no events to show once stopped)
     probes = Capture(mode="top", filters=filters, snaplen=snaplen, settings=capture)
-    state = TopState(by=by)
+    state = TopState(live_context(), by=by)
     tty = sys.stdout.isatty() and not as_json
     stopper = Stopper().__enter__()     # until the probes are detached (session.Stopper)
     try:

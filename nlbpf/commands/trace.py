@@ -8,13 +8,14 @@ from .common import Pipeline, capture_args, syscall_error_record
 TICK_S = 0.1
 
 
-def run_trace(as_json, duration, filters, snaplen, capture, drain=None):
+def run_trace(as_json, duration, filters, snaplen, capture, drain=None, source=None):
     pipe = None
     hold = None
 
     def show(msg, txn, completed):
         who = origin(pipe.correlator, msg) if msg.direction == "notify" else None
-        pipe.printer(message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns, origin=who))
+        pipe.printer(message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns, pipe.context,
+                                    origin=who))
 
     def on_message(msg, txn, completed):
         if txn is None:
@@ -29,9 +30,9 @@ def run_trace(as_json, duration, filters, snaplen, capture, drain=None):
             show(note, None, False)
 
     def on_syscall_error(err):
-        pipe.printer(syscall_error_record(err, pipe.offset_ns))
+        pipe.printer(syscall_error_record(err, pipe.offset_ns, pipe.context))
 
     pipe = Pipeline(as_json, on_message=on_message, on_syscall_error=on_syscall_error,
-                    on_flush=release, tick_s=TICK_S)
+                    on_flush=release, tick_s=TICK_S, source=source)
     hold = NotificationHold(pipe.correlator)
     pipe.run(capture_args("trace", filters, snaplen, capture), duration, drain)

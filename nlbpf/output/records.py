@@ -7,7 +7,7 @@ import os
 import struct
 import time
 
-from ..context import default_context
+from ..context import place_tag
 from ..decode import Decoded, GenlFamilies, decode, errno_name
 from ..capture.abi import DEFINES
 from ..model import REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER, protocol_name
@@ -168,14 +168,15 @@ def _extack(txn, decoder):
     return getattr(final, "extack", None) or txn.extack
 
 
-def where(netns, cgroup, pid=None, context=None):
-    """netns_name, cgroup_path and container of a record (see nlbpf/context.py)."""
-    return (context or default_context()).describe(netns, cgroup, pid)
+def where(netns, cgroup, pid, context):
+    """netns_name, cgroup_path and container of a record, as `context` (the live
+    machine's, or a capture file's: nlbpf/context.py) knows them."""
+    return context.describe(netns, cgroup, pid)
 
 
 def where_tag(rec):
     """` [pod/container]` or ` [netns NAME]` for text lines; "" on the host."""
-    tag = default_context().tag(rec, rec.get("netns")) if "netns_name" in rec else ""
+    tag = place_tag(rec, rec.get("netns")) if "netns_name" in rec else ""
     return f" {tag}" if tag else ""
 
 
@@ -214,7 +215,7 @@ def peer_text(msg, p):
     return f"{'from' if msg.direction == FROM_USER else 'to'} {where}, not the kernel"
 
 
-def message_record(msg, txn, completed, decoder, offset_ns, context=None, origin=None):
+def message_record(msg, txn, completed, decoder, offset_ns, context, origin=None):
     """The JSON record of one message (nlbpf trace). origin: who caused a notification."""
     d = decoder(msg)
     req = decoder(txn.request) if txn is not None else None
@@ -298,7 +299,7 @@ def message_line(msg, d, txn, completed, rec):
     return head
 
 
-def transaction_record(txn, decoder, offset_ns, context=None):
+def transaction_record(txn, decoder, offset_ns, context):
     """The JSON record of one completed request (nlbpf errors / slow)."""
     req = txn.request
     d = decoder(req)

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from nlbpf.commands.top import TopState, render_table
-from nlbpf.context import (Cgroups, Context, Netns, RuntimeState, cgroup2_mount,
+from nlbpf.context import (Cgroups, Context, Netns, RuntimeState, cgroup2_mount, place_tag,
                            container_label, parse_cgroup_path)
 from nlbpf.errors import NlbpfError
 from nlbpf.filters import Filters
@@ -173,7 +173,7 @@ def test_cgroup_ids_resolve_to_paths_and_containers(node):
     assert info["cgroup_path"] == paths["app"]
     assert info["container"] == {"id": CID, "runtime": "containerd", "name": "nginx",
                                  "pod": "web-7d9f", "namespace": "shop", "pod_uid": UID}
-    assert ctx.tag(info) == "[web-7d9f/nginx]"
+    assert place_tag(info) == "[web-7d9f/nginx]"
     sandbox = ctx.describe(0, ids["sandbox"])["container"]
     assert sandbox["name"] == "POD" and sandbox["pod"] == "web-7d9f"
     assert ctx.describe(0, ids["docker"])["container"]["name"] == "redis"
@@ -184,7 +184,7 @@ def test_cgroup_ids_resolve_to_paths_and_containers(node):
         ("cri-o", "coredns", "coredns-5d78", "kube-system")
     svc = ctx.describe(0, ids["svc"])
     assert svc["cgroup_path"] == "/system.slice/kubelet.service" and svc["container"] is None
-    assert ctx.tag(svc) == ""
+    assert place_tag(svc) == ""
 
 
 def test_unknown_cgroup_id_is_none_not_an_error(node):
@@ -271,11 +271,10 @@ def test_netns_name_of_a_process_owned_namespace():
 
 
 def test_tags():
-    tag = Context.tag
-    assert tag(None, {"netns_name": "host", "container": None}) == ""
-    assert tag(None, {"netns_name": "blue", "container": None}) == "[netns blue]"
-    assert tag(None, {"netns_name": None, "container": None}, 4026532999) == "[netns 4026532999]"
-    assert tag(None, {"netns_name": "cni-1", "container": {"pod": "p", "name": "c"}}) == "[p/c]"
+    assert place_tag({"netns_name": "host", "container": None}) == ""
+    assert place_tag({"netns_name": "blue", "container": None}) == "[netns blue]"
+    assert place_tag({"netns_name": None, "container": None}, 4026532999) == "[netns 4026532999]"
+    assert place_tag({"netns_name": "cni-1", "container": {"pod": "p", "name": "c"}}) == "[p/c]"
 
 
 # ----------------------------------------------------------------- records
@@ -314,17 +313,17 @@ def test_top_groups_processes_by_container_and_netns(node):
     types = {(10, 0, 18): 5, (11, 0, 18): 2, (20, 0, 26): 7}
     where = {10: (ids["app"], 4026532001), 11: (ids["app"], 4026532001),
              20: (ids["svc"], 4026532002)}
-    by_proc = TopState(context=ctx).interval(rows, types, where)
+    by_proc = TopState(ctx).interval(rows, types, where)
     assert [r["pid"] for r in by_proc] == [20, 10, 11]
     assert by_proc[1]["container"]["name"] == "nginx"
-    by_c = TopState(by="container", context=ctx).interval(rows, types, where)
+    by_c = TopState(ctx, by="container").interval(rows, types, where)
     assert [(r["group"], r["pids"], r["requests"]) for r in by_c] == \
         [("web-7d9f/nginx", [10, 11], 7), ("/system.slice/kubelet.service", [20], 7)]
     assert by_c[0]["max_us"] == 9.0 and by_c[0]["comms"] == ["nginx", "sh"]
     assert by_c[0]["top_types"][0]["count"] == 7
     text = render_table(by_c, 20, 1.0, 0, 0, by="container")
     assert "CONTAINER" in text and "web-7d9f/nginx" in text
-    by_ns = TopState(by="netns", context=ctx).interval(rows, types, where)
+    by_ns = TopState(ctx, by="netns").interval(rows, types, where)
     assert sorted(r["netns"] for r in by_ns) == [4026532001, 4026532002]
 
 

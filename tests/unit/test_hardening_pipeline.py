@@ -12,6 +12,7 @@ import struct
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from nlbpf import secrets
 from nlbpf.capture.records import EV_EXTACK, EV_MSG, EV_SPAN, EV_SYSERR, Extack, Span, convert
 from nlbpf.commands.common import Pipeline, syscall_error_record
+from nlbpf.context import live_context
 from nlbpf.commands.errors import error_details
 from nlbpf.commands.slow import SPAN_KEEP_NS, Spans, slow_details, slow_record
 from nlbpf.commands.top import TopState
@@ -81,7 +83,7 @@ class Collect:
                              on_syscall_error=self.on_syscall_error, on_other=self.on_other)
         self.pipe.decoder = Decoder(families=GenlFamilies({0x20: "wireguard", 0x21: "macsec",
                                                            0x22: "nl80211"}))
-        self.pipe.source = "unit test"          # offline: no live family refresh
+        self.pipe.source = SimpleNamespace(live=False)   # offline: no live family refresh
 
     def emit(self, rec, detail=()):
         text = json.dumps(rec, default=str, ensure_ascii=False)
@@ -94,16 +96,17 @@ class Collect:
         if txn is None:
             msg.direction = classify_orphan(msg)
         who = origin(self.pipe.correlator, msg) if msg.direction == "notify" else None
-        self.emit(message_record(msg, txn, completed, self.pipe.decoder, 0, origin=who))
+        self.emit(message_record(msg, txn, completed, self.pipe.decoder, 0, self.pipe.context,
+                                   origin=who))
 
     def on_txn(self, txn):
-        rec = transaction_record(txn, self.pipe.decoder, 0)
+        rec = transaction_record(txn, self.pipe.decoder, 0, self.pipe.context)
         self.emit(rec, error_details(rec))
         rec = slow_record(txn, self.pipe, self.spans)
         self.emit(rec, slow_details(rec))
 
     def on_syscall_error(self, err):
-        self.emit(syscall_error_record(err, 0))
+        self.emit(syscall_error_record(err, 0, self.pipe.context))
 
     def on_other(self, rec):
         if isinstance(rec, Span):
@@ -221,7 +224,7 @@ def test_slow_spans_are_bounded_in_time():
 
 
 def test_top_keeps_only_the_last_snapshot():
-    state = TopState()
+    state = TopState(live_context())
     hist = [0] * 128
     for interval in range(50):
         rows = {pid: {"requests": interval, "errors": 0, "dumps": 0, "dump_intr": 0,

@@ -7,11 +7,13 @@ the uapi layouts, checked against pyroute2's/nlbpf's decoders for their names.
 import base64
 import json
 import struct
+from types import SimpleNamespace
 
 import pytest
 
 from nlbpf import secrets
 from nlbpf.commands.common import Pipeline
+from nlbpf.context import live_context
 from nlbpf.decode import GenlFamilies, decode
 from nlbpf.model import Message, REQUEST, REPLY
 from nlbpf.output.records import Decoder, message_record, transaction_record
@@ -143,13 +145,13 @@ def all_outputs(protocol, data, families=FAMILIES):
     c = Correlator()
     txn, _ = c.feed(req)
     dec = Decoder(families=fams)
-    recs = [message_record(req, txn, False, dec, 0)]
+    recs = [message_record(req, txn, False, dec, 0, live_context())]
     ack = Message(ts_ns=2, pid=1, tid=1, comm="t", protocol=protocol, direction=REPLY,
                   data=nlmsg(2, struct.pack("=i", -22) + data[:16], flags=0x100),
                   length=36, sock=1)
     txn, done = c.feed(ack)
     assert done
-    recs.append(transaction_record(txn, dec, 0))
+    recs.append(transaction_record(txn, dec, 0, live_context()))
     return json.dumps(d.to_json()) + d.summary() + json.dumps(recs, default=str)
 
 
@@ -259,9 +261,9 @@ def test_pipeline_prints_no_key(capsys):
     pipe.decoder = Decoder(families=GenlFamilies(FAMILIES))
 
     def on_message(msg, txn, completed):
-        pipe.printer(message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns))
+        pipe.printer(message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns, pipe.context))
     pipe.on_message = on_message
-    pipe.source = object()      # not live: no family refresh from the kernel
+    pipe.source = SimpleNamespace(live=False)   # not live: no family refresh from the kernel
     msg = Message(ts_ns=1, pid=1, tid=1, comm="wg", protocol=protocol, direction=REQUEST,
                   data=data, length=len(data), sock=9)
     pipe.feed(msg)
@@ -292,7 +294,7 @@ def test_a_forged_family_name_cannot_hide_keys(monkeypatch):
     pipe.decoder = Decoder(families=GenlFamilies(FAMILIES))
     seen = []
     pipe.on_message = lambda msg, txn, completed: seen.append(
-        json.dumps(message_record(msg, txn, completed, pipe.decoder, 0)))
+        json.dumps(message_record(msg, txn, completed, pipe.decoder, 0, pipe.context)))
     for direction, raw in ((REQUEST, forged), (REPLY, forged), (REQUEST, data),
                            (REPLY, error_echo(protocol, data)[1])):
         pipe.feed(Message(ts_ns=1, pid=1, tid=1, comm="evil", protocol=16, direction=direction,

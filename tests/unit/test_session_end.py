@@ -14,7 +14,7 @@ from nlbpf import session
 from nlbpf.capture.settings import CaptureSettings
 from nlbpf.capture.records import Span
 from nlbpf.commands import slow
-from nlbpf.commands.common import Pipeline
+from nlbpf.commands.common import LiveSource, Pipeline
 from nlbpf.filters import Filters
 from nlbpf.model import Message, REQUEST, REPLY
 
@@ -192,9 +192,8 @@ def test_slow_never_says_a_call_ran_past_the_threshold_when_it_may_not_have(monk
                     start_slack_ns=20 * MS, in_progress=True)
 
     fake = FakeCapture([looked(190), looked(215), looked(400)])
-    monkeypatch.setattr(Pipeline, "capture", staticmethod(lambda args: fake))
     slow.run_slow(180 * MS, as_json=True, duration=None, filters=Filters(), snaplen=1024,
-                  capture=CaptureSettings())
+                  capture=CaptureSettings(), source=LiveSource(make_capture=lambda args: fake))
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1, out
     rec = __import__("json").loads(out[0])
@@ -208,9 +207,8 @@ def test_slow_counts_the_calls_whose_window_straddles_the_threshold(monkeypatch,
     req.start_slack_ns = 20 * MS
     end = CallEnd(ts_ns=290 * MS, pid=9, tid=9, sock=1, seq=4)     # 170-190 ms
     fake = FakeCapture([req, end])
-    monkeypatch.setattr(Pipeline, "capture", staticmethod(lambda args: fake))
     slow.run_slow(180 * MS, as_json=True, duration=None, filters=Filters(), snaplen=1024,
-                  capture=CaptureSettings())
+                  capture=CaptureSettings(), source=LiveSource(make_capture=lambda args: fake))
     cap = capsys.readouterr()
     assert cap.out == ""
     assert "1 calls not shown: they ran 180.00ms or a little less" in cap.err

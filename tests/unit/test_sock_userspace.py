@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from nlbpf.capture import btfprog, layers
+from nlbpf.context import live_context
 from nlbpf.capture.btf import BTF_PATH, BTF, SOCK_OFFSETS, probe_offsets
 from nlbpf.capture.loader import LAT_BUCKETS, TOP_COUNTERS, read_top, top_pids
 from nlbpf.capture.records import Span
@@ -137,7 +138,7 @@ def test_a_request_rebuilt_from_an_echo_has_no_latency():
     txn, done = c.feed(msg(REPLY, ESRCH, ts=500))
     assert done and txn.errno == 3
     assert txn.latency_ns is None and txn.latency_min_ns is None
-    rec = transaction_record(txn, Decoder(), 0)
+    rec = transaction_record(txn, Decoder(), 0, live_context())
     assert rec["latency_us"] is None and "latency_min_us" not in rec
     assert rec["summary"].endswith("→ ESRCH (No such process)")
 
@@ -147,7 +148,7 @@ def test_a_start_known_within_a_window_gives_a_range():
     c.feed(msg(REQUEST, DELROUTE, ts=1_000 * MS, start_slack_ns=20 * MS))
     txn, done = c.feed(msg(REPLY, ESRCH, ts=3_000 * MS, lock_wait_ns=1_900 * MS))
     assert txn.latency_ns == 2_000 * MS and txn.latency_min_ns == 1_980 * MS
-    rec = transaction_record(txn, Decoder(), 0)
+    rec = transaction_record(txn, Decoder(), 0, live_context())
     assert rec["latency_us"] == 2_000_000 and rec["latency_min_us"] == 1_980_000
     assert rec["summary"].endswith(" 1.98s–2.00s")
     assert latency_text({"latency_us": 455.0}) == "455us"
@@ -162,7 +163,7 @@ def test_a_call_that_ended_with_no_reply_completes_its_request():
                              lock_wait_ns=800 * MS, lock_holder_pid=9, lock_holder_comm="ip"))
     assert txn is not None and txn.final is None and txn.done is txn.end
     assert txn.errno == 0 and txn.latency_ns == 890 * MS
-    rec = transaction_record(txn, Decoder(), 0)
+    rec = transaction_record(txn, Decoder(), 0, live_context())
     assert "→ sent, no reply queued yet" in rec["summary"] and rec["reply"] is None
     assert not c.pending
     assert c.end_call(CallEnd(ts_ns=1, pid=7, tid=7, sock=0xff00, seq=4)) is None
@@ -201,7 +202,7 @@ def test_calls_still_running_count_as_busy_until_they_end():
 def test_a_call_still_running_is_reported_with_its_wait_so_far():
     """The iterator saw it first 20 ms after the look before (so it began in those 20 ms)
     and last 480 ms after that look: it has run 460 to 480 ms."""
-    pipe = SimpleNamespace(offset_ns=0)
+    pipe = SimpleNamespace(offset_ns=0, context=live_context())
     rec = running_record(span(5, 100 * MS, 480 * MS, running=True, slack=20 * MS,
                               wait=450 * MS, holder=9), pipe)
     assert rec["direction"] == "in_progress"
