@@ -72,6 +72,8 @@ from .model import Message, SyscallError, REQUEST, REPLY, NOTIFY, FROM_USER, TO_
 from .pcapfile import (FLAG_INBOUND, FLAG_MULTICAST, FLAG_OUTBOUND, FLAG_UNICAST, NS,
                        PcapError, PcapngWriter, PcapWriter, Reader)
 from .errors import NlbpfError
+from .netlink import (NLM_F_ECHO, NLM_F_MULTI, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
+                      is_final_reply)
 
 LINKTYPE_NETLINK = 253
 ARPHRD_NETLINK = 824
@@ -81,8 +83,6 @@ META_PREFIX = "nlbpf-meta "
 FORMAT_VERSION = 1
 UNKNOWN_COMM = "?"
 
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_ECHO = 1, 2, 4, 8
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 
 # messages between processes get packet types nothing else uses here, so that a classic
 # pcap read back never takes them for the kernel's
@@ -957,9 +957,7 @@ class PortResolver:
             req.msg.portid = port
         m.direction = REPLY
         m.portid = port
-        final = (m.nl_type in (NLMSG_ERROR, NLMSG_DONE)
-                 or (not m.nl_flags & NLM_F_MULTI and not req.nl_flags & NLM_F_ACK))
-        if final:
+        if is_final_reply(m.nl_type, m.nl_flags, req.nl_flags):
             self._close(req)
         return None, None
 

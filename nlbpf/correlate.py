@@ -12,9 +12,8 @@ are counted (including parts the kernel counted but did not hand over).
 from collections import OrderedDict, defaultdict, deque
 
 from .model import REQUEST, REPLY, NOTIFY, Message, Transaction
-
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_DUMP_INTR = 0x1, 0x2, 0x4, 0x10
-NLMSG_ERROR, NLMSG_DONE = 2, 3
+from .netlink import (NLM_F_DUMP_INTR, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
+                      final_status as _final_status, is_final_reply)
 # Requests whose answer never comes (fire-and-forget, or the reader died) are
 # dropped this long after they were sent, so memory stays flat on long runs.
 EXPIRE_NS = 30 * 1_000_000_000
@@ -31,11 +30,7 @@ HOLD_NS = 200 * 1_000_000
 
 def final_status(msg):
     """Positive errno carried by an NLMSG_ERROR/NLMSG_DONE (0 for success), else None."""
-    if msg.nl_type in (NLMSG_ERROR, NLMSG_DONE) and len(msg.data) >= 20:
-        return -int.from_bytes(msg.data[16:20], "little", signed=True)
-    if msg.nl_type in (NLMSG_ERROR, NLMSG_DONE):
-        return 0 if msg.nl_type == NLMSG_DONE else None
-    return None
+    return _final_status(msg.nl_type, msg.data)
 
 
 def socket_key(msg):
@@ -131,9 +126,7 @@ class Correlator:
             return None, False
         if self.keep_replies:
             txn.replies.append(msg)
-        final = (msg.nl_type in (NLMSG_ERROR, NLMSG_DONE)
-                 or (not msg.nl_flags & NLM_F_MULTI and not txn.request.nl_flags & NLM_F_ACK))
-        if not final:
+        if not is_final_reply(msg.nl_type, msg.nl_flags, txn.request.nl_flags):
             txn.parts += 1
             txn.part_bytes += msg.length
             txn.dump_intr |= bool(msg.nl_flags & NLM_F_DUMP_INTR)

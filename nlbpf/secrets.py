@@ -34,8 +34,9 @@ docs/hardening.md).
 """
 import struct
 
+from .netlink import NLMSG_ERROR
+
 _HH = struct.Struct("=HH")
-NLMSG_ERROR = 2
 NETLINK_XFRM, NETLINK_GENERIC = 6, 16
 SECRET_PROTOCOLS = (NETLINK_XFRM, NETLINK_GENERIC)     # the only ones that carry keys
 REDACTED = "<redacted %d bytes>"

@@ -17,14 +17,13 @@ from ..capture.records import Extack, Span
 from ..correlate import Correlator, final_status, socket_key
 from ..errors import NlbpfError
 from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY
+from ..netlink import NLM_F_REQUEST, is_final_reply
 from ..output.records import Decoder, clock
 from ..pcapfile import PcapError
 from ..session import flush_output
 
 NS = 1_000_000_000
 TICK_NS = NS
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK = 1, 2, 4
-NLMSG_ERROR, NLMSG_DONE = 2, 3
 # --type's requests waiting for their final reply: as many as the probes' table of
 # them (bpf `pending`, an LRU of 16,384), the oldest let go first as there
 OPEN_MAX = 16384
@@ -86,8 +85,7 @@ class OfflineFilter:
         flags = self.open.get(key)
         if flags is None:
             return False
-        if (msg.nl_type in (NLMSG_ERROR, NLMSG_DONE)
-                or (not msg.nl_flags & NLM_F_MULTI and not flags & NLM_F_ACK)):
+        if is_final_reply(msg.nl_type, msg.nl_flags, flags):
             del self.open[key]
         return True
 

@@ -8,16 +8,10 @@ import re
 import struct
 
 from ..model import PROTOCOLS
+from ..netlink import NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NAMES
 from .errnos import errno_name, strerror
 from .genl import GenlFamilies, GENL_ID_CTRL
 
-NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN = 1, 2, 3, 4
-NLMSG_NAMES = {1: "NLMSG_NOOP", 2: "NLMSG_ERROR", 3: "NLMSG_DONE",
-               4: "NLMSG_OVERRUN"}
-NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_ECHO = 1, 2, 4, 8
-NLM_F_DUMP_INTR, NLM_F_DUMP_FILTERED = 0x10, 0x20
-NLM_F_ROOT, NLM_F_MATCH, NLM_F_ATOMIC, NLM_F_DUMP = 0x100, 0x200, 0x400, 0x300
-NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200
 
 _COMMON_FLAGS = ((0x1, "NLM_F_REQUEST"), (0x2, "NLM_F_MULTI"),
                  (0x4, "NLM_F_ACK"), (0x8, "NLM_F_ECHO"),

@@ -8,13 +8,13 @@ import struct
 import time
 
 from ..context import place_tag
+from ..netlink import NLMSG_ERROR
 from ..decode import Decoded, GenlFamilies, decode, errno_name
 from ..capture.abi import DEFINES
 from ..model import REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER, protocol_name
 
 ARROWS = {REQUEST: "→", REPLY: "←", NOTIFY: "⇐", FROM_USER: "←", TO_USER: "→"}
 PEER_UNKNOWN = DEFINES["PEER_UNKNOWN"]
-NLMSG_ERROR = 2
 
 
 MEMO_MAX = 4096         # distinct payloads whose decoding is kept for reuse

@@ -1,0 +1,47 @@
+"""Netlink's own rules, each in one place: the header's constants and which reply
+ends a request.
+
+The constants are <linux/netlink.h>'s, with the values pyroute2.netlink exports
+(tests/unit/test_netlink_rules.py holds them equal). They are written out here
+instead of imported because importing pyroute2.netlink costs ~160 ms, and live
+commands put off loading pyroute2 until the first message is decoded: the
+Tracing line comes first. bpf/base.bpf.h has the ones the probes use.
+"""
+
+NLMSG_HDRLEN = 16
+
+# message types below NLMSG_MIN_TYPE: netlink's own
+NLMSG_NOOP, NLMSG_ERROR, NLMSG_DONE, NLMSG_OVERRUN = 1, 2, 3, 4
+NLMSG_MIN_TYPE = 0x10
+NLMSG_NAMES = {NLMSG_NOOP: "NLMSG_NOOP", NLMSG_ERROR: "NLMSG_ERROR",
+               NLMSG_DONE: "NLMSG_DONE", NLMSG_OVERRUN: "NLMSG_OVERRUN"}
+
+# nlmsg_flags: the low bits mean the same in every message
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_ACK, NLM_F_ECHO = 0x1, 0x2, 0x4, 0x8
+NLM_F_DUMP_INTR, NLM_F_DUMP_FILTERED = 0x10, 0x20
+# ... the high bits by kind: a GET request's, a NEW request's, an ACK's
+NLM_F_ROOT, NLM_F_MATCH, NLM_F_ATOMIC = 0x100, 0x200, 0x400
+NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
+NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
+NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200
+
+
+def is_final_reply(nl_type, nl_flags, request_flags):
+    """Does this reply (from the kernel) end the request it answers?
+
+    An NLMSG_ERROR (an error, or the ACK) and a dump's NLMSG_DONE always do. Any
+    other reply does unless it is a dump part (NLM_F_MULTI) or the request asked
+    for an ACK, which then still follows. The probes apply the same rule in the
+    kernel (bpf/message.bpf.h, on_reply)."""
+    return (nl_type in (NLMSG_ERROR, NLMSG_DONE)
+            or (not nl_flags & NLM_F_MULTI and not request_flags & NLM_F_ACK))
+
+
+def final_status(nl_type, data):
+    """The positive errno an NLMSG_ERROR or NLMSG_DONE carries (0: success), or None
+    (another type, or an NLMSG_ERROR cut before its error field)."""
+    if nl_type in (NLMSG_ERROR, NLMSG_DONE) and len(data) >= 20:
+        return -int.from_bytes(data[16:20], "little", signed=True)
+    if nl_type == NLMSG_DONE:
+        return 0
+    return None
