@@ -16,7 +16,17 @@ def read_defines(text):
         r"^#define\s+([A-Z][A-Z0-9_]*)\s+(0x[0-9a-fA-F]+|\d+)\b", text, re.M)}
 
 
-DEFINES = read_defines(HEADER.read_text())
+def struct_fields(text, name, ctype):
+    """The names of struct `name`'s fields of type `ctype`, in order."""
+    body = re.search(r"^struct %s \{(.*?)^\};" % name, text, re.M | re.S).group(1)
+    return tuple(re.findall(r"^\s*%s\s+(\w+);" % ctype, body, re.M))
+
+
+_TEXT = HEADER.read_text()
+DEFINES = read_defines(_TEXT)
+LAT_BUCKETS = DEFINES["LAT_BUCKETS"]
+# what top counts per process (struct top_val): every u64 but the latency maximum
+TOP_COUNTERS = tuple(f for f in struct_fields(_TEXT, "top_val", "u64") if f != "lat_max_ns")
 
 
 def prefixed(prefix):

@@ -15,7 +15,7 @@ from . import environment
 from . import bootcache, btfprog, layers, ringbuf, source
 from .settings import CaptureSettings
 from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, SOCK_OFFSETS, probe_offsets
-from .abi import DEFINES
+from .abi import LAT_BUCKETS, TOP_COUNTERS
 from .records import (CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_WALK, ST_EMITTED,
                       ST_PENDING_FULL, ST_UNSEEN)
 
@@ -659,9 +659,6 @@ class Capture:
             self.bpf = None
 
 
-LAT_BUCKETS = DEFINES["LAT_BUCKETS"]
-TOP_COUNTERS = ("requests", "errors", "dumps", "dump_intr", "msgs_in", "msgs_out", "bytes_in",
-                "bytes_out", "lat_count", "lat_sum_ns", "lock_wait_ns")
 
 
 # what a socket-layer slot (per CPU) counts, of TOP_COUNTERS

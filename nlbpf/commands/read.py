@@ -13,6 +13,7 @@ import json
 import sys
 
 from ..capfile import CaptureFile
+from ..capture.abi import LAT_BUCKETS, TOP_COUNTERS
 from ..capture.records import Extack, Span
 from ..correlate import Correlator, final_status, socket_key
 from ..errors import NlbpfError
@@ -216,9 +217,6 @@ def offline(path, snaplen=None):
 
 
 # ---------------------------------------------------------------------- top
-LAT_BUCKETS = 128
-
-
 def lat_bucket(v):
     """bpf/emit.bpf.h's lat_bucket: log2 with one extra bit of precision."""
     v = max(0, int(v))
@@ -226,10 +224,6 @@ def lat_bucket(v):
     half = (v >> (lg - 1)) & 1 if lg else 0
     b = lg * 2 + half
     return b if b < LAT_BUCKETS else LAT_BUCKETS - 1
-
-
-TOP_FIELDS = ("requests", "errors", "dumps", "dump_intr", "msgs_in", "msgs_out", "bytes_in",
-              "bytes_out", "lat_count", "lat_sum_ns", "lock_wait_ns")
 
 
 # The kernel's top maps hold this many processes and (process, type) pairs; what
@@ -263,7 +257,7 @@ class TopCounters:
             if len(self.rows) >= TOP_ROWS_MAX:
                 self.full += 1
                 return None
-            row = self.rows[rec.pid] = {k: 0 for k in TOP_FIELDS}
+            row = self.rows[rec.pid] = {k: 0 for k in TOP_COUNTERS}
             row.update(comm=rec.comm, lat_max_ns=0, hist=[0] * LAT_BUCKETS)
         self.where[rec.pid] = (getattr(rec, "cgroup", 0), getattr(rec, "netns", 0))
         return row

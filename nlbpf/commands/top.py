@@ -18,7 +18,6 @@ from ..output.records import fmt_us
 from ..session import LostReporter, OutputClosed, OutputError, Stopper, announce, write_line
 from ..capture.loader import Capture
 
-LAT_BUCKETS = 128
 
 
 def bucket_mid_ns(b):
