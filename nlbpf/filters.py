@@ -147,19 +147,28 @@ class Filters:
             out.append("-DFILTER_CGROUP_TREE")
         return out
 
-    def match(self, rec, request_type=None):
-        """Userspace version of the kernel's test; request_type is the type of the
-        request a reply answers (replies pass a type filter through it)."""
+    def who(self, rec):
+        """The kernel's test of who made a record (--pid, --comm, --proto, --netns,
+        --cgroup), in userspace. A field the record lacks (a capture file's record may
+        have no comm or netns) passes."""
         if self.pid is not None and rec.pid != self.pid:
             return False
-        if self.comm is not None and getattr(rec, "comm", None) != self.comm:
+        if self.comm is not None and getattr(rec, "comm", self.comm) != self.comm:
             return False
-        if self.protocol is not None and rec.protocol != self.protocol:
+        protocol = getattr(rec, "protocol", None)
+        if self.protocol is not None and protocol is not None and protocol != self.protocol:
             return False
-        if self.netns is not None and getattr(rec, "netns", None) != self.netns:
+        if self.netns is not None and getattr(rec, "netns", self.netns) != self.netns:
             return False
         if self.cgroup is not None and not cgroup_under(getattr(rec, "cgroup", 0), self.cgroup,
                                                         getattr(rec, "pid", None)):
+            return False
+        return True
+
+    def match(self, rec, request_type=None):
+        """who(), and --type: request_type is the type of the request a reply answers
+        (replies pass a type filter through it)."""
+        if not self.who(rec):
             return False
         if self.type is not None:
             own = getattr(rec, "nl_type", None)

@@ -93,7 +93,7 @@ class RingReader:
         self.mask = size - 1
         self.data = data_addr
         self.backlog_cap = backlog_cap
-        self._spans = Spans()             # copied out of the ring, not yet handed on
+        self._spans = RingBacklog()       # copied out of the ring, not yet handed on
         self._cons = ct.c_uint64.from_address(cons_addr)
         self._prod = ct.c_uint64.from_address(prod_addr)
         # the length words, read through one buffer instead of a ctypes object each
@@ -158,7 +158,7 @@ class RingReader:
         return taken
 
     def each(self, handle, limit, max_bytes=None):
-        """handle(buf, offset, size) for up to limit records of the backlog (Spans.each)."""
+        """handle(buf, offset, size) for up to limit records of the backlog (RingBacklog.each)."""
         return self._spans.each(handle, limit, max_bytes)
 
     def take(self):
@@ -176,10 +176,10 @@ class RingReader:
         for m in self._mappings:
             m.close()
         self._mappings = []
-        self._spans = Spans()
+        self._spans = RingBacklog()
 
 
-class Spans:
+class RingBacklog:
     """Spans of ring records handed on a batch at a time, resumed where the last batch
     stopped: the ring reader's backlog, and the ring spans trace's spool brings."""
 

@@ -48,22 +48,11 @@ class OfflineFilter:
                              "filter with --pid, --comm, --proto, --type or --netns",
                              exit_code=2)
 
-    def _who(self, rec, protocol=None):
-        f = self.f
-        if f is None:
-            return True
-        if f.pid is not None and rec.pid != f.pid:
-            return False
-        if f.comm is not None and getattr(rec, "comm", f.comm) != f.comm:
-            return False
-        if f.protocol is not None and protocol is not None and protocol != f.protocol:
-            return False
-        if f.netns is not None and getattr(rec, "netns", f.netns) != f.netns:
-            return False
-        return True
+    def _who(self, rec):
+        return self.f is None or self.f.who(rec)
 
     def message(self, msg):
-        if not self._who(msg, msg.protocol):
+        if not self._who(msg):
             return False
         t = self.f.type if self.f is not None else None
         if t is None:
@@ -93,7 +82,7 @@ class OfflineFilter:
     def event(self, rec):
         if isinstance(rec, Extack):
             return self.f is None or self.f.pid is None or rec.pid == self.f.pid
-        return self._who(rec, getattr(rec, "protocol", None))
+        return self._who(rec)
 
 
 class FileSource:

@@ -19,7 +19,7 @@ SPAN_KEEP_NS = 120 * 1_000_000_000
 SPANS_MAX = 200_000     # calls kept for "meanwhile": memory stays flat under any load
 
 
-class Spans:
+class BusyCalls:
     """Recent long netlink calls, to name who else was busy during a slow request.
 
     Finished calls are kept ordered by when they ended, so a request finds the ones
@@ -161,7 +161,7 @@ def running_record(span, pipe):
 
 def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=None,
              source=None):
-    spans = Spans()
+    spans = BusyCalls()
     pipe = None
     told = {}                   # tid -> start of the running call already printed
     unsure = [0, 0]             # calls that may or may not have crossed it; their widest window

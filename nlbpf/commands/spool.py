@@ -27,7 +27,7 @@ import time
 
 from ..capture.loader import POLL_BATCH, POLL_BYTES, RAW_EVENT, RAW_RING
 from ..capture.records import EventReader, records_of
-from ..capture.ringbuf import Spans, ring_records
+from ..capture.ringbuf import RingBacklog, ring_records
 from ..errors import NlbpfError
 from .common import LiveSource
 
@@ -198,7 +198,7 @@ class SpoolCapture:
         self.f = None
         self._reader = None
         self._buf = b""
-        self._ring = Spans()        # RAW_RING frames' records not yet handed on
+        self._ring = RingBacklog()  # RAW_RING frames' records not yet handed on
         self._stats = {"lost": 0, "emitted": 0, "walk_truncated": 0, "pending_full": 0}
         self._lagging = False
 

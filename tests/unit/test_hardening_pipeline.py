@@ -22,7 +22,7 @@ from nlbpf.capture.records import EV_EXTACK, EV_MSG, EV_SPAN, EV_SYSERR, Extack,
 from nlbpf.commands.common import Pipeline, syscall_error_record
 from nlbpf.context import live_context
 from nlbpf.commands.errors import error_details
-from nlbpf.commands.slow import SPAN_KEEP_NS, Spans, slow_details, slow_record
+from nlbpf.commands.slow import SPAN_KEEP_NS, BusyCalls, slow_details, slow_record
 from nlbpf.commands.top import TopState
 from nlbpf.correlate import EXPIRE_NS, Correlator, classify_orphan, origin
 from nlbpf.decode import GenlFamilies
@@ -78,7 +78,7 @@ class Collect:
 
     def __init__(self):
         self.out = []
-        self.spans = Spans()
+        self.spans = BusyCalls()
         self.pipe = Pipeline(as_json=True, on_message=self.on_message, on_txn=self.on_txn,
                              on_syscall_error=self.on_syscall_error, on_other=self.on_other)
         self.pipe.decoder = Decoder(families=GenlFamilies({0x20: "wireguard", 0x21: "macsec",
@@ -216,7 +216,7 @@ def test_decoder_memo_is_bounded():
 
 
 def test_slow_spans_are_bounded_in_time():
-    spans = Spans()
+    spans = BusyCalls()
     for i in range(5000):
         spans.add(Span(ts_ns=i * 1_000_000_000, dur_ns=1, pid=i, tid=i, comm="x", protocol=0,
                        syscall="sendmsg", lock_wait_ns=0, holder_pid=0, holder_comm=""))

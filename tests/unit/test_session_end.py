@@ -217,7 +217,7 @@ def test_slow_counts_the_calls_whose_window_straddles_the_threshold(monkeypatch,
 def test_slow_spans_are_found_without_a_scan_of_all():
     """slow --threshold 0 under load: every call is a span and every request a record;
     each record looks at the spans that overlap it, not at the thousands kept."""
-    spans = slow.Spans()
+    spans = slow.BusyCalls()
     looked = []
 
     class Counting(Span):

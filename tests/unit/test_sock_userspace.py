@@ -13,7 +13,7 @@ from nlbpf.context import live_context
 from nlbpf.capture.btf import BTF_PATH, BTF, SOCK_OFFSETS, probe_offsets
 from nlbpf.capture.loader import LAT_BUCKETS, TOP_COUNTERS, read_top, top_pids
 from nlbpf.capture.records import Span
-from nlbpf.commands.slow import Spans, running_record
+from nlbpf.commands.slow import BusyCalls, running_record
 from nlbpf.correlate import Correlator
 from nlbpf.errors import NlbpfError
 from nlbpf.model import REPLY, REQUEST, CallEnd, Message, Transaction
@@ -187,7 +187,7 @@ def span(tid, ts, dur, running=False, slack=0, **kw):
 
 
 def test_calls_still_running_count_as_busy_until_they_end():
-    s = Spans()
+    s = BusyCalls()
     s.watch(span(1, 100 * MS, 300 * MS, running=True))
     busy = s.overlapping(200 * MS, 5_000 * MS, exclude_tid=2)
     assert [b["pid"] for b in busy] == [1] and busy[0]["overlap_us"] == 4_800_000
