@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_sock_layer
+from tests.helpers.live import require_sock_layer
 
 FLOOR = Path(__file__).resolve().parents[2] / "bench" / "floor.py"
 ROUTES = 300

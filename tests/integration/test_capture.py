@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import bpftool_json, family
+from tests.helpers.live import bpftool_json, family
 from nlbpf.capture.btf import BTF
 from nlbpf.capture.layers import SYSCALL_ENTRIES, have_task_storage
 

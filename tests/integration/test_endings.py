@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TRACING_LINE, Run, closing_numbers, hooks_args, nlbpf_cmd
+from tests.helpers.live import TRACING_LINE, Run, closing_numbers, hooks_args, nlbpf_cmd
 
 
 def _route_churn(netns, seconds):

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (NLCLIENT, TRACING_LINE, Run, bpftool_json, closing_numbers, family,
+from tests.helpers.live import (NLCLIENT, TRACING_LINE, Run, bpftool_json, closing_numbers, family,
                       hooks_args, nlbpf_cmd, program_ids)
 
 TESTS = Path(__file__).resolve().parent.parent

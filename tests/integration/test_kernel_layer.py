@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import NLCLIENT, Run, nlbpf_cmd
+from tests.helpers.live import NLCLIENT, Run, nlbpf_cmd
 
 TIMEOUT = 300
 # a listener needs this long to subscribe (much longer under the VM's emulation)

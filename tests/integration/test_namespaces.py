@@ -17,7 +17,7 @@ import pytest
 
 from nlbpf.context import cgroup2_mount
 
-from conftest import NLCLIENT, Netns  # tests/integration/conftest.py
+from tests.helpers.live import NLCLIENT, Netns
 
 TIMEOUT = 120
 

@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import nlbpf_cmd
+from tests.helpers.live import nlbpf_cmd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from nlfixtures import answered_requests  # noqa: E402
+from tests.helpers.nlfixtures import answered_requests
 
 TIMEOUT = 120
 

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import NLCLIENT, Run, bpftool_json, program_ids, require_sock_layer
+from tests.helpers.live import NLCLIENT, Run, bpftool_json, program_ids, require_sock_layer
 
 TIMEOUT = 300
 

@@ -101,7 +101,7 @@ def test_second_ctrl_c_stops_showing_the_spool_and_says_so(nlbpf, netns):
 
 
 def test_spool_with_read_is_a_usage_error():
-    from conftest import nlbpf_cmd
+    from tests.helpers.live import nlbpf_cmd
     proc = subprocess.run(nlbpf_cmd() + ["trace", "--spool", "--read", "x.pcapng"],
                           capture_output=True, text=True, timeout=TIMEOUT)
     assert proc.returncode == 2
@@ -125,7 +125,7 @@ def test_a_capture_child_that_dies_is_reported_not_hidden(nlbpf, netns):
 
 
 def test_a_capture_that_cannot_start_says_why_in_one_line():
-    from conftest import nlbpf_cmd
+    from tests.helpers.live import nlbpf_cmd
     proc = subprocess.run(nlbpf_cmd() + ["trace", "--spool", "--hooks", "kernel", "--duration", "1"],
                           capture_output=True, text=True, timeout=300)
     if proc.returncode == 0:        # this kernel has the kernel-function layer

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import TESTS, Run, closing_numbers, hooks_args
+from tests.helpers.live import TESTS, Run, closing_numbers, hooks_args
 
 TRICKSTER = TESTS / "trickster.py"
 TIMEOUT = 120
@@ -44,7 +44,7 @@ def traced(request):
     """trace and errors, live together, over every scenario in one netns (each nlbpf
     compiles its probes, which takes a minute or two under the VM's emulation: they are
     started together, and once)."""
-    from conftest import Netns
+    from tests.helpers.live import Netns
     ns = Netns()
     argv = {"trace": ["trace", "--json", "--netns", ns.name] + hooks_args(),
             "errors": ["errors", "--json", "--netns", ns.name] + hooks_args()}

@@ -4,16 +4,13 @@ Expected values come from what the tools themselves printed during the
 capture (see the comments at the top of each fixture file).
 """
 import json
-import os
-import sys
 import time
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
-import nlfixtures  # noqa: E402
+from tests.helpers import nlfixtures
 
-from nlbpf.decode import GenlFamilies, decode  # noqa: E402
+from nlbpf.decode import GenlFamilies, decode
 
 
 def decoded(name, families=None):

@@ -1,15 +1,13 @@
 """GenlFamilies: live lookup, learning from captures, command names."""
 import base64
-import os
 import socket
 import struct
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
-import nlfixtures  # noqa: E402
+from tests.helpers import nlfixtures
 
-from nlbpf.decode import GenlFamilies, decode  # noqa: E402
-from nlbpf.decode.genl import command_name  # noqa: E402
+from nlbpf.decode import GenlFamilies, decode
+from nlbpf.decode.genl import command_name
 
 
 def rta(t, payload, nested=False):

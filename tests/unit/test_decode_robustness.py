@@ -4,20 +4,17 @@ Cut captures (snaplen), garbage, lying length fields, runaway nesting and
 the pyroute2 code paths that loop or raise on bad input.
 """
 import json
-import os
 import struct
-import sys
 import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
-import nlfixtures  # noqa: E402
+from tests.helpers import nlfixtures
 
-from nlbpf.decode import Decoded, GenlFamilies, decode  # noqa: E402
-from nlbpf.decode.engine import MAX_DEPTH, fields_size, scan_chain  # noqa: E402
+from nlbpf.decode import Decoded, GenlFamilies, decode
+from nlbpf.decode.engine import MAX_DEPTH, fields_size, scan_chain
 
 ALL = nlfixtures.all_messages()
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,14 +1,11 @@
 """The seed cases, rebuilt byte for byte (tests/fixtures/netlink/seeds.txt)."""
 import json
-import os
-import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "fixtures"))
-import nlfixtures  # noqa: E402
+from tests.helpers import nlfixtures
 
-from nlbpf.decode import decode  # noqa: E402
+from nlbpf.decode import decode
 
 SEEDS = nlfixtures.seeds()
 

@@ -3,13 +3,10 @@ declines, and convert() makes the same record from either."""
 import ctypes as ct
 import dataclasses
 import random
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from nlevent import nl_event_class  # noqa: E402
+from tests.helpers.nlevent import nl_event_class
 
 from nlbpf.capture.records import (DIR_RECV, DIR_SEND, EV_EXTACK, EV_MSG, EV_SPAN, EV_SYSERR,
                                    EVF_CALL_END, EVF_IN_HANDLER, EVF_NO_START, EVF_SKIPPED_INTR,

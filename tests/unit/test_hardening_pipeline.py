@@ -9,9 +9,7 @@ without bound, whatever a process sends.
 import ctypes as ct
 import json
 import struct
-import sys
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 from hypothesis import HealthCheck, given, settings
@@ -29,8 +27,7 @@ from nlbpf.decode import GenlFamilies
 from nlbpf.model import Message, REPLY, REQUEST, SyscallError
 from nlbpf.output.records import MEMO_MAX, Decoder, message_record, transaction_record
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from nlevent import nl_event_class  # noqa: E402
+from tests.helpers.nlevent import nl_event_class
 
 SNAP = 96
 SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow,

@@ -24,8 +24,7 @@ from nlbpf.filters import Filters
 from nlbpf.model import Message, SyscallError, REQUEST, REPLY, NOTIFY
 from nlbpf.pcapfile import PcapError, PcapngWriter, Reader
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from nlfixtures import answered_requests  # noqa: E402
+from tests.helpers.nlfixtures import answered_requests
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "pcap"
 NLBPF = [sys.executable, "-m", "nlbpf.cli"]

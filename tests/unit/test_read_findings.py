@@ -6,21 +6,18 @@ message the case calls for.
 """
 import json
 import struct
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "pcap"))
-import readcheck as rc  # noqa: E402
+from tests.helpers import readcheck as rc
 
-from nlbpf.capfile import (CaptureFile, PortResolver, RESOLVE_HOLD_NS, decode_comment,  # noqa: E402
+from nlbpf.capfile import (CaptureFile, PortResolver, RESOLVE_HOLD_NS, decode_comment,
                            meta_from_json, where_from_json)
-from nlbpf.commands.read import OPEN_MAX, OfflineFilter, TOP_ROWS_MAX, TopCounters  # noqa: E402
-from nlbpf.filters import Filters  # noqa: E402
-from nlbpf.model import Message, REQUEST, REPLY, NOTIFY  # noqa: E402
-from nlbpf.output.records import clock  # noqa: E402
+from nlbpf.commands.read import OPEN_MAX, OfflineFilter, TOP_ROWS_MAX, TopCounters
+from nlbpf.filters import Filters
+from nlbpf.model import Message, REQUEST, REPLY, NOTIFY
+from nlbpf.output.records import clock
 
 NS = 10**9
 

@@ -25,11 +25,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "pcap"))
-import readcheck as rc  # noqa: E402
+from tests.helpers import readcheck as rc
 
-from nlbpf.capfile import CaptureFile  # noqa: E402
-from nlbpf.pcapfile import PcapError  # noqa: E402
+from nlbpf.capfile import CaptureFile
+from nlbpf.pcapfile import PcapError
 
 BASES = rc.bases()
 MAGICS = (b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "pcap"))
-import readcheck as rc  # noqa: E402
+from tests.helpers import readcheck as rc
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 2**20

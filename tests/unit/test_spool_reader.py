@@ -4,13 +4,10 @@ import ctypes as ct
 import json
 import random
 import struct
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
-from nlevent import nl_event_class  # noqa: E402
+from tests.helpers.nlevent import nl_event_class
 
 from nlbpf.capture.loader import RAW_EVENT, RAW_RING
 from nlbpf.capture.settings import CaptureSettings
