@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import __version__, secrets
+from . import __version__
 from .errors import NlbpfError
 from .filters import Filters
 from .capture.settings import CaptureSettings
@@ -101,7 +101,6 @@ def capture_options(f):
                                         buffer_pages=_buffer_pages(kw.pop("buffer_pages")),
                                         call_state=kw.pop("call_state"), fd_walk=kw.pop("fd_walk"),
                                         ring_reader=kw.pop("ring_reader"))
-        secrets.show(kw.pop("show_secrets"))
         kw["filters"] = Filters.from_options(pid=kw.pop("pid"), comm=kw.pop("comm"),
                                              proto=kw.pop("proto"), type_=kw.pop("type_"),
                                              netns=kw.pop("netns"), cgroup=kw.pop("cgroup"),

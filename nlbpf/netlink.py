@@ -25,6 +25,10 @@ NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
 NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200
 
+NETLINK_ROUTE, NETLINK_XFRM, NETLINK_GENERIC = 0, 6, 16
+# the protocols whose messages may carry key material (nlbpf/secrets.py)
+SECRET_PROTOCOLS = (NETLINK_XFRM, NETLINK_GENERIC)
+
 
 def is_final_reply(nl_type, nl_flags, request_flags):
     """Does this reply (from the kernel) end the request it answers?

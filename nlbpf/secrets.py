@@ -34,30 +34,9 @@ docs/hardening.md).
 """
 import struct
 
-from .netlink import NLMSG_ERROR
+from .netlink import NETLINK_GENERIC, NETLINK_XFRM, NLMSG_ERROR, SECRET_PROTOCOLS
 
 _HH = struct.Struct("=HH")
-NETLINK_XFRM, NETLINK_GENERIC = 6, 16
-SECRET_PROTOCOLS = (NETLINK_XFRM, NETLINK_GENERIC)     # the only ones that carry keys
-REDACTED = "<redacted %d bytes>"
-
-_show = False
-
-
-def show(flag=True):
-    """--show-secrets: keep key material as it was sent (process-wide)."""
-    global _show
-    _show = bool(flag)
-
-
-def shown():
-    return _show
-
-
-def redacted(raw):
-    """How a decoded secret prints: its length only, or (--show-secrets) hex."""
-    raw = bytes(raw)
-    return raw.hex() if _show else REDACTED % len(raw)
 
 
 class _Secret:
@@ -202,9 +181,8 @@ def scrub(protocol, data, families=None):
 
 
 def scrub_message(msg, families=None):
-    """Overwrite a model.Message's key bytes in place unless --show-secrets."""
-    if _show:
-        return msg
+    """Overwrite a model.Message's key bytes in place (the caller asks unless
+    --show-secrets)."""
     data = msg.data
     new = scrub(msg.protocol, data, families)
     if new is not data:
@@ -254,7 +232,7 @@ def scrub_live(msg, families=None):
     """scrub_message for the live probes, by the kernel's family table (`families`,
     the decoder's, is not used: see live_families); an unknown generic netlink
     family id makes that table be read again first."""
-    if _show or msg.protocol not in SECRET_PROTOCOLS:
+    if msg.protocol not in SECRET_PROTOCOLS:
         return msg
     table = live_families()
     if msg.protocol == NETLINK_GENERIC and len(msg.data) >= 16:

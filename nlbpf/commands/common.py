@@ -77,9 +77,11 @@ class Pipeline:
     """
 
     def __init__(self, as_json, on_message=None, on_txn=None, on_syscall_error=None,
-                 on_other=None, on_flush=None, keep_replies=False, tick_s=1.0, source=None):
+                 on_other=None, on_flush=None, keep_replies=False, tick_s=1.0, source=None,
+                 show_secrets=False):
         self.printer = Printer(as_json)
-        self.decoder = Decoder()
+        self.show_secrets = show_secrets     # --show-secrets: keys are neither scrubbed nor hidden
+        self.decoder = Decoder(show_secrets=show_secrets)
         self.correlator = Correlator(keep_replies=keep_replies)
         self.offset_ns = wall_offset_ns()
         self.on_message = on_message
@@ -94,7 +96,7 @@ class Pipeline:
 
     def feed(self, rec):
         if isinstance(rec, Message):
-            if rec.protocol in SECRET_PROTOCOLS:
+            if rec.protocol in SECRET_PROTOCOLS and not self.show_secrets:
                 # key material is overwritten before anything sees it (nlbpf/secrets.py)
                 if self.source.live:
                     scrub_live(rec, self.decoder.families)

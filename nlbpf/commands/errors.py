@@ -27,7 +27,8 @@ def error_details(rec):
     return lines
 
 
-def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=None):
+def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=None,
+               show_secrets=False):
     pipe = None
 
     def on_txn(txn):
@@ -43,5 +44,6 @@ def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=
             return
         pipe.printer(syscall_error_record(err, pipe.offset_ns, pipe.context))
 
-    pipe = Pipeline(as_json, on_txn=on_txn, on_syscall_error=on_syscall_error, source=source)
+    pipe = Pipeline(as_json, on_txn=on_txn, on_syscall_error=on_syscall_error, source=source,
+                    show_secrets=show_secrets)
     pipe.run(capture_args("errors", filters, snaplen, capture), duration, drain)

@@ -101,7 +101,8 @@ class FileSource:
 
     def prepare(self, pipe):
         """Called by Pipeline.__init__: the file's genl families and clock."""
-        pipe.decoder = Decoder(families=self.cap.families, live_families=False)
+        pipe.decoder = Decoder(families=self.cap.families, live_families=False,
+                               show_secrets=pipe.show_secrets)
         pipe.offset_ns = self.cap.offset_ns
 
     def records(self, filters=None, duration=None, span_min_ns=None):

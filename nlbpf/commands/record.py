@@ -10,7 +10,7 @@ import sys
 from ..capfile import CaptureWriter
 from ..errors import NlbpfError
 from ..model import Message
-from ..secrets import SECRET_PROTOCOLS, scrub_live, shown
+from ..secrets import SECRET_PROTOCOLS, scrub_live
 from ..session import DRAIN_S, Outcome, OutputError, output_closed, run, wall_offset_ns
 from .common import capture_args
 
@@ -65,7 +65,8 @@ def _close_quietly(f):
         pass
 
 
-def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=None, **_):
+def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=None,
+               show_secrets=False, **_):
     if as_json:
         raise NlbpfError("record writes a capture file; --json does not apply "
                          "(read it back with: nlbpf read FILE --json)", exit_code=2)
@@ -84,7 +85,7 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=N
             writer = CaptureWriter(out, fmt=fmt, snaplen=snaplen, offset_ns=wall_offset_ns(),
                                    families=families, filters=filters.describe(),
                                    describe=_describe(),
-                                   secrets="shown" if shown() else "redacted")
+                                   secrets="shown" if show_secrets else "redacted")
         except OSError as e:
             # the output is gone before the capture began (`| head -c 100` read the
             # header): nothing was captured, and the closing line says so
@@ -95,7 +96,7 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=N
             write_failed(e)
 
         def on_record(rec):
-            if isinstance(rec, Message) and rec.protocol in SECRET_PROTOCOLS:
+            if isinstance(rec, Message) and rec.protocol in SECRET_PROTOCOLS and not show_secrets:
                 # key material never reaches the file (unless --show-secrets)
                 scrub_live(rec, families)
             try:

@@ -160,7 +160,7 @@ def running_record(span, pipe):
 
 
 def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=None,
-             source=None):
+             source=None, show_secrets=False):
     spans = BusyCalls()
     pipe = None
     told = {}                   # tid -> start of the running call already printed
@@ -200,6 +200,7 @@ def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=N
                   f"{fmt_us(unsure[1] / 1000)}); --hooks syscall times each exactly",
                   file=sys.stderr, flush=True)
 
-    pipe = Pipeline(as_json, on_txn=on_txn, on_other=on_other, on_flush=on_flush, source=source)
+    pipe = Pipeline(as_json, on_txn=on_txn, on_other=on_other, on_flush=on_flush, source=source,
+                    show_secrets=show_secrets)
     pipe.run(capture_args("slow", filters, snaplen, capture, slow_ns=threshold_ns), duration,
              drain)

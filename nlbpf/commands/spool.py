@@ -471,7 +471,7 @@ def _punch_hole(fd, offset, length):
 
 
 def run_spooled_trace(as_json, duration, filters, snaplen, capture, asked=True, drain=None,
-                      **_):
+                      show_secrets=False, **_):
     """trace's live capture: its records made from the capture child's spool. Unless
     the user asked for the spool (--spool), a spool that cannot be made means decoding
     in this process instead, said in one line."""
@@ -479,7 +479,7 @@ def run_spooled_trace(as_json, duration, filters, snaplen, capture, asked=True, 
     from .trace import run_trace
     environment.require_root()
     trace_args = dict(as_json=as_json, duration=duration, filters=filters, snaplen=snaplen,
-                      capture=capture, drain=drain)
+                      capture=capture, drain=drain, show_secrets=show_secrets)
     try:
         opened = open_spool()
     except SpoolUnavailable as e:

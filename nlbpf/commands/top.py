@@ -223,7 +223,7 @@ def render_table(rows, limit, interval_s, lost_new, lost_total, by="process", wa
 
 
 def run_top(as_json, duration, filters, snaplen, capture, interval, count, rows, by="process",
-            drain=None):
+            drain=None, show_secrets=False):
     # (drain: counted in the kernel, top has no events to show once stopped)
     probes = Capture(mode="top", filters=filters, snaplen=snaplen, settings=capture)
     state = TopState(live_context(), by=by)

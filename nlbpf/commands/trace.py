@@ -8,7 +8,8 @@ from .common import Pipeline, capture_args, syscall_error_record
 TICK_S = 0.1
 
 
-def run_trace(as_json, duration, filters, snaplen, capture, drain=None, source=None):
+def run_trace(as_json, duration, filters, snaplen, capture, drain=None, source=None,
+              show_secrets=False):
     pipe = None
     hold = None
 
@@ -33,6 +34,6 @@ def run_trace(as_json, duration, filters, snaplen, capture, drain=None, source=N
         pipe.printer(syscall_error_record(err, pipe.offset_ns, pipe.context))
 
     pipe = Pipeline(as_json, on_message=on_message, on_syscall_error=on_syscall_error,
-                    on_flush=release, tick_s=TICK_S, source=source)
+                    on_flush=release, tick_s=TICK_S, source=source, show_secrets=show_secrets)
     hold = NotificationHold(pipe.correlator)
     pipe.run(capture_args("trace", filters, snaplen, capture), duration, drain)

@@ -27,6 +27,7 @@ from pyroute2.netlink.rtnl.rtmsg import nh, rtmsg
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
 from .engine import ATTR_OVERRIDES, EXTRA_NAMES, partial_fields
+from .secret import Secret
 
 
 def _explicit(nla_map):
@@ -493,16 +494,9 @@ def _b64(raw):
     return base64.b64encode(bytes(raw)).decode("ascii")
 
 
-def _secret(raw):
-    # never copy a private or preshared key into traces and logs
-    return "<redacted %d bytes>" % len(raw)
-
-
 ATTR_OVERRIDES.update({
-    "WGDEVICE_A_PRIVATE_KEY": _secret,
     "WGDEVICE_A_PUBLIC_KEY": _b64,
     "WGPEER_A_PUBLIC_KEY": _b64,
-    "WGPEER_A_PRESHARED_KEY": _secret,
     "WGALLOWEDIP_A_IPADDR": _addr,
     "IFLA_XDP_ATTACHED": _xdp_attached,
     "IFLA_BRPORT_ROOT_ID": _bridge_id,
@@ -636,8 +630,7 @@ class _xfrm_algo(nla_string):
             if off + 4 <= len(raw):
                 out[name] = struct.unpack_from("=I", raw, off)[0]
             off += 4
-        from ..secrets import redacted      # the key's length only, unless --show-secrets
-        out["alg_key"] = redacted(raw[off:])
+        out["alg_key"] = Secret(raw[off:])     # shown as --show-secrets says
         self.value = out
 
 

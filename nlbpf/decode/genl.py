@@ -240,17 +240,11 @@ class GenlFamilies:
             if name:
                 self._ids.pop(name, None)
 
-    def feed(self, item, protocol=16):
-        """Learn from one nlctrl message: a Decoded, or raw message bytes.
-
-        Returns True when it taught something.  Never raises.
-        """
+    def feed(self, decoded):
+        """Learn from one decoded nlctrl message (decode() given these families does
+        it as it decodes). Returns True when it taught something. Never raises."""
         try:
-            if isinstance(item, (bytes, bytearray, memoryview)):
-                from .core import decode
-                item = decode(protocol, bytes(item), self)
-                return bool(getattr(item, "_taught", False))
-            return self._learn(item)
+            return self._learn(decoded)
         except Exception:
             return False
 
@@ -323,8 +317,9 @@ class GenlFamilies:
             sock.close()
 
     def _query_raw(self, timeout):
+        """The dump without pyroute2: each reply's family id, name and version (its
+        groups are left out: nothing here needs them without pyroute2)."""
         import socket
-        from .core import decode
         s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
         try:
             s.settimeout(timeout)
@@ -342,7 +337,27 @@ class GenlFamilies:
                     mtype = struct.unpack_from("=H", data, off + 4)[0]
                     if mtype in (2, 3):
                         return
-                    self._learn(decode(16, data[off:off + ln]))
+                    attrs = _ctrl_attrs(data[off + 20:off + ln])
+                    fid, name = attrs.get(1), attrs.get(2)      # CTRL_ATTR_FAMILY_ID, _NAME
+                    if fid is not None and len(fid) >= 2 and name:
+                        version = attrs.get(3)                  # CTRL_ATTR_VERSION
+                        self.add(struct.unpack_from("=H", fid)[0],
+                                 name.split(b"\0", 1)[0].decode("ascii", "replace"),
+                                 struct.unpack_from("=I", version)[0]
+                                 if version and len(version) >= 4 else None, [])
                     off += (ln + 3) & ~3
         finally:
             s.close()
+
+
+def _ctrl_attrs(raw):
+    """{type: payload} of a flat attribute list (an nlctrl reply's, after its genl header)."""
+    out = {}
+    off = 0
+    while off + 4 <= len(raw):
+        ln, typ = struct.unpack_from("=HH", raw, off)
+        if ln < 4:
+            break
+        out[typ & 0x3FFF] = raw[off + 4:off + ln]
+        off += (ln + 3) & ~3
+    return out

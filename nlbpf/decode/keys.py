@@ -1,9 +1,8 @@
 """Attributes that carry key material, decoded with the key redacted.
 
 nlbpf/secrets.py overwrites these bytes before anything is decoded (unless
---show-secrets); the decoders here make sure that the decoded view never shows
-a key either, and say how long it was: "<redacted 32 bytes>". With
---show-secrets they print the key in hex.
+--show-secrets); the decoders here give each key as a Secret (secret.py), which
+the output shows as "<redacted 32 bytes>", or with --show-secrets in hex.
 
 Also the generic netlink families pyroute2 has no class for, so that their
 attributes have names: "macsec" (include/uapi/linux/if_macsec.h), "ovpn"
@@ -13,8 +12,8 @@ import struct
 
 from pyroute2.netlink import genlmsg, nla
 
-from ..secrets import redacted
 from .engine import ATTR_OVERRIDES
+from .secret import Secret as redacted
 
 # -- MACsec (genl "macsec") -----------------------------------------------------
 MACSEC_CMD_GET_TXSC = 0
@@ -274,11 +273,7 @@ def _rekey(raw):
 
 
 def _wg_key(raw):
-    import base64
-    from ..secrets import shown
-    if shown():
-        return base64.b64encode(bytes(raw)).decode("ascii")
-    return redacted(raw)
+    return redacted(raw, b64=True)      # as `wg` prints keys
 
 
 ATTR_OVERRIDES.update({

@@ -10,6 +10,7 @@ import time
 from ..context import place_tag
 from ..netlink import NLMSG_ERROR
 from ..decode import Decoded, GenlFamilies, decode, errno_name
+from ..decode.secret import reveal
 from ..capture.abi import DEFINES
 from ..model import REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER, protocol_name
 
@@ -49,9 +50,10 @@ class Decoder:
     JSON reused the same way).
     """
 
-    def __init__(self, families=None, live_families=True):
+    def __init__(self, families=None, live_families=True, show_secrets=False):
         self._families = families
         self._live = live_families
+        self.show_secrets = show_secrets     # key material as text, not only its length
         self._memo = {}
 
     @property
@@ -75,6 +77,7 @@ class Decoder:
                 msg._memo = seen
             else:
                 d = decode(msg.protocol, data, self.families)
+                reveal(d, self.show_secrets)
                 if msg.protocol == 16:
                     self.families.feed(d)
                 if key is not None:

@@ -67,16 +67,16 @@ def test_live_never_raises(monkeypatch):
     assert f.items() == [(16, "nlctrl")]
 
 
-def test_feed_learns_from_capture_bytes():
+def test_decoding_learns_from_capture_bytes():
     f = GenlFamilies()
     msgs = nlfixtures.capture("genl_ctrl_dump")
-    taught = [f.feed(data) for _d, _p, data in msgs]
+    taught = [decode(16, data, f)._taught for _d, _p, data in msgs]
     assert taught == [False] + [True] * 8 + [False]   # request, 8 replies, DONE
     assert f.name(0x15) == "ethtool" and f.name(0x14) == "netdev"
     assert f.version("ethtool") == 1
-    assert f.feed(b"garbage") is False
+    assert decode(16, b"garbage", f)._taught is False
     assert f.feed(None) is False
-    assert f.feed(nlfixtures.capture("route_get")[1][2], protocol=0) is False
+    assert f.feed(decode(0, nlfixtures.capture("route_get")[1][2], f)) is False
 
 
 def test_feed_accepts_decoded_and_handles_delfamily():
@@ -85,7 +85,7 @@ def test_feed_accepts_decoded_and_handles_delfamily():
     d = decode(16, new)                 # no families passed: nothing learned
     assert f.feed(d) is True and f.name(0x22) == "wireguard"
     gone = genl(16, 2, 0, rta(2, b"wireguard\0") + rta(1, struct.pack("=H", 0x22)))
-    assert f.feed(gone) is True and f.name(0x22) is None
+    assert f.feed(decode(16, gone)) is True and f.name(0x22) is None
     assert f.id("wireguard") is None
 
 

@@ -272,6 +272,7 @@ def test_without_a_spool_file_trace_decodes_as_it_captures_unless_spool_was_aske
     monkeypatch.setattr(environment, "require_root", lambda: None)
     monkeypatch.setattr(trace, "run_trace", lambda **kw: ran.append(kw))
     args = dict(as_json=True, duration=1.0, filters=None, snaplen=SNAPLEN, capture=CaptureSettings(),
+                show_secrets=False,
                 drain=2.0)
     if asked:
         with pytest.raises(NlbpfError, match="cannot create the spool file in /ro"):
