@@ -62,6 +62,7 @@ import platform
 import re
 import struct
 import sys
+import time
 from collections import deque
 from operator import attrgetter
 
@@ -74,6 +75,7 @@ from .pcapfile import (FLAG_INBOUND, FLAG_MULTICAST, FLAG_OUTBOUND, FLAG_UNICAST
 from .errors import NlbpfError
 from .netlink import (NLM_F_ECHO, NLM_F_MULTI, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
                       is_final_reply)
+from .decode import GenlFamilies
 
 LINKTYPE_NETLINK = 253
 ARPHRD_NETLINK = 824
@@ -481,7 +483,6 @@ def family_from_json(item):
 
 
 def families_from_json(items):
-    from .decode import GenlFamilies
     fams = GenlFamilies()
     for item in items if isinstance(items, list) else ():
         fam = family_from_json(item)
@@ -649,7 +650,6 @@ class CaptureWriter:
     def close(self, stats=None, now_ns=None):
         """Writes the closing statistics block (pcapng) and flushes."""
         if self.fmt == "pcapng" and stats is not None:
-            import time
             now = now_ns if now_ns is not None else time.time_ns()
             extra = [f"{k}={stats[k]}" for k in ("walk_truncated", "pending_full") if stats.get(k)]
             self.w.write_stats(0, now, ifrecv=stats.get("emitted"), ifdrop=stats.get("lost"),

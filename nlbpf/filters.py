@@ -10,6 +10,7 @@ from typing import Optional
 
 from .errors import NlbpfError
 from .model import PROTOCOL_NUMBERS, protocol_name
+from .context import live_context
 
 
 def _type_constants():
@@ -90,7 +91,6 @@ def parse_cgroup(cgroup=None, container=None):
         return None, None
     if cgroup is not None and container is not None:
         raise NlbpfError("give --cgroup or --container, not both", exit_code=2)
-    from .context import live_context
     ctx = live_context()
     if container is not None:
         directory, label = ctx.resolve_container(container)
@@ -101,7 +101,6 @@ def parse_cgroup(cgroup=None, container=None):
 
 def cgroup_under(cgid, directory, pid=None):
     """Is cgroup id `cgid` the cgroup at `directory` or one below it (userspace check)?"""
-    from .context import live_context
     cgroups = live_context().cgroups
     path, top = cgroups.path(cgid, pid), cgroups.rel(directory)
     if path is None or top is None:

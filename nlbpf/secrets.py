@@ -33,7 +33,9 @@ reading a file (a family unknown to it cannot be told apart, see
 docs/hardening.md).
 """
 import struct
+import time
 
+from .decode import GenlFamilies
 from .netlink import NETLINK_GENERIC, NETLINK_XFRM, NLMSG_ERROR, SECRET_PROTOCOLS
 
 _HH = struct.Struct("=HH")
@@ -197,13 +199,11 @@ _last_refresh = [0.0]
 def _refresh_live(families):
     """A generic netlink family registered after the table was read (modprobe
     wireguard mid-run): read the kernel's table again, at most every 2 s."""
-    import time
     now = time.monotonic()
     if now - _last_refresh[0] < REFRESH_EVERY_S:
         return False
     _last_refresh[0] = now
     try:
-        from .decode import GenlFamilies
         for fid, name in GenlFamilies.live().items():
             families.add(fid, name)
     except Exception:
@@ -223,7 +223,6 @@ def live_families():
     and must not be able to rename wireguard to keep its keys from being scrubbed.
     """
     if not _live:
-        from .decode import GenlFamilies
         _live.append(GenlFamilies.live())
     return _live[0]
 

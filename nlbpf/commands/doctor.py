@@ -8,6 +8,9 @@ from ..capture import layers, ringbuf
 from ..capture.layers import layer_order as order
 from ..capture.btf import BTF, BTFError, probe_offsets
 from ..errors import NlbpfError
+from ..capture.loader import Capture
+from ..capture.settings import CaptureSettings
+from ..filters import Filters
 
 
 
@@ -101,9 +104,6 @@ def checks():
 
 def try_layer(hooks, kernel_probe="auto", mode="trace"):
     """Load a command's probes with this layer for real: (True, what loaded) or (False, why not)."""
-    from ..capture.loader import Capture
-    from ..capture.settings import CaptureSettings
-    from ..filters import Filters
     capture = Capture(mode=mode, filters=Filters(), slow_ns=DOCTOR_SLOW_NS,
                       settings=CaptureSettings(hooks=hooks, kernel_probe=kernel_probe))
     try:

@@ -22,6 +22,11 @@ from ..netlink import NLM_F_REQUEST, is_final_reply
 from ..output.records import Decoder, clock
 from ..pcapfile import PcapError
 from ..session import flush_output
+from ..session import write_line
+from .errors import run_errors
+from .slow import run_slow
+from .top import TopState, render_table
+from .trace import run_trace
 
 NS = 1_000_000_000
 TICK_NS = NS
@@ -333,21 +338,16 @@ def run_read(path, view, threshold_ns, interval, count, rows, by, snaplen_given,
         return
     with offline(path, kw["snaplen"] if snaplen_given else None) as source:
         if view == "trace":
-            from .trace import run_trace
             run_trace(source=source, **kw)
         elif view == "errors":
-            from .errors import run_errors
             run_errors(source=source, **kw)
         else:
-            from .slow import run_slow
             run_slow(threshold_ns=threshold_ns, source=source, **kw)
 
 
 def run_top_file(path, as_json, duration, filters, snaplen, interval, count, rows,
                  by="process", snaplen_given=False, **_live_only):
     """nlbpf top over a file: one interval for the whole file, or -i seconds each."""
-    from .top import TopState, render_table
-    from ..session import write_line
     with offline(path, snaplen if snaplen_given else None) as source:
         def new_state():
             return TopState(by=by, context=source.context)

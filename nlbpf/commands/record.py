@@ -13,6 +13,9 @@ from ..model import Message
 from ..secrets import SECRET_PROTOCOLS, scrub_live
 from ..session import DRAIN_S, Outcome, OutputError, output_closed, run, wall_offset_ns
 from .common import capture_args
+from ..capture import environment
+from ..decode import GenlFamilies
+from ..context import live_context
 
 
 def _open_output(path):
@@ -31,17 +34,7 @@ def _open_output(path):
     return f, path, created
 
 
-def _describe():
-    """The live context's describe(), or None when that module is not there."""
-    try:
-        from ..output.records import where
-    except ImportError:
-        return None
-    return where
-
-
 def _families():
-    from ..decode import GenlFamilies
     return GenlFamilies.live()
 
 
@@ -70,7 +63,6 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=N
     if as_json:
         raise NlbpfError("record writes a capture file; --json does not apply "
                          "(read it back with: nlbpf read FILE --json)", exit_code=2)
-    from ..capture import environment
     environment.require_root()      # before the file is created
     out, name, created = _open_output(write)
     writer = None
@@ -84,7 +76,7 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=N
         try:
             writer = CaptureWriter(out, fmt=fmt, snaplen=snaplen, offset_ns=wall_offset_ns(),
                                    families=families, filters=filters.describe(),
-                                   describe=_describe(),
+                                   describe=live_context().describe,
                                    secrets="shown" if show_secrets else "redacted")
         except OSError as e:
             # the output is gone before the capture began (`| head -c 100` read the

@@ -30,6 +30,9 @@ from ..capture.records import EventReader, records_of
 from ..capture.ringbuf import RingBacklog, ring_records
 from ..errors import NlbpfError
 from .common import LiveSource
+from ..capture import environment
+from ..capture.loader import Capture
+from .trace import run_trace
 
 FRAME = struct.Struct("<II")            # kind, length of what follows
 HELLO, STATS, END = 1, 4, 5             # RAW_RING (2) and RAW_EVENT (3) carry events
@@ -62,7 +65,6 @@ def _capture_child(fd, capture_args):
     except (OSError, AttributeError):
         pass
     out = os.fdopen(fd, "wb", buffering=1 << 20)
-    from ..capture.loader import Capture
     # the probes leave out the decoder's own netlink (its genl family lookups)
     capture = Capture(**capture_args, self_pid=os.getppid())
     try:
@@ -475,8 +477,6 @@ def run_spooled_trace(as_json, duration, filters, snaplen, capture, asked=True, 
     """trace's live capture: its records made from the capture child's spool. Unless
     the user asked for the spool (--spool), a spool that cannot be made means decoding
     in this process instead, said in one line."""
-    from ..capture import environment
-    from .trace import run_trace
     environment.require_root()
     trace_args = dict(as_json=as_json, duration=duration, filters=filters, snaplen=snaplen,
                       capture=capture, drain=drain, show_secrets=show_secrets)

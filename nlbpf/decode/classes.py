@@ -14,6 +14,8 @@ pyroute2 in the same process are unaffected.  The additions are:
   netlink_diag and packet_diag, nexthop (nhmsg), netconf, tc actions
   (tcamsg), address labels, prefixes, mdb, the inet_diag request attributes.
 """
+import base64
+import socket as _s
 import struct
 
 from pyroute2.netlink import ctrlmsg, nla, nla_string, nlmsg
@@ -26,8 +28,9 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import nh, rtmsg
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
-from .engine import ATTR_OVERRIDES, EXTRA_NAMES, partial_fields
+from .engine import ATTR_OVERRIDES, EXTRA_NAMES, addr_text, partial_fields
 from .secret import Secret
+from .names import AF_NAMES, IPPROTO_NAMES, bits
 
 
 def _explicit(nla_map):
@@ -479,18 +482,15 @@ def _bridge_id(raw):
 
 def _be32_bits(table):
     def fix(raw):
-        from .names import bits
         return bits(int.from_bytes(raw[:4], "big"), table)
     return fix
 
 
 def _addr(raw):
-    from .engine import addr_text
     return addr_text(bytes(raw))
 
 
 def _b64(raw):
-    import base64
     return base64.b64encode(bytes(raw)).decode("ascii")
 
 
@@ -581,7 +581,6 @@ class nft_trace_msg(nfgen_msg):
 
 # -- xfrm (include/uapi/linux/xfrm.h); pyroute2 has none ----------------------
 def _xaddr(raw, family):
-    import socket as _s
     raw = bytes(raw)
     if family == 2:
         return _s.inet_ntop(_s.AF_INET, raw[:4])
@@ -660,7 +659,6 @@ class _xfrm_tmpl(nla_string):
             spi, proto = struct.unpack_from(">IB", r, 16)
             reqid, mode, share, optional = struct.unpack_from("=IBBB", r, 44)
             aalgos, ealgos, calgos = struct.unpack_from("=III", r, 52)
-            from .names import AF_NAMES, IPPROTO_NAMES
             out.append({"daddr": _xaddr(r[0:16], family), "spi": spi,
                         "proto": IPPROTO_NAMES.get(proto, proto),
                         "family": AF_NAMES.get(family, family),

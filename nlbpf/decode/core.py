@@ -3,14 +3,21 @@
 The nlmsghdr, NLMSG_ERROR/NLMSG_DONE and the attribute robustness layer are
 handled here and in engine.py; payloads are decoded with pyroute2's message
 classes chosen from the tables in tables.py.  decode() never raises.
+
+engine.py, classes.py and tables.py are imported inside the functions that use
+them: they load pyroute2 (~170 ms), which a live command should pay for when the
+first message is decoded, not before its Tracing line.
 """
 import re
 import struct
 
 from ..model import PROTOCOLS
-from ..netlink import NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR, NLMSG_NAMES
+from ..netlink import (NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
+                       NLMSG_NAMES)
 from .errnos import errno_name, strerror
-from .genl import GenlFamilies, GENL_ID_CTRL
+from .genl import GENL_ID_CTRL, GenlFamilies, command_name, message_class
+from .names import RTNL_FAMILY_NAMES
+from .summary import summarize
 
 
 _COMMON_FLAGS = ((0x1, "NLM_F_REQUEST"), (0x2, "NLM_F_MULTI"),
@@ -246,7 +253,6 @@ class Decoded:
 
     def summary(self):
         """One line, like iproute2/strace would print the message."""
-        from .summary import summarize
         try:
             return summarize(self)
         except Exception:
@@ -488,7 +494,6 @@ def _payload(d, buf, clamped, families, ctx, header_only=False):
         elif protocol == 0 and plen >= 1 and mtype & 3 == 2:
             # struct rtgenmsg: dump requests may send just the family
             fam = payload[0]
-            from .names import RTNL_FAMILY_NAMES
             d.fields = {"family": RTNL_FAMILY_NAMES.get(fam, fam)}
         elif plen > 0 or protocol != 0:
             ctx.bad("payload %d bytes, shorter than its %d-byte header"
@@ -518,7 +523,6 @@ def _genl(d, payload, families, t):
         return None
     cmd = payload[0]
     d.cmd = cmd
-    from .genl import command_name, message_class
     cname = command_name(fam, cmd, request)
     d.type_name = "%s.%s" % (fam or "0x%x" % mtype, cname)
     kind = _kind_from_name(cname) if not cname.startswith("cmd ") else None

@@ -22,6 +22,7 @@ Values come out as plain Python: dicts for nests and structs, lists for
 arrays and repeated attributes, text for addresses, hex text for bytes.
 """
 import logging
+import socket
 import struct
 import threading
 import types
@@ -248,7 +249,6 @@ def raw_payload(inst):
 
 def addr_text(raw):
     """Address bytes as text by length: IPv4, IPv6, MAC; else hex."""
-    import socket
     if len(raw) == 4:
         return socket.inet_ntop(socket.AF_INET, raw)
     if len(raw) == 16:

@@ -8,6 +8,7 @@ has the family.
 """
 import enum
 import importlib
+import socket
 import struct
 import threading
 
@@ -319,7 +320,6 @@ class GenlFamilies:
     def _query_raw(self, timeout):
         """The dump without pyroute2: each reply's family id, name and version (its
         groups are left out: nothing here needs them without pyroute2)."""
-        import socket
         s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 16)
         try:
             s.settimeout(timeout)

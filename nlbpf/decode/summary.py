@@ -5,8 +5,8 @@ derived from the attributes generically (name-based picks), so a new message
 type still gets something readable.  Interface indexes stay numbers: the
 decoder has no view of the observed namespace's interface names.
 """
-from .names import (AF_INET, AF_INET6, RT_SCOPE_IP_NAMES, RT_TABLE_NAMES,
-                     RT_PROTO_NAMES, FR_ACT_IP)
+from .names import (AF_INET, AF_INET6, FR_ACT_IP, RT_PROTO_NAMES, RT_SCOPE_IP_NAMES,
+                     RT_SCOPE_NAMES, RT_TABLE_NAMES, SS_STATE_NAMES, TCP_STATE_NAMES)
 
 NFPROTO_NFT = {"NFPROTO_INET": "inet", "NFPROTO_IPV4": "ip",
                "NFPROTO_IPV6": "ip6", "NFPROTO_ARP": "arp",
@@ -241,7 +241,6 @@ def _addr(d):
         parts.append("dev %s" % f["index"])
     scope = f.get("scope")
     if scope is not None and main is not None:
-        from .names import RT_SCOPE_NAMES
         inv = {v: k for k, v in RT_SCOPE_NAMES.items()}
         parts.append("scope %s" % RT_SCOPE_IP_NAMES.get(inv.get(scope, scope),
                                                          scope))
@@ -502,7 +501,6 @@ def _sock_diag(d):
                 parts.append("show " + ",".join(f[k]))
         return " ".join(parts)
     if "idiag_family" in f:
-        from .names import SS_STATE_NAMES, TCP_STATE_NAMES
         inv = {v: k for k, v in TCP_STATE_NAMES.items()}
         st = SS_STATE_NAMES.get(inv.get(f.get("idiag_state")),
                                 f.get("idiag_state"))

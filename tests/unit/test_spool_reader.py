@@ -262,7 +262,6 @@ def test_a_ring_span_cut_by_the_budget_is_not_taken_for_a_dead_child(tmp_path, m
 def test_without_a_spool_file_trace_decodes_as_it_captures_unless_spool_was_asked(
         monkeypatch, capsys, asked):
     from nlbpf.capture import environment
-    from nlbpf.commands import trace
     ran = []
 
     def no_spool(spool_dir=None):
@@ -270,7 +269,7 @@ def test_without_a_spool_file_trace_decodes_as_it_captures_unless_spool_was_aske
                                      "system (set TMPDIR to a writable directory)")
     monkeypatch.setattr(spool, "open_spool", no_spool)
     monkeypatch.setattr(environment, "require_root", lambda: None)
-    monkeypatch.setattr(trace, "run_trace", lambda **kw: ran.append(kw))
+    monkeypatch.setattr(spool, "run_trace", lambda **kw: ran.append(kw))
     args = dict(as_json=True, duration=1.0, filters=None, snaplen=SNAPLEN, capture=CaptureSettings(),
                 show_secrets=False,
                 drain=2.0)
