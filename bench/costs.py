@@ -48,14 +48,14 @@ def main():
     from nlbpf.filters import Filters
     from nlbpf.correlate import Correlator, classify_orphan
     try:
-        from nlbpf.context import live_context
+        from nlbpf.places import live_context
         context = live_context()
     except ImportError:         # a tree from before records were given their context
         context = None
     from nlbpf.output.records import Decoder, message_record
     from nlbpf.model import Message
     from nlbpf.output.jsonline import dumps
-    from nlbpf.session import tune_gc
+    from nlbpf.commands.live import tune_gc
 
     ns = f"nlcost-{uuid.uuid4().hex[:6]}"
     sh("ip", "netns", "add", ns)

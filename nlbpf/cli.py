@@ -10,7 +10,7 @@ from . import __version__
 from .errors import NlbpfError
 from .filters import Filters
 from .capture.settings import CaptureSettings
-from .session import DRAIN_S
+from .commands.live import DRAIN_S
 
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 PID_MAX = 1 << 22       # the kernel's most (PID_MAX_LIMIT)

@@ -10,7 +10,7 @@ from typing import Optional
 
 from .errors import NlbpfError
 from .model import PROTOCOL_NUMBERS, protocol_name
-from .context import live_context
+from .places import live_context
 
 
 def _type_constants():

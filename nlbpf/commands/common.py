@@ -7,10 +7,10 @@ from ..correlate import Correlator
 from ..model import CallEnd, Message, SyscallError, protocol_name
 from ..decode import errno_name
 from ..output.jsonline import dumps
-from ..context import live_context
+from ..places import live_context
 from ..output.records import Decoder, clock, wall_ts, where, where_tag
 from ..secrets import SECRET_PROTOCOLS, scrub_live, scrub_message
-from ..session import DRAIN_S, flush_output, run, wall_offset_ns, write_line
+from .live import DRAIN_S, flush_output, run, wall_offset_ns, write_line
 
 
 def syscall_error_record(err, offset_ns, context):
@@ -134,7 +134,7 @@ class Pipeline:
             flush_output()
 
     def end(self, outcome):
-        """The closing line (session.Outcome), after what the command held back."""
+        """The closing line (live.Outcome), after what the command held back."""
         try:
             self.finish()
         finally:
@@ -142,7 +142,7 @@ class Pipeline:
                   flush=True)
 
     def run(self, capture_args, duration, drain=None):
-        """drain: how long the end may go on showing what was captured (session.run)."""
+        """drain: how long the end may go on showing what was captured (live.run)."""
         return self.source.run(self, capture_args, duration, drain)
 
 

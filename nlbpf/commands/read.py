@@ -12,7 +12,7 @@ import contextlib
 import json
 import sys
 
-from ..capfile import CaptureFile
+from ..files.recording import CaptureFile
 from ..capture.abi import LAT_BUCKETS, TOP_COUNTERS
 from ..capture.records import Extack, Span
 from ..correlate import Correlator, final_status, socket_key
@@ -20,9 +20,9 @@ from ..errors import NlbpfError
 from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY
 from ..netlink import NLM_F_REQUEST, is_final_reply
 from ..output.records import Decoder, clock
-from ..pcapfile import PcapError
-from ..session import flush_output
-from ..session import write_line
+from ..files.pcap import PcapError
+from .live import flush_output
+from .live import write_line
 from .errors import run_errors
 from .slow import run_slow
 from .top import TopState, render_table

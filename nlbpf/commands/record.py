@@ -1,21 +1,21 @@
 """nlbpf record: write every netlink message (and failed calls, extack texts) to a
 pcapng file Wireshark opens, with the process of each packet in its comment.
 
-See nlbpf/capfile.py for the file layout; `nlbpf read FILE` replays it.
+See nlbpf/files/recording.py for the file layout; `nlbpf read FILE` replays it.
 """
 import os
 import stat
 import sys
 
-from ..capfile import CaptureWriter
+from ..files.recording import CaptureWriter
 from ..errors import NlbpfError
 from ..model import Message
 from ..secrets import SECRET_PROTOCOLS, scrub_live
-from ..session import DRAIN_S, Outcome, OutputError, output_closed, run, wall_offset_ns
+from .live import DRAIN_S, Outcome, OutputError, output_closed, run, wall_offset_ns
 from .common import capture_args
 from ..capture import environment
 from ..decode import GenlFamilies
-from ..context import live_context
+from ..places import live_context
 
 
 def _open_output(path):

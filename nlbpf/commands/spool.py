@@ -10,7 +10,7 @@ of it exactly as a live run does (SpoolCapture stands in for Capture). A burst
 then makes the output lag, not lose messages; the file holds what waits.
 
 Ctrl-C (or --duration) stops the capture; what is spooled is still shown, for
-a few seconds at most (session.DRAIN_S), or until a second Ctrl-C. The closing
+a few seconds at most (live.DRAIN_S), or until a second Ctrl-C. The closing
 line says how much was not shown, from the child's final counters.
 
 The spool is a private, transient format: frames of (kind, length, bytes).
@@ -184,7 +184,7 @@ def open_spool(spool_dir=None):
 
 
 class SpoolCapture:
-    """Capture's interface over the spool its child writes (session.run drives it)."""
+    """Capture's interface over the spool its child writes (live.run drives it)."""
 
     def __init__(self, capture_args, spool_dir=None, spool=None):
         self.capture_args = capture_args
@@ -365,7 +365,7 @@ class SpoolCapture:
         self._stop_child()
 
     def drain(self):
-        """The rest of the spool, up to the child's END (session.run decides how long
+        """The rest of the spool, up to the child's END (live.run decides how long
         it is shown); None while there is nothing yet, so that it can keep its time."""
         while not self.finished:
             yield from self.poll(100) or [None]
@@ -438,7 +438,7 @@ class SpoolCapture:
             self._lagging = False
             print("nlbpf: output has caught up with the traffic", file=sys.stderr, flush=True)
 
-    # -- what session.run asks besides records
+    # -- what live.run asks besides records
     def stats(self):
         return dict(self._stats)
 

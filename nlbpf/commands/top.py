@@ -12,10 +12,10 @@ import time
 from tabulate import tabulate
 
 from ..capture.loader import TOP_COUNTERS, forget_pids, read_top, top_pids
-from ..context import container_label, live_context, place_tag
+from ..places import container_label, live_context, place_tag
 from ..decode import decode
 from ..output.records import fmt_us
-from ..session import LostReporter, OutputClosed, OutputError, Stopper, announce, write_line
+from .live import LostReporter, OutputClosed, OutputError, Stopper, announce, write_line
 from ..capture.loader import Capture
 
 
@@ -138,7 +138,7 @@ class TopState:
     """Turns cumulative kernel counters into per-interval rows."""
 
     def __init__(self, context, by="process"):
-        """context: where rows are described (nlbpf/context.py): the live machine's, or
+        """context: where rows are described (nlbpf/places.py): the live machine's, or
         a capture file's."""
         self.prev = {}
         self.prev_types = {}
@@ -198,7 +198,7 @@ def _who(r, by):
 
 
 def not_walked(stats):
-    """Netlink calls the probes could not walk to the end, or at all (session.Outcome)."""
+    """Netlink calls the probes could not walk to the end, or at all (live.Outcome)."""
     return stats.get("walk_truncated", 0) + stats.get("unseen", 0)
 
 
@@ -228,7 +228,7 @@ def run_top(as_json, duration, filters, snaplen, capture, interval, count, rows,
     probes = Capture(mode="top", filters=filters, snaplen=snaplen, settings=capture)
     state = TopState(live_context(), by=by)
     tty = sys.stdout.isatty() and not as_json
-    stopper = Stopper().__enter__()     # until the probes are detached (session.Stopper)
+    stopper = Stopper().__enter__()     # until the probes are detached (live.Stopper)
     try:
         probes.start()
         announce(probes)

@@ -7,7 +7,7 @@ import os
 import struct
 import time
 
-from ..context import place_tag
+from ..places import place_tag
 from ..netlink import NLMSG_ERROR
 from ..decode import Decoded, GenlFamilies, decode, errno_name
 from ..decode.secret import reveal
@@ -173,7 +173,7 @@ def _extack(txn, decoder):
 
 def where(netns, cgroup, pid, context):
     """netns_name, cgroup_path and container of a record, as `context` (the live
-    machine's, or a capture file's: nlbpf/context.py) knows them."""
+    machine's, or a capture file's: nlbpf/places.py) knows them."""
     return context.describe(netns, cgroup, pid)
 
 

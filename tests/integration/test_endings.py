@@ -1,6 +1,6 @@
 """How a run ends: within seconds of a signal or --duration whatever the backlog, with
 a closing line that adds up, and with one line when the output cannot be written. This is
-session.run's, the same on every hook layer, so these run on the host only (vm/ leaves
+live.run's (nlbpf/commands/live.py), the same on every hook layer, so these run on the host only (vm/ leaves
 them out)."""
 import signal
 import subprocess

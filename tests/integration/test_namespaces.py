@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nlbpf.context import cgroup2_mount
+from nlbpf.places import cgroup2_mount
 
 from tests.helpers.live import NLCLIENT, Netns
 

@@ -248,7 +248,7 @@ def test_nlmon_capture_pairs_like_nlbpfs_own(nlbpf, netns, workdir):
     made = netns.ip("link", "add", "nlmon0", "type", "nlmon", check=False)
     if made.returncode:
         pytest.skip(f"no nlmon here (`ip link add nlmon0 type nlmon`: {made.stderr.strip()}); "
-                    f"tests/unit/test_pcapfile.py compares the VM-made fixture instead")
+                    f"tests/unit/test_files.py compares the VM-made fixture instead")
     netns.ip("link", "set", "nlmon0", "up")
     setup_link(netns)
     own, theirs = workdir / "own.pcapng", workdir / "nlmon.pcap"

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from nlbpf.commands.top import TopState, render_table
-from nlbpf.context import (Cgroups, Context, Netns, RuntimeState, cgroup2_mount, place_tag,
+from nlbpf.places import (Cgroups, Context, Netns, RuntimeState, cgroup2_mount, place_tag,
                            container_label, parse_cgroup_path)
 from nlbpf.errors import NlbpfError
 from nlbpf.filters import Filters

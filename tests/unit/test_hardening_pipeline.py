@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from nlbpf import secrets
 from nlbpf.capture.records import EV_EXTACK, EV_MSG, EV_SPAN, EV_SYSERR, Extack, Span, convert
 from nlbpf.commands.common import Pipeline, syscall_error_record
-from nlbpf.context import live_context
+from nlbpf.places import live_context
 from nlbpf.commands.errors import error_details
 from nlbpf.commands.slow import SPAN_KEEP_NS, BusyCalls, slow_details, slow_record
 from nlbpf.commands.top import TopState

@@ -2,7 +2,7 @@
 not walked, and the numbers add up whatever ended the run."""
 import re
 
-from nlbpf.session import Outcome
+from nlbpf.commands.live import Outcome
 
 
 def numbers(line):

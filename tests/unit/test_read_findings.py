@@ -12,7 +12,7 @@ import pytest
 
 from tests.helpers import readcheck as rc
 
-from nlbpf.capfile import (CaptureFile, PortResolver, RESOLVE_HOLD_NS, decode_comment,
+from nlbpf.files.recording import (CaptureFile, PortResolver, RESOLVE_HOLD_NS, decode_comment,
                            meta_from_json, where_from_json)
 from nlbpf.commands.read import OPEN_MAX, OfflineFilter, TOP_ROWS_MAX, TopCounters
 from nlbpf.filters import Filters
@@ -393,7 +393,7 @@ def test_reading_the_fixtures_still_gives_their_pairs():
 
 def test_the_reader_keeps_the_first_section_and_the_current_one():
     import io
-    from nlbpf.pcapfile import MAX_TEXT, Reader
+    from nlbpf.files.pcap import MAX_TEXT, Reader
     req = rc.route_request()
     sections = b"".join(rc.shb([f"section {i}"]) + rc.idb(name="x" * 5000)
                         + rc.epb(rc.cooked() + req) for i in range(50))
@@ -404,7 +404,7 @@ def test_the_reader_keeps_the_first_section_and_the_current_one():
 
 
 def test_more_interfaces_than_a_section_can_name_is_damage(capfile):
-    from nlbpf.pcapfile import MAX_INTERFACES
+    from nlbpf.files.pcap import MAX_INTERFACES
     one = rc.idb()
     data = rc.shb() + one * (MAX_INTERFACES + 1)
     path = capfile(data)
@@ -416,7 +416,7 @@ def test_more_interfaces_than_a_section_can_name_is_damage(capfile):
 
 
 def test_context_events_kept_are_bounded():
-    from nlbpf.capfile import FileContext
+    from nlbpf.files.recording import FileContext
     ctx = FileContext()
     where = json.dumps({"netns_name": "n", "cgroup_path": "/", "container": None})
     for netns in range(FileContext.MAX + 10):

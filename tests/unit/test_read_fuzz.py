@@ -27,8 +27,8 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from tests.helpers import readcheck as rc
 
-from nlbpf.capfile import CaptureFile
-from nlbpf.pcapfile import PcapError
+from nlbpf.files.recording import CaptureFile
+from nlbpf.files.pcap import PcapError
 
 BASES = rc.bases()
 MAGICS = (b"\x0a\x0d\x0d\x0a", b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",

@@ -1,7 +1,7 @@
 """Reading a big nlmon capture takes memory bounded by a window, not by the file's size.
 
 An nlmon capture has no process in it: a request learns its port from its reply,
-and waits for it (capfile.PortResolver). Some requests are never answered (no
+and waits for it (recording.PortResolver). Some requests are never answered (no
 NLM_F_ACK), so what comes after them waits too, for a bounded time and size;
 the views' own state is bounded by time (the correlator's 30 s) and count. The
 test writes two nlmon-style captures (tests/fixtures/pcap/readcheck.write_nlmon:

@@ -178,7 +178,7 @@ class BackloggedCapture:
 
 
 def test_falling_behind_is_said_once_until_the_reader_catches_up(capsys):
-    from nlbpf.session import LostReporter
+    from nlbpf.commands.live import LostReporter
     cap = BackloggedCapture()
     rep = LostReporter(cap)
     said = []

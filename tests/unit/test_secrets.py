@@ -13,7 +13,7 @@ import pytest
 
 from nlbpf import secrets
 from nlbpf.commands.common import Pipeline
-from nlbpf.context import live_context
+from nlbpf.places import live_context
 from nlbpf.decode import GenlFamilies, decode
 from nlbpf.model import Message, REQUEST, REPLY
 from nlbpf.output.records import Decoder, message_record, transaction_record

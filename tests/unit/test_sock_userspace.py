@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from nlbpf.capture import btfprog, layers
-from nlbpf.context import live_context
+from nlbpf.places import live_context
 from nlbpf.capture.btf import BTF_PATH, BTF, SOCK_OFFSETS, probe_offsets
 from nlbpf.capture.loader import LAT_BUCKETS, TOP_COUNTERS, read_top, top_pids
 from nlbpf.capture.records import Span

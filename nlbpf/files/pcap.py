@@ -24,7 +24,7 @@ interfaces described.
 """
 import struct
 
-from .errors import NlbpfError
+from ..errors import NlbpfError
 
 PCAPNG_SHB = 0x0A0D0D0A
 PCAPNG_IDB, PCAPNG_OPB, PCAPNG_SPB, PCAPNG_ISB, PCAPNG_EPB = 1, 2, 3, 5, 6

@@ -13,8 +13,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from .capture.loader import Capture
-from .errors import NlbpfError
+from ..capture.loader import Capture
+from ..errors import NlbpfError
 
 TRACING_LINE = "Tracing netlink... Hit Ctrl-C to end."
 # Once stopped, the records already captured are still shown, for this long at most

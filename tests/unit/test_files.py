@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nlbpf import pcapfile
-from nlbpf.capfile import (ARPHRD_NETLINK, LINKTYPE_NETLINK, CaptureFile, CaptureWriter,
+from nlbpf.files import pcap
+from nlbpf.files.recording import (ARPHRD_NETLINK, LINKTYPE_NETLINK, CaptureFile, CaptureWriter,
                            _generic_message_comment, decode_comment, encode_comment,
                            message_comment, resolve_ports)
 from nlbpf.capture.records import Extack
@@ -22,7 +22,7 @@ from nlbpf.commands.top import bucket_mid_ns
 from nlbpf.decode import GenlFamilies
 from nlbpf.filters import Filters
 from nlbpf.model import Message, SyscallError, REQUEST, REPLY, NOTIFY
-from nlbpf.pcapfile import PcapError, PcapngWriter, Reader
+from nlbpf.files.pcap import PcapError, PcapngWriter, Reader
 
 from tests.helpers.nlfixtures import answered_requests
 
@@ -207,13 +207,13 @@ def test_packet_writer_bytes_match_the_block_builders():
         ts = rnd.randrange(2 ** 62)
         w.write_packet(0, ts, data, orig, comments=comments, flags=flags)
         ticks = w._ticks(0, ts)
-        opts = [(pcapfile.OPT_COMMENT, pcapfile._utf8(c)) for c in comments]
+        opts = [(pcap.OPT_COMMENT, pcap._utf8(c)) for c in comments]
         if flags is not None:
-            opts.append((pcapfile.EPB_FLAGS, struct.pack("<I", flags)))
+            opts.append((pcap.EPB_FLAGS, struct.pack("<I", flags)))
         body = (struct.pack("<IIIII", 0, ticks >> 32, ticks & 0xFFFFFFFF, len(data),
                             max(len(data), orig or 0))
-                + data + b"\0" * (-len(data) % 4) + pcapfile._options(opts))
-        assert out.getvalue()[start:] == pcapfile._block(pcapfile.PCAPNG_EPB, body)
+                + data + b"\0" * (-len(data) % 4) + pcap._options(opts))
+        assert out.getvalue()[start:] == pcap._block(pcap.PCAPNG_EPB, body)
 
 
 def test_one_comment_writer_gives_write_packets_bytes():

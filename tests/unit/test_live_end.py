@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from nlbpf import session
+from nlbpf.commands import live
 from nlbpf.capture.settings import CaptureSettings
 from nlbpf.capture.records import Span
 from nlbpf.commands import slow
@@ -86,12 +86,12 @@ def getlink(seq, ts):
 def test_a_backlog_of_any_size_is_shown_for_a_few_seconds_at_most(monkeypatch, capsys):
     """A million records wait when --duration ends: they are shown for DRAIN_S, then the
     run ends and says how many were not."""
-    monkeypatch.setattr(session, "DRAIN_S", 0.3)
+    monkeypatch.setattr(live, "DRAIN_S", 0.3)
     fake = FakeCapture((getlink(i, i) for i in range(1_000_000)), emitted=1_000_000,
                        slow_drain_s=0.0001)
     seen = []
     started = time.monotonic()
-    outcome = session.run({}, seen.append, duration=0.05, capture=fake)
+    outcome = live.run({}, seen.append, duration=0.05, capture=fake)
     assert time.monotonic() - started < 3
     assert fake.detached and fake.closed
     assert 0 < outcome.shown == len(seen) < 1_000_000
@@ -110,7 +110,7 @@ def test_each_stop_signal_ends_the_run_with_its_closing_line(sig, capsys):
     fake = FakeCapture([getlink(i, i) for i in range(1000)], on_poll=stop)
     pipe = Pipeline(as_json=True)
     before = signal.getsignal(sig)
-    outcome = session.run({}, pipe.feed, capture=fake, on_end=pipe.end)
+    outcome = live.run({}, pipe.feed, capture=fake, on_end=pipe.end)
     err = capsys.readouterr().err
     assert fake.detached and fake.closed and outcome.shown == 1000
     total, shown, not_shown, lost, walked = numbers(err.splitlines()[-1])
@@ -123,13 +123,13 @@ def test_drain_sets_how_long_the_end_may_show(monkeypatch):
     fake = FakeCapture((getlink(i, i) for i in range(1_000_000)), emitted=1_000_000,
                        slow_drain_s=0.0001)
     started = time.monotonic()
-    outcome = session.run({}, lambda rec: None, duration=0.05, capture=fake, drain_s=0.5)
+    outcome = live.run({}, lambda rec: None, duration=0.05, capture=fake, drain_s=0.5)
     took = time.monotonic() - started
     assert 0.5 <= took < 3 and "for 0.5 s at most, as --drain says" in outcome.why[0]
 
 
 def test_a_second_signal_stops_showing_at_once(monkeypatch):
-    monkeypatch.setattr(session, "DRAIN_S", 60)
+    monkeypatch.setattr(live, "DRAIN_S", 60)
 
     def stop(fake):
         if fake.polls == 1:
@@ -145,7 +145,7 @@ def test_a_second_signal_stops_showing_at_once(monkeypatch):
     fake = FakeCapture((getlink(i, i) for i in range(10_000_000)), emitted=10_000_000,
                        on_poll=stop)
     started = time.monotonic()
-    outcome = session.run({}, on_record, capture=fake)
+    outcome = live.run({}, on_record, capture=fake)
     assert time.monotonic() - started < 5
     assert outcome.why == ["stopped by a second signal"]
     assert outcome.shown == len(shown) and outcome.not_shown == 10_000_000 - len(shown)
@@ -154,7 +154,7 @@ def test_a_second_signal_stops_showing_at_once(monkeypatch):
 def test_a_capture_that_stops_answering_cannot_hold_the_end_up(monkeypatch):
     """trace's capture child stopped, and its last frames never come: the end still
     comes after DRAIN_S (drain() says it has nothing yet instead of waiting in itself)."""
-    monkeypatch.setattr(session, "DRAIN_S", 0.3)
+    monkeypatch.setattr(live, "DRAIN_S", 0.3)
 
     class Silent(FakeCapture):
         def drain(self):
@@ -164,7 +164,7 @@ def test_a_capture_that_stops_answering_cannot_hold_the_end_up(monkeypatch):
 
     fake = Silent([getlink(i, i) for i in range(10)], emitted=20)
     started = time.monotonic()
-    outcome = session.run({}, lambda rec: None, duration=0.05, capture=fake)
+    outcome = live.run({}, lambda rec: None, duration=0.05, capture=fake)
     assert time.monotonic() - started < 3
     assert outcome.shown == 10 and outcome.not_shown == 10
 
@@ -175,8 +175,8 @@ def test_stdout_that_cannot_be_written_is_one_line_and_a_failure(monkeypatch, tm
     full = open("/dev/full", "w")
     monkeypatch.setattr(sys, "stdout", full)
     fake = FakeCapture([getlink(i, i) for i in range(50_000)])
-    with pytest.raises(session.OutputError) as e:
-        session.run({}, lambda rec: session.write_line("x" * 100), capture=fake)
+    with pytest.raises(live.OutputError) as e:
+        live.run({}, lambda rec: live.write_line("x" * 100), capture=fake)
     assert str(e.value) == "cannot write the output: No space left on device"
     assert e.value.exit_code == 1 and fake.closed
 

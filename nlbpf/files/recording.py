@@ -66,16 +66,16 @@ import time
 from collections import deque
 from operator import attrgetter
 
-from . import __version__
-from .capture.records import Extack
-from .capture.abi import DEFINES
-from .model import Message, SyscallError, REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER
-from .pcapfile import (FLAG_INBOUND, FLAG_MULTICAST, FLAG_OUTBOUND, FLAG_UNICAST, NS,
+from .. import __version__
+from ..capture.records import Extack
+from ..capture.abi import DEFINES
+from ..model import Message, SyscallError, REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER
+from .pcap import (FLAG_INBOUND, FLAG_MULTICAST, FLAG_OUTBOUND, FLAG_UNICAST, NS,
                        PcapError, PcapngWriter, PcapWriter, Reader)
-from .errors import NlbpfError
-from .netlink import (NLM_F_ECHO, NLM_F_MULTI, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
+from ..errors import NlbpfError
+from ..netlink import (NLM_F_ECHO, NLM_F_MULTI, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
                       is_final_reply)
-from .decode import GenlFamilies
+from ..decode import GenlFamilies
 
 LINKTYPE_NETLINK = 253
 ARPHRD_NETLINK = 824
@@ -426,7 +426,7 @@ def where_from_json(text):
 class FileContext:
     """Where records came from, as the recorder's machine said (context events).
 
-    Stands in for nlbpf.context's live Context while a file is read: describe()
+    Stands in for nlbpf.places' live Context while a file is read: describe()
     answers from the file, never from this machine."""
 
     UNKNOWN = {"netns_name": None, "cgroup_path": None, "container": None}
