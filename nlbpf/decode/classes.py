@@ -28,7 +28,7 @@ from pyroute2.netlink.rtnl.ndmsg import ndmsg
 from pyroute2.netlink.rtnl.rtmsg import nh, rtmsg
 from pyroute2.netlink.rtnl.tcmsg import tcmsg
 
-from .engine import ATTR_OVERRIDES, EXTRA_NAMES, addr_text, partial_fields
+from .engine import ATTR_OVERRIDES, EXTRA_NAMES, addr_text, own_nla_map, partial_fields
 from .secret import Secret
 from .names import AF_NAMES, IPPROTO_NAMES, bits
 
@@ -58,13 +58,8 @@ def derive(base, name, extra=(), **namespace):
             order.append(item[0])
         by_type[item[0]] = item
     namespace["nla_map"] = tuple(by_type[t] for t in sorted(order))
-    # pyroute2 caches the compiled map per class in name-mangled attributes;
-    # a subclass must not inherit its parent's
-    namespace["_nlmsg_base__compiled_nla"] = False
-    namespace["_nlmsg_base__t_nla_map"] = None
-    namespace["_nlmsg_base__r_nla_map"] = None
     namespace.setdefault("__module__", __name__)
-    return type(name, (base,), namespace)
+    return type(name, (base,), own_nla_map(namespace))
 
 
 # -- atoms ------------------------------------------------------------------
@@ -775,10 +770,8 @@ class xfrm_msg(nlmsg):
 
 
 def _xfrm_class(name, fields, addresses):
-    return type(name, (xfrm_msg,), {
-        "fields": fields, "addresses": addresses,
-        "_nlmsg_base__compiled_nla": False, "_nlmsg_base__t_nla_map": None,
-        "_nlmsg_base__r_nla_map": None, "__module__": __name__})
+    return type(name, (xfrm_msg,), own_nla_map({
+        "fields": fields, "addresses": addresses, "__module__": __name__}))
 
 
 _SEL_ADDRS = (("sel_daddr", "sel_family"), ("sel_saddr", "sel_family"))

@@ -166,15 +166,30 @@ def header_size(header):
     return size
 
 
+# pyroute2 (0.9) keeps a class's compiled attribute map in class attributes of
+# nlmsg_base, name-mangled, and has no public way to read them; a subclass inherits
+# its parent's compiled map, and pyroute2 then decodes it with the parent's map.
+# This is the one place nlbpf touches them: to read a map, and (own_nla_map) to
+# give a class nlbpf makes a map of its own. pyroute2 is pinned <0.10 for them.
+_COMPILED, _DECODE_MAP, _ENCODE_MAP = ("_nlmsg_base__compiled_nla", "_nlmsg_base__t_nla_map",
+                                       "_nlmsg_base__r_nla_map")
+
+
+def own_nla_map(namespace):
+    """A new pyroute2 class's namespace, made to compile its own attribute map."""
+    namespace.update({_COMPILED: False, _DECODE_MAP: None, _ENCODE_MAP: None})
+    return namespace
+
+
 def nla_table(cls, inst=None):
     """The compiled decode map of a pyroute2 class (compiling it if needed)."""
-    table = getattr(cls, "_nlmsg_base__t_nla_map", None)
+    table = getattr(cls, _DECODE_MAP, None)
     if table is None and cls.nla_map:
         try:
             (inst or cls()).compile_nla_table()
         except Exception:
             return None
-        table = getattr(cls, "_nlmsg_base__t_nla_map", None)
+        table = getattr(cls, _DECODE_MAP, None)
     return table
 
 
