@@ -7,7 +7,7 @@ CREATE/APPEND), "del" (NONREC/BULK) or None (left as hex).
 Classes are pyroute2's (or the fixes in classes.py); this module imports
 pyroute2 and is loaded on first use by core.py.
 """
-from pyroute2.netlink import genlmsg
+from pyroute2.netlink import genlmsg, rtnl
 from pyroute2.netlink.nfnetlink import nfgen_msg
 from pyroute2.netlink.nfnetlink import nftsocket
 from pyroute2.netlink.nfnetlink.ipset import ipset_msg
@@ -27,34 +27,14 @@ from .engine import mute_pyroute2_logs
 mute_pyroute2_logs()
 
 # -- NETLINK_ROUTE (include/uapi/linux/rtnetlink.h) -------------------------
-RTM_NAMES = {
-    16: "RTM_NEWLINK", 17: "RTM_DELLINK", 18: "RTM_GETLINK",
-    19: "RTM_SETLINK", 20: "RTM_NEWADDR", 21: "RTM_DELADDR",
-    22: "RTM_GETADDR", 24: "RTM_NEWROUTE", 25: "RTM_DELROUTE",
-    26: "RTM_GETROUTE", 28: "RTM_NEWNEIGH", 29: "RTM_DELNEIGH",
-    30: "RTM_GETNEIGH", 32: "RTM_NEWRULE", 33: "RTM_DELRULE",
-    34: "RTM_GETRULE", 36: "RTM_NEWQDISC", 37: "RTM_DELQDISC",
-    38: "RTM_GETQDISC", 40: "RTM_NEWTCLASS", 41: "RTM_DELTCLASS",
-    42: "RTM_GETTCLASS", 44: "RTM_NEWTFILTER", 45: "RTM_DELTFILTER",
-    46: "RTM_GETTFILTER", 48: "RTM_NEWACTION", 49: "RTM_DELACTION",
-    50: "RTM_GETACTION", 52: "RTM_NEWPREFIX", 56: "RTM_NEWMULTICAST",
-    57: "RTM_DELMULTICAST", 58: "RTM_GETMULTICAST", 60: "RTM_NEWANYCAST",
-    61: "RTM_DELANYCAST", 62: "RTM_GETANYCAST", 64: "RTM_NEWNEIGHTBL",
-    66: "RTM_GETNEIGHTBL", 67: "RTM_SETNEIGHTBL", 68: "RTM_NEWNDUSEROPT",
-    72: "RTM_NEWADDRLABEL", 73: "RTM_DELADDRLABEL", 74: "RTM_GETADDRLABEL",
-    78: "RTM_GETDCB", 79: "RTM_SETDCB", 80: "RTM_NEWNETCONF",
-    81: "RTM_DELNETCONF", 82: "RTM_GETNETCONF", 84: "RTM_NEWMDB",
-    85: "RTM_DELMDB", 86: "RTM_GETMDB", 88: "RTM_NEWNSID",
-    89: "RTM_DELNSID", 90: "RTM_GETNSID", 92: "RTM_NEWSTATS",
-    94: "RTM_GETSTATS", 95: "RTM_SETSTATS", 96: "RTM_NEWCACHEREPORT",
-    100: "RTM_NEWCHAIN", 101: "RTM_DELCHAIN", 102: "RTM_GETCHAIN",
-    104: "RTM_NEWNEXTHOP", 105: "RTM_DELNEXTHOP", 106: "RTM_GETNEXTHOP",
-    108: "RTM_NEWLINKPROP", 109: "RTM_DELLINKPROP", 110: "RTM_GETLINKPROP",
-    112: "RTM_NEWVLAN", 113: "RTM_DELVLAN", 114: "RTM_GETVLAN",
-    116: "RTM_NEWNEXTHOPBUCKET", 117: "RTM_DELNEXTHOPBUCKET",
-    118: "RTM_GETNEXTHOPBUCKET", 120: "RTM_NEWTUNNEL", 121: "RTM_DELTUNNEL",
-    122: "RTM_GETTUNNEL",
-}
+# pyroute2's names, below its own pseudo types (RTM_NEWNETNS and such, 500+)
+RTM_NAMES = {value: name for value, name in rtnl.RTM_VALUES.items() if value < 500}
+# ... and the ones pyroute2 lacks (include/uapi/linux/rtnetlink.h)
+RTM_NAMES.update({
+    56: "RTM_NEWMULTICAST", 57: "RTM_DELMULTICAST", 60: "RTM_NEWANYCAST",
+    61: "RTM_DELANYCAST", 95: "RTM_SETSTATS", 100: "RTM_NEWCHAIN", 101: "RTM_DELCHAIN",
+    102: "RTM_GETCHAIN", 104: "RTM_NEWNEXTHOP", 105: "RTM_DELNEXTHOP", 106: "RTM_GETNEXTHOP",
+})
 
 
 def _route_classes():
