@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import bpftool_json, family
+from conftest import bpftool_json, family, once_in_the_vm
 from nlbpf.capture.btf import BTF
 from nlbpf.capture.layers import SYSCALL_ENTRIES, have_task_storage
 
@@ -169,6 +169,8 @@ def test_route_add_with_bad_prefix_carries_kernel_extack(nlbpf, netns):
 @pytest.mark.parametrize("reader", ["auto", "bcc"])
 def test_ip_batch_every_request_and_ack_seen_with_nothing_lost(nlbpf, netns, reader):
     """auto: the ring's pages read directly (ringbuf.py); bcc: its per-record callback."""
+    if reader == "bcc":
+        once_in_the_vm("reading the ring through bcc's callback")
     n = 400
     lines = [f"route add 10.{i // 250}.{i % 250}.0/24 dev lo" for i in range(n // 2)]
     lines += [f"route del 10.{i // 250}.{i % 250}.0/24 dev lo" for i in range(n // 2)]
