@@ -128,6 +128,8 @@ def announce(capture):
         period = f"{getattr(capture, 'poll_period_ms', 0)} ms"
         print(f"Note: {limit.format(period=period)}; --hooks syscall measures it at a higher "
               f"cost to every process", file=sys.stderr)
+    for note in getattr(capture, "notes", ()):
+        print(f"Note: {note}", file=sys.stderr)
     print(TRACING_LINE, file=sys.stderr, flush=True)
 
 

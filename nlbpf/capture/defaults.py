@@ -11,4 +11,6 @@ CAPTURE_DEFAULTS = {
                               # BTF loads where it can, or helper reads (--fd-walk, hidden: tests)
     "ring_reader": "auto",    # auto | bcc: read the ring buffer's pages, or bcc's callback
                               # (--ring-reader, hidden: tests and bench)
+    "rw": "auto",             # auto | on | off: the syscall layer also hooks read(), write()
+                              # and their vector forms (--rw)
 }

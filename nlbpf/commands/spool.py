@@ -88,7 +88,8 @@ def _capture_child(fd, capture_args):
             frame(STATS, json.dumps(stats).encode())
 
         frame(HELLO, json.dumps({"layer": capture.layer, "layer_reasons": capture.layer_reasons,
-                                 "layout": layout, "snaplen": capture.snaplen}).encode())
+                                 "notes": capture.notes, "layout": layout,
+                                 "snaplen": capture.snaplen}).encode())
         out.flush()
         capture.spool_to(frame)
         next_flush = time.monotonic() + FLUSH_S
@@ -191,6 +192,7 @@ class SpoolCapture:
         self.spool_dir = spool_dir
         self.layer = None
         self.layer_reasons = []
+        self.notes = []             # what the child's layer will not show (announce says it)
         self.finished = False       # the child said END, or is gone: nothing more will come
         self.died = False           # gone without its END
         self.pid = None
@@ -315,6 +317,7 @@ class SpoolCapture:
             if kind == HELLO:
                 hello = json.loads(body)
                 self.layer, self.layer_reasons = hello["layer"], hello["layer_reasons"]
+                self.notes = hello.get("notes", [])
                 self._reader = EventReader.from_layout(hello["layout"])
                 self.snaplen = hello["snaplen"]
                 if out is None:
