@@ -247,6 +247,9 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
                     if getattr(capture, "finished", False):
                         break
                 capture.detach()
+                settle = getattr(capture, "settle", None)     # trace's spool child
+                if settle is not None:
+                    settle(lambda: stopper.abandon)
                 until = time.monotonic() + drain_s
                 for rec in capture.drain():
                     if stopper.abandon:

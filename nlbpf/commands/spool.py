@@ -365,6 +365,15 @@ class SpoolCapture:
         still holds, its final counters and its END."""
         self._stop_child()
 
+    def settle(self, abandoned):
+        """Wait (CHILD_STOP_S at most, or until abandoned() says a second signal came)
+        for the child to have detached its probes and spooled the rest: what is shown
+        for --drain seconds then starts from a capture that has ended, not from the
+        child's detaching, which takes a second or more."""
+        deadline = time.monotonic() + CHILD_STOP_S
+        while not self._exited() and time.monotonic() < deadline and not abandoned():
+            time.sleep(POLL_S)
+
     def drain(self):
         """The rest of the spool, up to the child's END (session.run decides how long
         it is shown); None while there is nothing yet, so that it can keep its time."""
