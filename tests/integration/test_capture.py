@@ -236,7 +236,7 @@ def test_top_counts_the_requests_a_process_really_made(nlbpf, netns, nlclient, c
 def test_top_counts_route_changes_not_the_notifications_they_cause(nlbpf, netns):
     """Each route add/del sends a notification nobody here listens to. On the kernel
     layer it is seen where it is sent, in ip's own context; it is still not a message
-    ip received (found by the layer comparison in bench/RESULTS-layers.md)."""
+    ip received (found by comparing the hook layers in the VM)."""
     n = 200
     lines = [f"route add blackhole 10.6.{i // 250}.{i % 250}/32" for i in range(n)]
     lines += [line.replace("add", "del") for line in lines]
