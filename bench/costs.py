@@ -69,7 +69,7 @@ def main():
         inode = os.stat(f"/run/netns/{ns}").st_ino
         cap = Capture(mode="trace", filters=Filters(netns=inode))
         cap.start()
-        tune_gc()       # the collector as the live commands set it (session.run)
+        tune_gc()       # the collector as the live commands set it (live.run)
         sets = {}
         try:
             for name, argv in (

@@ -294,6 +294,9 @@ class Monitor(threading.Thread):
             self.stop.wait(self.every)
 
 
+DRAIN_S = 600
+
+
 class Tracer:
     """One nlbpf process: started, timed to its Tracing line, stopped with SIGINT."""
 
@@ -301,8 +304,12 @@ class Tracer:
         self.out_path = stdout_path
         self.out = open(stdout_path, "wb") if stdout_path else subprocess.DEVNULL
         self.t_start = time.monotonic()
+        # once stopped, nlbpf shows what it captured for --drain seconds (2 by default)
+        # and counts the rest as not shown: here all of it is shown, since what was
+        # captured is what is measured
         self.proc = subprocess.Popen(cmd + args, stdout=self.out, stderr=subprocess.PIPE,
-                                     cwd=str(tree) if tree else cmd_cwd(cmd))
+                                     cwd=str(tree) if tree else cmd_cwd(cmd),
+                                     env={**os.environ, "NLBPF_DRAIN": str(DRAIN_S)})
         self.lines = []
         self.ready_at = None
         self.ready = threading.Event()

@@ -341,9 +341,9 @@ static __always_inline int exit_call(void *ctx, long ret)
 /* Entry probes. Not TRACEPOINT_PROBEs, which bcc loads itself: with FD_WALK_BTF the
  * loader patches in the kfunc calls and loads them (loader.py, _attach_entries).
  * args: a syscall tracepoint's record, whose arguments are 8 bytes each.
- * Every call that can carry netlink messages is here: the socket calls, and read, write
- * and their vector forms, which a netlink socket takes too (pwritev2/preadv2 with offset
- * -1). What reaches a socket another way (io_uring, sendfile, splice) is counted where
+ * The socket calls are always here; read, write and their vector forms, which a netlink
+ * socket takes too (pwritev2/preadv2 with offset -1), with HOOK_RW. What reaches a socket
+ * another way (io_uring, sendfile, splice, or read/write without HOOK_RW) is counted where
  * the kernel has sock:sock_send_length/sock_recv_length (ST_UNSEEN, below). */
 struct sc_enter_args {
     u64 common;
@@ -392,24 +392,6 @@ int sc_enter_sendmmsg(struct sc_enter_args *args)        /* (fd, mmsg, vlen, fla
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg) { return exit_to_walk(args); }
 
-int sc_enter_write(struct sc_enter_args *args)           /* (fd, buf, count) */
-{
-    return enter_call(args->arg[0], SC_WRITE, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
-}
-TRACEPOINT_PROBE(syscalls, sys_exit_write) { return exit_to_walk(args); }
-
-int sc_enter_writev(struct sc_enter_args *args)          /* (fd, iov, iovcnt) */
-{
-    return enter_call(args->arg[0], SC_WRITEV, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
-}
-TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return exit_to_walk(args); }
-
-int sc_enter_pwritev2(struct sc_enter_args *args)        /* (fd, iov, iovcnt, pos_l, pos_h, flags) */
-{
-    return enter_call(args->arg[0], SC_PWRITEV2, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
-}
-TRACEPOINT_PROBE(syscalls, sys_exit_pwritev2) { return exit_to_walk(args); }
-
 /* MSG_PEEK reads are skipped: the same messages come again on the real read. */
 int sc_enter_recvmsg(struct sc_enter_args *args)         /* (fd, msg, flags) */
 {
@@ -436,6 +418,27 @@ int sc_enter_recvmmsg(struct sc_enter_args *args)        /* (fd, mmsg, vlen, fla
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_recvmmsg) { return exit_to_walk(args); }
 
+/* read, write and their vector forms: hooked only with HOOK_RW (layers.RW_CALLS says
+ * why; on 6.7+ sock_send_length/sock_recv_length count them otherwise) */
+#ifdef HOOK_RW
+int sc_enter_write(struct sc_enter_args *args)           /* (fd, buf, count) */
+{
+    return enter_call(args->arg[0], SC_WRITE, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_write) { return exit_to_walk(args); }
+
+int sc_enter_writev(struct sc_enter_args *args)          /* (fd, iov, iovcnt) */
+{
+    return enter_call(args->arg[0], SC_WRITEV, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_writev) { return exit_to_walk(args); }
+
+int sc_enter_pwritev2(struct sc_enter_args *args)        /* (fd, iov, iovcnt, pos_l, pos_h, flags) */
+{
+    return enter_call(args->arg[0], SC_PWRITEV2, DIR_SEND, args->arg[1], args->arg[2], 0, 0);
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_pwritev2) { return exit_to_walk(args); }
+
 int sc_enter_read(struct sc_enter_args *args)            /* (fd, buf, count) */
 {
     return enter_call(args->arg[0], SC_READ, DIR_RECV, args->arg[1], args->arg[2], 0, 0);
@@ -453,6 +456,7 @@ int sc_enter_preadv2(struct sc_enter_args *args)         /* (fd, iov, iovcnt, po
     return enter_call(args->arg[0], SC_PREADV2, DIR_RECV, args->arg[1], args->arg[2], 0, 0);
 }
 TRACEPOINT_PROBE(syscalls, sys_exit_preadv2) { return exit_to_walk(args); }
+#endif /* HOOK_RW */
 
 /* The sender of each buffer a netlink recv takes, as the kernel knows it (NETLINK_CB):
  * port 0 is the kernel, any other a process, whose pid its credentials give. A reply is
@@ -527,5 +531,6 @@ TRACEPOINT_PROBE(sock, sock_recv_length)
     return count_unseen((u64)args->sk, args->protocol, args->ret, args->flags, DIR_RECV);
 }
 #endif
+
 
 #include "tracepoints.bpf.h"

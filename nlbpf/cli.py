@@ -76,6 +76,12 @@ def capture_options(f):
         click.option("--kernel-probe", type=click.Choice(["auto", "fentry", "kprobe"]), default="auto",
                      show_default=True, envvar="NLBPF_KERNEL_PROBE",
                      help="How the kernel layer attaches: fentry/fexit, kprobes, or fentry if it works."),
+        click.option("--rw", type=click.Choice(["auto", "on", "off"]), default="auto",
+                     show_default=True, envvar="NLBPF_RW",
+                     help="Syscall layer: also hook read(), write() and their vector forms, "
+                          "which a netlink socket takes too, at a cost to every process's file "
+                          "I/O. auto: only where the kernel cannot count such calls (before "
+                          "Linux 6.7); elsewhere they are counted as not walked."),
         click.option("--buffer", type=click.Choice(["auto", "ring", "perf"]), default="auto",
                      show_default=True, help="Kernel-to-user buffer: ring buffer, or perf buffer."),
         # debugging and tests (overload): ring buffer pages in all, or perf buffer pages per CPU
@@ -100,7 +106,7 @@ def capture_options(f):
                                         buffer=kw.pop("buffer"),
                                         buffer_pages=_buffer_pages(kw.pop("buffer_pages")),
                                         call_state=kw.pop("call_state"), fd_walk=kw.pop("fd_walk"),
-                                        ring_reader=kw.pop("ring_reader"))
+                                        ring_reader=kw.pop("ring_reader"), rw=kw.pop("rw"))
         kw["filters"] = Filters.from_options(pid=kw.pop("pid"), comm=kw.pop("comm"),
                                              proto=kw.pop("proto"), type_=kw.pop("type_"),
                                              netns=kw.pop("netns"), cgroup=kw.pop("cgroup"),

@@ -67,6 +67,9 @@ class Capture:
         self.kernel_probe = settings.kernel_probe         # auto | fentry | kprobe
         self.layer = None                 # what loaded: "syscall", "sock" or "kernel (fentry|kprobe)"
         self.layer_reasons = []           # why the preferred layers did not load
+        self.notes = []                   # what the layer that loaded will not show, said once
+        self.entries = layers.SYSCALL_ENTRIES     # syscall layer: the calls it hooks
+        self.rw_hooked = None             # ... and whether read/write are among them
         self.bpf = None
         self.hooks = []           # (hook, status) for doctor/debug
         self._pending = []
@@ -308,7 +311,13 @@ class Capture:
             raise NlbpfError(f"failed to load the probes: {str(e).splitlines()[0]}") from None
 
     def _load_syscall(self, bcc, offsets):
-        for call in layers.SYSCALL_ENTRIES:
+        # netlink sends and receives by paths without a syscall of this layer (io_uring,
+        # sendfile) are counted where the kernel has these (6.7+)
+        have_unseen = layers.have_sock_length_tracepoints()
+        rw = self.settings.rw
+        self.rw_hooked = rw == "on" or (rw == "auto" and not have_unseen)
+        self.entries = layers.SOCKET_CALLS + (layers.RW_CALLS if self.rw_hooked else ())
+        for call in self.entries:
             if not environment.tracepoint_exists("syscalls", f"sys_enter_{call}"):
                 raise NlbpfError(f"this kernel has no syscalls:sys_enter_{call} tracepoint "
                                  "(CONFIG_FTRACE_SYSCALLS); nlbpf cannot capture here")
@@ -317,15 +326,22 @@ class Capture:
                              "tells the kernel's replies from other processes' messages")
         have_extack = environment.tracepoint_exists("netlink", "netlink_extack")
         have_locks = layers.have_lock_tracepoints()
-        # netlink sends and receives by paths without a syscall of this layer (io_uring,
-        # sendfile) are counted where the kernel has these (6.7+)
-        have_unseen = layers.have_sock_length_tracepoints()
         walk = self._walk_facts()
         kfunc, fd_walk = self._fd_walk(walk)
         flags = self.cflags({**offsets, **walk["types"]}, self.uses_ringbuf, have_extack,
                             have_locks) + self._call_state("syscall")
         if have_unseen:
             flags.append("-DHAVE_SOCK_LENGTH")
+        if self.rw_hooked:
+            flags.append("-DHOOK_RW")
+        elif have_unseen:
+            self.notes.append("netlink calls made with read(), write() and their vector forms "
+                              "are counted as not walked, not shown; --rw on shows them, at a "
+                              "cost to every process's file I/O")
+        else:
+            self.notes.append("netlink calls made with read(), write() and their vector forms "
+                              "are neither shown nor counted (--rw off; this kernel has no "
+                              "sock:sock_send_length to count them)")
         # slot 1: trace's bulk copy of dump parts; the other modes' header-only pass;
         # slot 2: a message gathered from the iovecs it is spread over; slot 3: the exit
         # of every hooked syscall (its tracepoints' programs tail-call it)
@@ -402,7 +418,7 @@ class Capture:
         if kfunc:
             fds = {}
             try:
-                for call in layers.SYSCALL_ENTRIES:
+                for call in self.entries:
                     insns = btfprog.patch_kfuncs(self.bpf.dump_func(f"sc_enter_{call}"),
                                                  {"bpf_rdonly_cast": kfunc})
                     # named apart from the helper build (bpftool shows which is attached)
@@ -416,7 +432,7 @@ class Capture:
             for call, fd in fds.items():
                 name = f"sc_enter_{call}".encode()
                 self.bpf.funcs[name] = bcc.BPF.Function(self.bpf, name, fd)
-        for call in layers.SYSCALL_ENTRIES:
+        for call in self.entries:
             self.bpf.attach_tracepoint(tp=f"syscalls:sys_enter_{call}".encode(),
                                        fn_name=f"sc_enter_{call}".encode())
 

@@ -16,3 +16,5 @@ class CaptureSettings:
     fd_walk: str = "auto"         # auto | helpers: the syscall layer's fd -> socket walk
                                   # through BTF loads where it can, or helper reads
     ring_reader: str = "auto"     # auto | bcc: read the ring buffer's pages, or bcc's callback
+    rw: str = "auto"              # auto | on | off: the syscall layer also hooks read(),
+                                  # write() and their vector forms (--rw, NLBPF_RW)

@@ -123,6 +123,8 @@ def announce(capture):
         period = f"{getattr(capture, 'poll_period_ms', 0)} ms"
         print(f"Note: {limit.format(period=period)}; --hooks syscall measures it at a higher "
               f"cost to every process", file=sys.stderr)
+    for note in getattr(capture, "notes", ()):
+        print(f"Note: {note}", file=sys.stderr)
     print(TRACING_LINE, file=sys.stderr, flush=True)
 
 
@@ -238,6 +240,9 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
                     if getattr(capture, "finished", False):
                         break
                 capture.detach()
+                settle = getattr(capture, "settle", None)     # trace's spool child
+                if settle is not None:
+                    settle(lambda: stopper.abandon)
                 until = time.monotonic() + drain_s
                 for rec in capture.drain():
                     if stopper.abandon:

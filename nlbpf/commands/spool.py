@@ -90,7 +90,8 @@ def _capture_child(fd, capture_args):
             frame(STATS, json.dumps(stats).encode())
 
         frame(HELLO, json.dumps({"layer": capture.layer, "layer_reasons": capture.layer_reasons,
-                                 "layout": layout, "snaplen": capture.snaplen}).encode())
+                                 "notes": capture.notes, "layout": layout,
+                                 "snaplen": capture.snaplen}).encode())
         out.flush()
         capture.spool_to(frame)
         next_flush = time.monotonic() + FLUSH_S
@@ -193,6 +194,7 @@ class SpoolCapture:
         self.spool_dir = spool_dir
         self.layer = None
         self.layer_reasons = []
+        self.notes = []             # what the child's layer will not show (announce says it)
         self.finished = False       # the child said END, or is gone: nothing more will come
         self.died = False           # gone without its END
         self.pid = None
@@ -317,6 +319,7 @@ class SpoolCapture:
             if kind == HELLO:
                 hello = json.loads(body)
                 self.layer, self.layer_reasons = hello["layer"], hello["layer_reasons"]
+                self.notes = hello.get("notes", [])
                 self._reader = EventReader.from_layout(hello["layout"])
                 self.snaplen = hello["snaplen"]
                 if out is None:
@@ -363,6 +366,15 @@ class SpoolCapture:
         """Stop the capture: the child detaches the probes, spools what their buffer
         still holds, its final counters and its END."""
         self._stop_child()
+
+    def settle(self, abandoned):
+        """Wait (CHILD_STOP_S at most, or until abandoned() says a second signal came)
+        for the child to have detached its probes and spooled the rest: what is shown
+        for --drain seconds then starts from a capture that has ended, not from the
+        child's detaching, which takes a second or more."""
+        deadline = time.monotonic() + CHILD_STOP_S
+        while not self._exited() and time.monotonic() < deadline and not abandoned():
+            time.sleep(POLL_S)
 
     def drain(self):
         """The rest of the spool, up to the child's END (live.run decides how long

@@ -179,6 +179,14 @@ def require_sock_layer():
         pytest.skip(f"the socket layer cannot load here: {sock['detail']}")
 
 
+def once_in_the_vm(what):
+    """Skip in the VM's kernel-function runs: `what` is userspace, the same on every hook
+    layer, and the VM's syscall-layer run covers it (emulation makes each test costly,
+    and CI gives each layer 20 minutes)."""
+    if os.environ.get("NLBPF_VM") and os.environ.get("NLBPF_TEST_HOOKS") == "kernel":
+        pytest.skip(f"{what}: the same on every layer; the VM's syscall run covers it")
+
+
 def family(pid):
     """pid and its descendants: `trace` loads its probes in a child (its spool's capture)."""
     pids, todo = [], [pid]

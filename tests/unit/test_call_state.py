@@ -68,6 +68,7 @@ class FakeModule:
 FAKE_BCC = SimpleNamespace(BPF=SimpleNamespace(
     Function=lambda bpf, name, fd: SimpleNamespace(name=name, fd=fd)))
 ENTRIES = [f"syscalls:sys_enter_{c}" for c in layers.SYSCALL_ENTRIES]
+SOCKET_ENTRIES = [f"syscalls:sys_enter_{c}" for c in layers.SOCKET_CALLS]
 
 
 def fake_load(loaded, refuse_at=None):
@@ -129,7 +130,8 @@ def test_a_refused_btf_build_falls_back_to_helper_reads_until_reboot(monkeypatch
     capture._load_syscall(FAKE_BCC, {})
     assert ["-DFD_WALK_BTF" in m.flags for m in compiled] == [True, False]
     assert compiled[0].cleaned and sorted(closed) == loaded == [100, 101, 102]
-    assert capture.bpf is compiled[1] and capture.bpf.attached == {tp: "bcc" for tp in ENTRIES}
+    # every tracepoint exists here, sock_send_length too: read/write are counted, not hooked
+    assert capture.bpf is compiled[1] and capture.bpf.attached == {tp: "bcc" for tp in SOCKET_ENTRIES}
     assert capture.bpf.progs == {0: 1, 1: 2}                    # the walkers, in their slots
     assert capture.fd_walk.startswith("helper reads (the BTF-load build was refused: cannot load")
     assert list(remembered.values()) == [capture.fd_walk]
@@ -137,3 +139,33 @@ def test_a_refused_btf_build_falls_back_to_helper_reads_until_reboot(monkeypatch
     compiled.clear()
     Capture(mode="trace", filters=Filters())._load_syscall(FAKE_BCC, {})
     assert ["-DFD_WALK_BTF" in m.flags for m in compiled] == [False]
+
+
+@pytest.mark.parametrize("rw, have_unseen, hooked", [
+    ("auto", True, False), ("auto", False, True), ("on", True, True), ("off", False, False),
+])
+def test_read_and_write_are_hooked_where_nothing_else_would_count_them(
+        monkeypatch, rw, have_unseen, hooked):
+    """--rw: read(), write() and their vector forms cost every process's file I/O when
+    hooked; auto hooks them only where sock:sock_{send,recv}_length (6.7+) cannot count
+    the netlink calls made through them, and says so when they are counted instead."""
+    compiled = []
+    monkeypatch.setattr(environment, "tracepoint_exists",
+                        lambda cat, ev: cat != "sock" or have_unseen)
+    monkeypatch.setattr(layers, "have_lock_tracepoints", lambda: True)
+    monkeypatch.setattr(Capture, "_walk_facts", lambda self: {"types": {}, "kfunc": 0})
+    monkeypatch.setattr(Capture, "_compile", lambda self, bcc, source, flags:
+                        compiled.append(FakeModule(flags)) or compiled[-1])
+    monkeypatch.setattr(Capture, "_load_together", lambda self, bcc, names:
+                        [SimpleNamespace(fd=1), SimpleNamespace(fd=2)])
+    capture = Capture(mode="trace", filters=Filters(), settings=CaptureSettings(rw=rw))
+    capture._load_syscall(FAKE_BCC, {})
+    assert capture.rw_hooked is hooked
+    assert ("-DHOOK_RW" in compiled[0].flags) is hooked
+    assert ("-DHAVE_SOCK_LENGTH" in compiled[0].flags) is have_unseen
+    want = layers.SYSCALL_ENTRIES if hooked else layers.SOCKET_CALLS
+    assert list(capture.bpf.attached) == [f"syscalls:sys_enter_{c}" for c in want]
+    # whatever is not hooked is said once, at the start: counted, or (asked for) not even that
+    assert len(capture.notes) == (0 if hooked else 1)
+    assert all(("--rw on shows them" if have_unseen else "neither shown nor counted") in n
+               for n in capture.notes)
