@@ -192,10 +192,11 @@ def test_kernel_and_syscall_layers_see_the_same_traffic_at_the_same_cost(kernel_
           f"CPU seconds: {med}; ratio to bare: kernel {ratio['kernel']:.2f}x, "
           f"syscall {ratio['syscall']:.2f}x; wall seconds: {walls}")
     assert counts["kernel"] == counts["syscall"] == (reps * 2 * n, reps * 2 * n, 0), counts
-    # the same cost: within a third of the batch's bare CPU time of each other
-    # (fentry under the VM's emulation: 0.08 to 0.17 apart; the margin is for noise).
-    # kprobes enter through an int3 trap, which software emulation makes far dearer
-    # than hardware does: 0.47 and 0.56 apart on Debian's 6.1.0-56 there, so for them
-    # the bound only catches a gross regression.
-    margin = 1.0 if os.environ.get("NLBPF_KERNEL_PROBE") == "kprobe" else 0.35
-    assert abs(ratio["kernel"] - ratio["syscall"]) <= margin, (ratio, times, walls)
+    # the same cost, within the batch's bare CPU time of each other: under the VM's
+    # software emulation (the only place this layer runs for tests) the vCPU's time
+    # accounting swings too far for a finer bound. The same fentry build measured
+    # 2.46x and 1.57x in two runs of one commit (the syscall layer 2.46x and 2.45x:
+    # 0.00 and 0.87 apart); kprobes enter through an int3 trap, which emulation makes
+    # far dearer (0.21 to 0.56 apart). The bound catches a gross regression; the
+    # layers' costs are compared in the bench (vm/run-tests.sh --layers bench).
+    assert abs(ratio["kernel"] - ratio["syscall"]) <= 1.0, (ratio, times, walls)
