@@ -71,6 +71,17 @@ ENTRIES = [f"syscalls:sys_enter_{c}" for c in layers.SYSCALL_ENTRIES]
 SOCKET_ENTRIES = [f"syscalls:sys_enter_{c}" for c in layers.SOCKET_CALLS]
 
 
+def fake_syscall_load(monkeypatch, compiled, kfunc):
+    """_load_syscall without bcc or a kernel: each compile appends a FakeModule to
+    compiled; the walkers load as fds 1 and 2."""
+    monkeypatch.setattr(layers, "have_lock_tracepoints", lambda: True)
+    monkeypatch.setattr(Capture, "_walk_facts", lambda self: {"types": {}, "kfunc": kfunc})
+    monkeypatch.setattr(Capture, "_compile", lambda self, bcc, source, flags:
+                        compiled.append(FakeModule(flags)) or compiled[-1])
+    monkeypatch.setattr(Capture, "_load_together", lambda self, bcc, names:
+                        [SimpleNamespace(fd=1), SimpleNamespace(fd=2)])
+
+
 def fake_load(loaded, refuse_at=None):
     """btfprog.load: fds from 100 on; NlbpfError for the refuse_at'th program."""
     def load(insns, name, attach_type, btf_id, prog_type):
@@ -120,12 +131,7 @@ def test_a_refused_btf_build_falls_back_to_helper_reads_until_reboot(monkeypatch
     monkeypatch.setattr(bootcache, "get", lambda name: remembered.get(name))
     monkeypatch.setattr(bootcache, "put", remembered.__setitem__)
     monkeypatch.setattr(environment, "tracepoint_exists", lambda cat, ev: True)
-    monkeypatch.setattr(layers, "have_lock_tracepoints", lambda: True)
-    monkeypatch.setattr(Capture, "_walk_facts", lambda self: {"types": {}, "kfunc": 77})
-    monkeypatch.setattr(Capture, "_compile", lambda self, bcc, source, flags:
-                        compiled.append(FakeModule(flags)) or compiled[-1])
-    monkeypatch.setattr(Capture, "_load_together", lambda self, bcc, names:
-                        [SimpleNamespace(fd=1), SimpleNamespace(fd=2)])
+    fake_syscall_load(monkeypatch, compiled, kfunc=77)
     capture = Capture(mode="trace", filters=Filters())
     capture._load_syscall(FAKE_BCC, {})
     assert ["-DFD_WALK_BTF" in m.flags for m in compiled] == [True, False]
@@ -152,12 +158,7 @@ def test_read_and_write_are_hooked_where_nothing_else_would_count_them(
     compiled = []
     monkeypatch.setattr(environment, "tracepoint_exists",
                         lambda cat, ev: cat != "sock" or have_unseen)
-    monkeypatch.setattr(layers, "have_lock_tracepoints", lambda: True)
-    monkeypatch.setattr(Capture, "_walk_facts", lambda self: {"types": {}, "kfunc": 0})
-    monkeypatch.setattr(Capture, "_compile", lambda self, bcc, source, flags:
-                        compiled.append(FakeModule(flags)) or compiled[-1])
-    monkeypatch.setattr(Capture, "_load_together", lambda self, bcc, names:
-                        [SimpleNamespace(fd=1), SimpleNamespace(fd=2)])
+    fake_syscall_load(monkeypatch, compiled, kfunc=0)
     capture = Capture(mode="trace", filters=Filters(), settings=CaptureSettings(rw=rw))
     capture._load_syscall(FAKE_BCC, {})
     assert capture.rw_hooked is hooked
