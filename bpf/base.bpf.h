@@ -62,6 +62,7 @@ static u64 (*rdonly_cast)(u64 obj, u32 btf_id) = (void *)KFUNC_RDONLY_CAST;
 #define NLM_F_DUMP 0x300
 #define NLM_F_DUMP_INTR 0x10
 #define EAGAIN 11
+#define ENOBUFS 105
 #define EINTR 4
 #define LCB_F_MUTEX (1U << 5)
 

@@ -98,6 +98,48 @@ static __always_inline struct top_val *top_entry(struct walk_state *w)
     return top.lookup(&pid);
 }
 
+/* serve: a failed request, by process, protocol, type and errno */
+static __always_inline void top_count_errno(u32 pid, u8 proto, u16 type, s32 err)
+{
+#ifdef COUNT_ERRNO
+    struct top_err_key k = {.pid = pid, .type = type, .proto = proto, .err = err};
+    u64 one = 1;
+    u64 *n = top_errs.lookup(&k);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    else
+        top_errs.insert(&k, &one);
+#endif
+}
+
+/* serve: a request's latency and lock wait, by protocol and type */
+static __always_inline void type_hist_add(u8 proto, u16 type, u64 latency, u64 lock_wait)
+{
+#ifdef TYPE_HIST
+    struct type_key k = {.type = type, .proto = proto};
+    struct type_hist *h = type_hists.lookup(&k);
+    if (!h) {
+        u32 zero = 0;
+        struct type_hist *z = type_zero.lookup(&zero);
+        if (!z)
+            return;
+        type_hists.insert(&k, z);
+        h = type_hists.lookup(&k);
+        if (!h)
+            return;
+    }
+    __sync_fetch_and_add(&h->count, 1);
+    __sync_fetch_and_add(&h->lat_sum_ns, latency);
+    __sync_fetch_and_add(&h->lock_sum_ns, lock_wait);
+    u32 b = lat_bucket(latency);
+    if (b < LAT_BUCKETS)
+        __sync_fetch_and_add(&h->lat_hist[b], 1);
+    b = lock_wait ? lat_bucket(lock_wait) : 0;
+    if (b < LAT_BUCKETS)
+        __sync_fetch_and_add(&h->lock_hist[b], 1);
+#endif
+}
+
 static __always_inline void top_count_type(struct walk_state *w, u16 type)
 {
     struct top_type_key k = {.pid = w->c.pid, .type = type, .proto = w->c.proto};

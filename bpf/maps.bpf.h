@@ -213,6 +213,13 @@ BPF_PERCPU_ARRAY(pend_move, struct pend_val, 1);      /* an entry on its way bac
 BPF_HASH(top, u32, struct top_val, 10240);
 BPF_HASH(top_types, struct top_type_key, u64, 65536);
 BPF_PERCPU_ARRAY(top_zero, struct top_val, 1);
+#ifdef COUNT_ERRNO
+BPF_HASH(top_errs, struct top_err_key, u64, 16384);
+#endif
+#ifdef TYPE_HIST
+BPF_HASH(type_hists, struct type_key, struct type_hist, 2048);
+BPF_PERCPU_ARRAY(type_zero, struct type_hist, 1);
+#endif
 #endif
 
 /* --------------------------------------------------------------- helpers */

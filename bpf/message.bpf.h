@@ -143,6 +143,9 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
     __builtin_memcpy(e->holder_comm, p->holder_comm, sizeof(e->holder_comm));
 
 #ifdef MODE_TOP
+    if (status)
+        top_count_errno(w->c.pid, w->c.proto, p->type, status);
+    type_hist_add(w->c.proto, p->type, latency, p->lock_wait);
     if (t) {
         if (status)
             __sync_fetch_and_add(&t->errors, 1);

@@ -135,4 +135,29 @@ struct top_type_key {
     u8 pad;
 };
 
+/* serve (top with -DCOUNT_ERRNO): failed requests per process, protocol, request
+ * type and errno */
+struct top_err_key {
+    u32 pid;
+    u16 type;
+    u8 proto;
+    u8 pad;
+    s32 err;                    /* the NLMSG_ERROR's (or DONE's) status: negative */
+};
+
+/* serve (top with -DTYPE_HIST): latency and lock wait per protocol and request type,
+ * where the layer sees a request's start (kernel functions, syscalls) */
+struct type_key {
+    u16 type;
+    u8 proto;
+    u8 pad;
+};
+struct type_hist {
+    u64 count;
+    u64 lat_sum_ns;
+    u64 lock_sum_ns;
+    u32 lat_hist[LAT_BUCKETS];
+    u32 lock_hist[LAT_BUCKETS];
+};
+
 #endif

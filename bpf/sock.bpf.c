@@ -265,7 +265,6 @@ static __always_inline u64 task_cgroup_id(u64 task)
  * sockets' drop counters instead: an iterator over every open file, run each
  * second by the loader, hands over each netlink socket whose count grew, with a
  * process that holds it. */
-#define ENOBUFS 105
 static u64 (*sock_from_file_h)(void *file) = (void *)BPF_FUNC_sock_from_file;
 BPF_TABLE("lru_hash", u64, u32, sock_drops, 16384);    /* sk -> its drops when last seen */
 BPF_ARRAY(drops_first, u32, 1);     /* the loader's: 1 in the first pass (earlier drops are history) */
@@ -603,8 +602,12 @@ static __always_inline void sock_dump(void *ctx, u64 sk, u64 data, u32 len, u32 
         u64 nlh = 0;
         u32 rh[4] = {};
         bpf_probe_read_kernel(&nlh, sizeof(nlh), (void *)(sk + OFF_NLSK_CB_NLH));
-        if (nlh && !bpf_probe_read_kernel(rh, sizeof(rh), (void *)nlh))
+        if (nlh && !bpf_probe_read_kernel(rh, sizeof(rh), (void *)nlh)) {
             top_answered(t, sk, seq, rh[1] & 0xffff, rh[1] >> 16, rh[0]);
+            if (r->done_err)
+                top_count_errno(t->pid, *(u16 *)(sk + OFF_SOCK_PROTOCOL), rh[1] & 0xffff,
+                                r->done_err);
+        }
     }
 #endif
     if (!r->done)
@@ -706,9 +709,13 @@ int sock_ready(u64 *ctx)
     if (!dump) {
         t->msgs_in++;
         if (type == NLMSG_ERROR) {
-            if (status)
-                t->errors++;
             u64 echo = NLERR_MSG(err);
+            if (status) {
+                t->errors++;
+                if (len >= 36)
+                    top_count_errno(t->pid, *(u16 *)(sk + OFF_SOCK_PROTOCOL), NLH_TYPE(echo),
+                                    status);
+            }
             if (len >= 36)
                 top_answered(t, sk, seq, NLH_TYPE(echo), NLH_FLAGS(echo), NLH_LEN(echo));
         } else if (type > NLMSG_DONE) {

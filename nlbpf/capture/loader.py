@@ -21,6 +21,9 @@ from .records import (CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_W
 
 
 MODES = ("trace", "errors", "slow", "top")
+# what top can also count in the kernel (serve's metrics): failed requests per process,
+# type and errno; latency and lock wait histograms per protocol and type
+EXTRA_COUNTS = {"errno": "-DCOUNT_ERRNO", "type_hist": "-DTYPE_HIST"}
 POLL_BATCH = 4096       # records per poll() from the ring's backlog
 # ... and bytes: an EV_CHUNK of 16 KB is up to 512 records once split (4,096 of them
 # made ~2M records at once, 1.5 GB, in trace on a dump flood)
@@ -47,9 +50,12 @@ class Capture:
     """
 
     def __init__(self, mode, filters, snaplen=1024, slow_ns=None, settings=None,
-                 span_min_ns=None, self_pid=None):
+                 span_min_ns=None, self_pid=None, counts=()):
         if mode not in MODES:
             raise ValueError(mode)
+        if set(counts) - set(EXTRA_COUNTS) or (counts and mode != "top"):
+            raise ValueError(counts)
+        self.counts = tuple(counts)       # top's extra maps (EXTRA_COUNTS), for serve
         if not MIN_SNAPLEN <= snaplen <= MAX_SNAPLEN:
             raise NlbpfError(f"--snaplen must be between {MIN_SNAPLEN} and {MAX_SNAPLEN}",
                              exit_code=2)
@@ -98,6 +104,7 @@ class Capture:
             flags.append(f"-DSLOW_NS={int(self.slow_ns)}ULL")
             span = self.span_min_ns if self.span_min_ns is not None else min(int(self.slow_ns), 1_000_000)
             flags.append(f"-DSPAN_MIN_NS={span}ULL")
+        flags += [EXTRA_COUNTS[c] for c in self.counts]
         if not have_extack:
             flags.append("-DNO_EXTACK")
         if not have_locks:
@@ -187,7 +194,7 @@ class Capture:
             return why
         # what the kernel refused, it refuses until reboot, for these probes (the
         # command's programs, as this source has them)
-        refusal = bootcache.name_for("sock-layer", [self.mode,
+        refusal = bootcache.name_for("sock-layer", [self.mode, *self.counts,
                                                     source.layer_digest("sock")])
         why = bootcache.get(refusal)
         if why is not None:
@@ -722,6 +729,19 @@ def top_pids(capture):
     return pids
 
 
+def gone_pids(capture):
+    """The processes whose counters can be forgotten: gone, and held in no CPU's slot.
+    (Socket layer: a slot holds a process's counts not yet flushed to the maps, until
+    another process takes it. Forgetting the map's entry while a slot still holds the
+    process would bring those counts back on their own, at the next read or flush, as
+    if new: counted twice.)"""
+    held = set()
+    if capture.layer == "sock":
+        held = {slot.pid for slot in capture.bpf["top_slots"][ct.c_int(0)] if slot.pid}
+    return [pid for pid in top_pids(capture)
+            if pid not in held and not os.path.exists(f"/proc/{pid}")]
+
+
 def forget_pids(capture, pids):
     """Drop the kernel's counters of processes that are gone."""
     top = capture.bpf["top"]
@@ -731,9 +751,29 @@ def forget_pids(capture, pids):
         except KeyError:
             pass
     gone = set(pids)
-    types = capture.bpf["top_types"]
-    for k in [k for k in types.keys() if k.pid in gone]:
+    for name in ("top_types", "top_errs"):
         try:
-            del types[k]
+            table = capture.bpf[name]
         except KeyError:
-            pass
+            continue            # top_errs: only with counts=("errno",)
+        for k in [k for k in table.keys() if k.pid in gone]:
+            try:
+                del table[k]
+            except KeyError:
+                pass
+
+
+def read_top_errs(capture):
+    """Cumulative failed requests: {(pid, proto, type, errno): n} (counts=("errno",))."""
+    return {(k.pid, k.proto, k.type, -k.err): v.value
+            for k, v in capture.bpf["top_errs"].items()}
+
+
+def read_type_hists(capture):
+    """Cumulative latency and lock wait per request type: {(proto, type): dict} with
+    count, lat_sum_ns, lock_sum_ns and the log2 histograms lat_hist, lock_hist
+    (counts=("type_hist",); empty on the socket layer, which sees no request start)."""
+    return {(k.proto, k.type): {"count": v.count, "lat_sum_ns": v.lat_sum_ns,
+                                "lock_sum_ns": v.lock_sum_ns, "lat_hist": list(v.lat_hist),
+                                "lock_hist": list(v.lock_hist)}
+            for k, v in capture.bpf["type_hists"].items()}

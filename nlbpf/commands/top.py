@@ -11,7 +11,7 @@ import time
 
 from tabulate import tabulate
 
-from ..capture.loader import TOP_COUNTERS, forget_pids, read_top, top_pids
+from ..capture.loader import TOP_COUNTERS, forget_pids, gone_pids, read_top
 from ..places import container_label, live_context, place_tag
 from ..decode import decode
 from ..output.records import fmt_us
@@ -250,8 +250,7 @@ def run_top(as_json, duration, filters, snaplen, capture, interval, count, rows,
                     # processes already gone before this read have their final counts in it
                     # and are forgotten once it is shown (checked after the read, a process
                     # exiting in between would lose what it did after the read, unseen)
-                    gone = [pid for pid in top_pids(probes)
-                            if not os.path.exists(f"/proc/{pid}")]
+                    gone = gone_pids(probes)
                     data = state.interval(*read_top(probes), where=read_where(probes))
                     span = now - last
                     last = now

@@ -11,7 +11,7 @@ import pytest
 from nlbpf.capture import btfprog, layers
 from nlbpf.places import live_context
 from nlbpf.capture.btf import BTF_PATH, BTF, SOCK_OFFSETS, probe_offsets
-from nlbpf.capture.loader import LAT_BUCKETS, TOP_COUNTERS, read_top, top_pids
+from nlbpf.capture.loader import LAT_BUCKETS, TOP_COUNTERS, gone_pids, read_top, top_pids
 from nlbpf.capture.records import Span
 from nlbpf.commands.slow import BusyCalls, running_record
 from nlbpf.correlate import Correlator
@@ -263,6 +263,23 @@ def test_top_adds_what_each_cpus_slot_holds_to_the_maps():
     assert rows[9]["hist"] == [0] * LAT_BUCKETS
     assert types == {(7, 0, 18): 5, (9, 0, 26): 2}
     assert sorted(top_pids(capture)) == [7, 9]
+
+
+def test_a_gone_process_is_forgotten_only_once_no_slot_holds_it(monkeypatch):
+    """Forgetting its map entry while a CPU's slot still held it made top and serve read
+    the slot's counts again as a new process's (serve counted an `ip` run twice)."""
+    key = SimpleNamespace(value=7)
+    row = SimpleNamespace(comm=b"ip\0", lat_max_ns=0, lat_hist=[0] * LAT_BUCKETS,
+                          **{name: 1 for name in TOP_COUNTERS})
+    slots = [slot(9, requests=2), slot(0)]
+    capture = SimpleNamespace(layer="sock", bpf={"top": FakeTable([(key, row)]),
+                                                 "top_slots": PerCpu(slots)})
+    monkeypatch.setattr("nlbpf.capture.loader.os.path.exists", lambda path: False)
+    assert gone_pids(capture) == [7]            # 9 is gone too, but its slot holds it
+    # another process took the slot: 9's counts went to the map, and 11 is held now
+    slots[0] = slot(11, requests=1)
+    capture.bpf["top"] = FakeTable([(key, row), (SimpleNamespace(value=9), row)])
+    assert sorted(gone_pids(capture)) == [7, 9]
 
 
 def test_transaction_latency_ends_at_the_final_reply_or_the_call_end():
