@@ -55,6 +55,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,6 +89,7 @@ QUIET_MIN = 3           # quiet runs needed before noisy ones are left out
 TRACING_PROG_TYPES = {"tracepoint", "raw_tracepoint", "kprobe", "tracing", "perf_event",
                       "raw_tracepoint_writable"}
 
+SERVE_PORT = 9439          # the serve configuration's /metrics, scraped after each run
 CONFIGS = {
     # name: (label, nlbpf arguments or None)
     "bare": ("bare", None),
@@ -100,6 +102,8 @@ CONFIGS = {
     "errors": ("nlbpf errors", ["errors", "--json"]),
     "slow": ("nlbpf slow --threshold 500ms", ["slow", "--threshold", "500ms", "--json"]),
     "top": ("nlbpf top", ["top", "--json", "--interval", "1"]),
+    # the exporter: top's counters, errors' and slow's probes, /metrics on a local port
+    "serve": ("nlbpf serve", ["serve", "--listen", f"127.0.0.1:{SERVE_PORT}", "--interval", "1"]),
     "strace": ("strace -f -e trace=%network", None),
     # not nlbpf: empty programs on the syscall layer's tracepoints, the cost of the hook alone
     "floor": ("empty BPF on the syscall tracepoints", ["floor"]),
@@ -112,7 +116,7 @@ CONFIGS = {
                         ["floor", "--sock-copy"]),
 }
 DEFAULT_CONFIGS = "bare,trace,errors,slow,top,strace,floor,floor-sock,floor-sock-copy"
-NLBPF_CONFIGS = ("trace", "errors", "slow", "top")
+NLBPF_CONFIGS = ("trace", "errors", "slow", "top", "serve")
 # NAME@LAYER: an nlbpf configuration on a given hook layer
 LAYER_ARGS = {"syscall": ["--hooks", "syscall"],
               "fentry": ["--hooks", "kernel", "--kernel-probe", "fentry"],
@@ -527,6 +531,22 @@ def count_top(path, pid):
     return msgs, lost
 
 
+def count_served(env):
+    """serve's messages in the workloads' namespaces, and what it lost, from /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+    with urllib.request.urlopen(f"http://127.0.0.1:{SERVE_PORT}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    msgs = lost = 0
+    spaces = {env.ns, env.dump_ns}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == "nlbpf_messages_total" and s.labels.get("netns") in spaces:
+                msgs += s.value
+            elif s.name == "nlbpf_events_lost_total":
+                lost += s.value
+    return int(msgs), {"lost": int(lost)}
+
+
 NLMSG_RE = re.compile(rb"(msg=\[?)?\{nlmsg_len=")
 
 
@@ -578,7 +598,8 @@ def one_run(env, name, config, args, gate, rep):
         if tracer is not None:
             # top prints what it counted at its next refresh; the others have it already
             base = base_config(config)
-            time.sleep(1.2 if base == "top" else 0.3)
+            time.sleep(1.2 if base in ("top", "serve") else 0.3)
+            served = count_served(env) if base == "serve" else None
             res.update(tracer.stop())
             res["closing"] = tracer.closing()
             if base == "trace":
@@ -590,6 +611,10 @@ def one_run(env, name, config, args, gate, rep):
             elif base == "slow":
                 res["captured"] = count_records(out_path, pid)
                 res["want"] = 0         # nothing here takes 500 ms
+            elif base == "serve":
+                # scraped before it stopped
+                res["captured"], res["closing"] = served
+                res["want"] = exp["messages"]
             elif base == "top":
                 res["captured"], lost = count_top(out_path, pid)
                 res["want"] = exp["messages"]

@@ -5,7 +5,8 @@
     sudo .venv/bin/python bench/soak.py --minutes 2 --rate 500 --out soak.json
 
 Starts `nlbpf trace --json`, `errors --json`, `slow --threshold 1ms --json`,
-`top --json` and `record -w /dev/null` on one throwaway network namespace, and
+`top --json`, `record -w /dev/null` and `serve --slow 1ms --events` on one
+throwaway network namespace, and
 a workload in it that keeps every kind of state nlbpf holds busy:
 
   * distinct blackhole /32 route adds and deletes (no two messages alike: the
@@ -43,6 +44,8 @@ COMMANDS = {
     "slow": ["slow", "--threshold", "1ms", "--json"],
     "top": ["top", "--json", "-i", "5"],
     "record": ["record", "-w", "/dev/null"],
+    # the exporter, scraped by nothing: its label sets and deltas are what grow, if anything
+    "serve": ["serve", "--listen", "127.0.0.1:9441", "--slow", "1ms", "--events"],
 }
 TRACING_LINE = "Tracing netlink... Hit Ctrl-C to end."
 

@@ -42,8 +42,10 @@ def _buffer_pages(n):
     return n
 
 
-def capture_options(f):
-    """Options every capturing command takes."""
+def capture_options(f=None, *, without=()):
+    """Options every capturing command takes (serve: without those about printing)."""
+    if f is None:
+        return functools.partial(capture_options, without=without)
     options = [
         click.option("--json", "as_json", is_flag=True, help="One JSON object per line."),
         click.option("--duration", type=FiniteFloat(min=0, min_open=True), default=None,
@@ -98,6 +100,8 @@ def capture_options(f):
     ]
     for option in reversed(options):
         f = option(f)
+    if without:
+        f.__click_params__ = [p for p in f.__click_params__ if p.name not in without]
 
     @functools.wraps(f)
     def wrapper(**kw):
@@ -245,6 +249,38 @@ def read_(file, view, threshold, interval, count, rows, by, **kw):
     from .commands.read import run_read
     run_read(file, view, threshold_ns=parse_duration_ns(threshold), interval=interval,
              count=count, rows=rows, by=by, snaplen_given=_given("snaplen"), **kw)
+
+
+@cli.command()
+@capture_options(without=("as_json", "drain"))
+@click.option("--listen", default=":9434", show_default=True, metavar="[ADDRESS]:PORT",
+              envvar="NLBPF_LISTEN", help="Where to serve /metrics (Prometheus or OpenMetrics).")
+@click.option("-i", "--interval", type=FiniteFloat(min=0.1), default=2.0, show_default=True,
+              help="Seconds between reads of the kernel's counters.")
+@click.option("--slow", "slow", default="1s", show_default=True, metavar="DURATION|off",
+              help="Count requests slower than this (nlbpf_slow_requests_total); off: no slow "
+                   "probes.")
+@click.option("--events", is_flag=True,
+              help="Also print each failed request, overrun and slow request as a JSON line on "
+                   "stdout (the records of errors --json and slow --json), for a log shipper.")
+@click.option("--max-label-sets", type=click.IntRange(min=1), default=200, show_default=True,
+              help="Distinct (comm, container, pod, namespace, netns) label sets with series of "
+                   "their own; more are counted as 'other'.")
+@click.option("--series-ttl", type=FiniteFloat(min=1), default=900, show_default=True,
+              metavar="SECONDS", help="A label set idle this long is dropped, making room.")
+def serve(slow, **kw):
+    """Serve this node's netlink health as Prometheus metrics, counted in the kernel.
+
+    \b
+    Examples:
+      nlbpf serve                          metrics on :9434/metrics
+      nlbpf serve --listen 127.0.0.1:9434 --slow 500ms
+      nlbpf serve --events | vector ...    failed and slow requests as JSON lines too
+      curl -s localhost:9434/metrics | grep nlbpf_request_errors_total
+    """
+    from .commands.serve import run_serve
+    slow_ns = None if slow.strip().lower() in ("off", "0", "none") else parse_duration_ns(slow)
+    run_serve(slow_ns=slow_ns, **kw)
 
 
 @cli.command()

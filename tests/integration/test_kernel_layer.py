@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.helpers.live import NLCLIENT, Run, nlbpf_cmd
+from tests.helpers.prometheus import free_port, histogram_ok, scrape_until, value
 
 TIMEOUT = 300
 # a listener needs this long to subscribe (much longer under the VM's emulation)
@@ -200,3 +201,27 @@ def test_kernel_and_syscall_layers_see_the_same_traffic_at_the_same_cost(kernel_
     # far dearer (0.21 to 0.56 apart). The bound catches a gross regression; the
     # layers' costs are compared in the bench (vm/run-tests.sh --layers bench).
     assert abs(ratio["kernel"] - ratio["syscall"]) <= 1.0, (ratio, times, walls)
+
+
+def test_serve_counts_and_times_each_request_type(kernel_layer, netns):
+    """serve on the kernel layer: failed requests per errno and latency histograms per
+    type from its maps. Its probes are the same whichever way the layer attaches: the
+    VM's kprobe run covers it (the fentry run has no time to spare)."""
+    if os.environ.get("NLBPF_KERNEL_PROBE") == "fentry":
+        pytest.skip("the same maps as on kprobes, which the VM's kprobe run tests")
+    port = free_port()
+    run = start("serve", "--listen", f"127.0.0.1:{port}", "--interval", "0.5", "--slow", "off")
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        for i in range(3):
+            netns.ip("route", "del", f"198.51.{i}.0/24", check=False)
+        got = scrape_until(url, lambda got: value(
+            got, "nlbpf_request_errors_total", netns=netns.name, errno="ESRCH") == 3, TIMEOUT)
+        assert value(got, "nlbpf_request_errors_total", netns=netns.name, errno="ESRCH",
+                     type="RTM_DELROUTE", comm="ip") == 3
+        assert histogram_ok(got, "nlbpf_request_duration_seconds", type="RTM_DELROUTE") >= 3
+        assert histogram_ok(got, "nlbpf_request_lock_wait_seconds", type="RTM_DELROUTE") >= 3
+        layer = [l["layer"] for n, l, v in got if n == "nlbpf_layer" and l["capture"] == "counters"]
+        assert layer and layer[0].startswith("kernel"), layer
+    finally:
+        run.stop()

@@ -66,7 +66,10 @@ def test_netns_filter_takes_a_pid():
                                   ["errors", "--proto", "999"], ["errors", "--proto", "32"],
                                   ["errors", "--type", "70000"], ["errors", "--type", "-1"],
                                   ["errors", "--pid", "99999999999"],
-                                  ["errors", "--netns", "99999999999"]])
+                                  ["errors", "--netns", "99999999999"],
+                                  ["serve", "--listen", "nowhere"], ["serve", "--slow", "soon"],
+                                  ["serve", "--json"], ["serve", "--max-label-sets", "0"],
+                                  ["serve", "--interval", "nan"], ["serve", "--listen", ":0"]])
 def test_bad_input_is_one_line_and_nonzero(args):
     r = run(*args)
     assert r.returncode != 0
