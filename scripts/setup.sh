@@ -3,6 +3,8 @@
 #
 #   sudo scripts/setup.sh            runtime: bcc, kernel headers, iproute2, tracefs, .venv
 #   sudo scripts/setup.sh --test     also what the test suite needs (tshark, strace, pytest)
+#   sudo scripts/setup.sh --fleet    also Prometheus, promtool, mmdebstrap and podman
+#                                    (serve's and the container image's tests)
 #
 # Options:
 #   --kernel RELEASE   headers for this kernel instead of $(uname -r) (used when
@@ -17,6 +19,7 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 release=$(uname -r)
 with_tests=0
+with_fleet=0
 mount_tracefs=1
 venv="$root/.venv"
 headers_root=/var/lib/nlbpf/kernel-headers
@@ -24,10 +27,11 @@ headers_root=/var/lib/nlbpf/kernel-headers
 while [ $# -gt 0 ]; do
     case "$1" in
         --test) with_tests=1 ;;
+        --fleet) with_fleet=1 ;;
         --kernel) release=${2:?--kernel needs a release}; shift ;;
         --no-tracefs) mount_tracefs=0 ;;
         --venv) venv=${2:?--venv needs a directory}; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -111,6 +115,11 @@ fi
 if [ $with_tests -eq 1 ]; then
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
     apt_install tshark strace bpftool
+fi
+if [ $with_fleet -eq 1 ]; then
+    # prometheus: the server and promtool that scrape and check `nlbpf serve`;
+    # mmdebstrap and podman: the container image (deploy/image/build.sh)
+    apt_install prometheus mmdebstrap podman uidmap
 fi
 
 # --- venv -------------------------------------------------------------------
