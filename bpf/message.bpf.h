@@ -143,9 +143,10 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
     __builtin_memcpy(e->holder_comm, p->holder_comm, sizeof(e->holder_comm));
 
 #ifdef MODE_TOP
+    u32 b = lat_bucket(latency);
     if (status)
         top_count_errno(w->c.pid, w->c.proto, p->type, status);
-    type_hist_add(w->c.proto, p->type, latency, p->lock_wait);
+    type_hist_add(w->c.proto, p->type, latency, b, p->lock_wait);
     if (t) {
         if (status)
             __sync_fetch_and_add(&t->errors, 1);
@@ -156,7 +157,6 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
         __sync_fetch_and_add(&t->lock_wait_ns, p->lock_wait);
         if (latency > t->lat_max_ns)
             t->lat_max_ns = latency;
-        u32 b = lat_bucket(latency);
         if (b < LAT_BUCKETS)
             __sync_fetch_and_add(&t->lat_hist[b], 1);
     }

@@ -72,9 +72,9 @@ class Counters:
             comm = rows[pid]["comm"] if pid in rows else ""
             whos[pid] = who_of(comm, {**self.context.describe(netns, cgroup, pid),
                                       "netns": netns})
-        self.metrics.add_counters(rows, types, errs, whos)
-        if c.layer != "sock":
-            self.metrics.set_hists(read_type_hists(c))
+        # the socket layer sees no request's start: no histograms
+        hists = read_type_hists(c) if c.layer != "sock" else None
+        self.metrics.add_counters(rows, types, errs, whos, hists)
         forget_pids(c, gone)
         forget_where(c, gone)
         self.metrics.forget(gone)

@@ -158,12 +158,16 @@ class Metrics:
         # a name, not a number: an unnamed type is any number a process sent
         return name if name and name[0].isalpha() and not name.startswith("0x") else OTHER
 
-    def add_counters(self, rows, types, errs, whos):
-        """One read of the kernel's cumulative per-process counters.
+    def add_counters(self, rows, types, errs, whos, hists=None):
+        """One read of the kernel's cumulative per-process counters, taken in at once
+        (a scrape sees all of it or none).
 
         rows: {pid: top row}; types: {(pid, proto, type): requests}; errs: {(pid, proto,
-        type, errno): n}; whos: {pid: who labels}."""
+        type, errno): n}; whos: {pid: who labels}; hists: {(proto, type): the kernel's
+        cumulative histograms}, where the layer has them."""
         with self.lock:
+            if hists is not None:
+                self.hists = dict(hists)
             flat = {}
             for pid, r in rows.items():
                 for k in ("dumps", "dump_intr", "msgs_in", "msgs_out", "bytes_in",
@@ -194,10 +198,6 @@ class Metrics:
             self.top.forget(pids)
             self.types.forget(pids)
             self.errs.forget(pids)
-
-    def set_hists(self, hists):
-        with self.lock:
-            self.hists = dict(hists)
 
     def add_call_error(self, proto, errno, who, n=1):
         with self.lock:

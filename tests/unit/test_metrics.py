@@ -137,8 +137,9 @@ def test_histograms_and_health_render():
     hist[lat_bucket(2_000_000)] = 1
     lock = [0] * LAT_BUCKETS
     lock[0] = 3
-    m.set_hists({(0, 25): {"count": 3, "lat_sum_ns": 2_006_000, "lock_sum_ns": 0,
-                           "lat_hist": hist, "lock_hist": lock}})
+    m.add_counters({}, {}, {}, {}, hists={(0, 25): {
+        "count": 3, "lat_sum_ns": 2_006_000, "lock_sum_ns": 0, "lat_hist": hist,
+        "lock_hist": lock}})
     m.set_health("counters", layer="syscall", lost=0, not_walked=2)
     _, s = scrape(m)
     count = [v for l, v in s["nlbpf_request_duration_seconds_count"]]
