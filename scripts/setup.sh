@@ -118,8 +118,9 @@ if [ $with_tests -eq 1 ]; then
 fi
 if [ $with_fleet -eq 1 ]; then
     # prometheus: the server and promtool that scrape and check `nlbpf serve`;
-    # mmdebstrap and podman: the container image (deploy/image/build.sh)
-    apt_install prometheus mmdebstrap podman uidmap
+    # mmdebstrap, podman and runc (crun cannot run on a hybrid cgroup setup): the
+    # container image (deploy/image/build.sh) and its test
+    apt_install prometheus mmdebstrap podman runc uidmap
 fi
 
 # --- venv -------------------------------------------------------------------

@@ -53,16 +53,19 @@ def test_the_image_serves_a_failure_made_on_the_host(podman):
     assert run.returncode == 0, run.stderr
     try:
         url = f"http://127.0.0.1:{port}/metrics"
+        # the endpoint answers at once; nlbpf_up is 1 once the probes are attached
         deadline = time.monotonic() + 180
         while True:
             try:
                 text, _ = get(url, timeout=5)
-                break
+                if "\nnlbpf_up 1.0" in text:
+                    break
             except OSError:
-                logs = subprocess.run(["podman", "logs", name], env=podman,
-                                      capture_output=True, text=True)
-                assert time.monotonic() < deadline, logs.stdout + logs.stderr
-                time.sleep(1)
+                pass
+            logs = subprocess.run(["podman", "logs", name], env=podman,
+                                  capture_output=True, text=True)
+            assert time.monotonic() < deadline, logs.stdout + logs.stderr
+            time.sleep(1)
         for i in range(4):
             ns.ip("route", "del", f"10.98.{i}.0/24", check=False)
         deadline = time.monotonic() + 30
