@@ -82,8 +82,13 @@ static __always_inline u32 lat_bucket(u64 v)
     s = ((x >> 2) + 0x3ULL) >> 2 << 1; x >>= s; lg += s;
     lg += x >> 1;
     u64 half = ((v << 1) >> lg) & 1;       /* lg 0: v is 0 or 1, and half 0 */
-    /* at most 127; the mask says so to the verifier (clang drops callers' checks) */
-    return (u32)(lg * 2 + half) & (LAT_BUCKETS - 1);
+    u64 b = lg * 2 + half;
+    /* At most 127; the mask says so to the verifier (clang drops callers' checks).
+     * The barrier keeps the mask after the sum: clang would otherwise mask each
+     * term and join them with an OR, and 6.1's verifier knows nothing of an OR of
+     * two unknown registers, however bounded each is. */
+    asm volatile("" : "+r"(b));
+    return (u32)b & (LAT_BUCKETS - 1);
 }
 
 #ifdef MODE_TOP
