@@ -64,6 +64,7 @@ static u64 (*rdonly_cast)(u64 obj, u32 btf_id) = (void *)KFUNC_RDONLY_CAST;
 #define EAGAIN 11
 #define ENOBUFS 105
 #define EINTR 4
+#define E2BIG 7
 #define LCB_F_MUTEX (1U << 5)
 
 /* v = min(v, max), bounded again after an empty asm: clang may keep only one bound

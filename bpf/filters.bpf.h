@@ -35,6 +35,41 @@ struct top_where {
 BPF_HASH(top_ctx, u32, struct top_where, 10240);
 #endif
 
+#ifdef FILTER_FOLLOW
+/* `nlbpf trace -- CMD`: the command's process and every process it forks, added as
+ * they are forked (sched_process_fork, tracepoints.bpf.h) and removed as they exit.
+ * The loader puts the command's pid in before the command runs. */
+#ifndef FOLLOW_MAX
+#define FOLLOW_MAX 32768
+#endif
+BPF_HASH(follow, u32, u8, FOLLOW_MAX);
+#endif
+
+#ifdef FILTER_IGNORE
+BPF_HASH(ignores, struct ignore_key, u64, 1024);       /* -> failures it dropped */
+
+/* Is this failure one the user said to ignore? Counted in its rule if so. */
+static __always_inline int ignored(u8 proto, u16 type, s32 err)
+{
+    struct ignore_key k = {.err = err, .type = type, .proto = proto};
+    u64 *n = ignores.lookup(&k);
+    if (!n) {
+        k.err = 0;                              /* TYPE: any errno */
+        n = ignores.lookup(&k);
+    }
+    if (!n) {
+        k.err = err;                            /* :ERRNO: any type */
+        k.type = IGNORE_ANY_TYPE;
+        k.proto = IGNORE_ANY_PROTO;
+        n = ignores.lookup(&k);
+    }
+    if (!n)
+        return 0;
+    __sync_fetch_and_add(n, 1);
+    return 1;
+}
+#endif
+
 /* Do the filters on the task (process, cgroup) keep what the current thread does? */
 static __always_inline int task_wanted(u32 pid)
 {
@@ -53,6 +88,10 @@ static __always_inline int task_wanted(u32 pid)
 #ifdef FILTER_CGROUP_TREE
     if (cgroup_filter.check_current_task(0) != 1)
         return 0;               /* not below it, or the slot is empty (error < 0) */
+#endif
+#ifdef FILTER_FOLLOW
+    if (!follow.lookup(&pid))
+        return 0;
 #endif
     return 1;
 }

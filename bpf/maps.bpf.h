@@ -213,6 +213,9 @@ BPF_PERCPU_ARRAY(pend_move, struct pend_val, 1);      /* an entry on its way bac
 BPF_HASH(top, u32, struct top_val, 10240);
 BPF_HASH(top_types, struct top_type_key, u64, 65536);
 BPF_PERCPU_ARRAY(top_zero, struct top_val, 1);
+/* top's interval number, advanced by the reader at each refresh: a latency maximum
+ * set in an earlier interval is started afresh, so MAX is per interval like the rest */
+BPF_ARRAY(top_epoch, u64, 1);
 #ifdef COUNT_ERRNO
 BPF_HASH(top_errs, struct top_err_key, u64, 16384);
 #endif

@@ -155,8 +155,15 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
         __sync_fetch_and_add(&t->lat_count, 1);
         __sync_fetch_and_add(&t->lat_sum_ns, latency);
         __sync_fetch_and_add(&t->lock_wait_ns, p->lock_wait);
-        if (latency > t->lat_max_ns)
+        u32 zero = 0;
+        u64 *epoch = top_epoch.lookup(&zero);
+        u64 now_epoch = epoch ? *epoch : 0;
+        if (t->lat_max_epoch != now_epoch) {
+            t->lat_max_epoch = now_epoch;
             t->lat_max_ns = latency;
+        } else if (latency > t->lat_max_ns) {
+            t->lat_max_ns = latency;
+        }
         if (b < LAT_BUCKETS)
             __sync_fetch_and_add(&t->lat_hist[b], 1);
     }
@@ -165,6 +172,10 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
 #if defined(MODE_ERRORS) || defined(MODE_SLOW)
 #ifdef MODE_ERRORS
     int wanted = status != 0 || intr;
+#ifdef FILTER_IGNORE
+    if (status && !intr && ignored(w->c.proto, p->type, status))
+        wanted = 0;
+#endif
 #else
     int wanted = latency >= SLOW_NS;
 #endif

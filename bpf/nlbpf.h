@@ -107,7 +107,21 @@ struct nl_event {
 #define ST_PENDING_FULL 3       /* requests whose pairing entry the LRU could not take */
 #define ST_UNSEEN 4             /* netlink sends/receives by a path the layer does not walk
                                    (io_uring, sendfile...: syscall layer, from sock:*_length) */
-#define ST_NR 5
+#define ST_FOLLOW_FULL 5         /* processes the command forked that the follow table had
+                                   no room for (trace -- CMD): their traffic unseen */
+#define ST_NR 6
+
+/* errors --ignore: a failure the user expects (RTM_NEWLINK:ENODEV) is dropped in the
+ * kernel and counted in its rule's entry. A rule's type or errno may be "any"; a
+ * rule for a type number without a protocol is one entry per protocol. */
+#define IGNORE_ANY_TYPE 0xffff
+#define IGNORE_ANY_PROTO 0xff
+struct ignore_key {
+    s32 err;                    /* as the reply says it: -ENODEV; 0: any */
+    u16 type;                   /* the request's type, or IGNORE_ANY_TYPE */
+    u8 proto;                   /* or IGNORE_ANY_PROTO (with any type only) */
+    u8 pad;
+};
 
 /* per-process aggregates kept in the kernel for `top` */
 #define LAT_BUCKETS 128         /* log2 of latency in ns, 2 sub-buckets each */
@@ -120,7 +134,8 @@ struct top_val {
     u64 msgs_out;
     u64 bytes_in;
     u64 bytes_out;
-    u64 lat_max_ns;
+    u64 lat_max_ns;             /* the largest latency of interval lat_max_epoch */
+    u64 lat_max_epoch;          /* top_epoch's value when lat_max_ns was set */
     u64 lat_count;
     u64 lat_sum_ns;
     u64 lock_wait_ns;

@@ -544,6 +544,12 @@ static __always_inline void errors_failed(void *ctx, u64 sk, u64 data, u32 len)
     if ((echo[1] & 0xffff) != FILTER_TYPE)
         return;
 #endif
+#ifdef FILTER_IGNORE
+    s32 err = 0;
+    bpf_probe_read_kernel(&err, sizeof(err), (void *)(data + 16));
+    if (ignored(*(u16 *)(sk + OFF_SOCK_PROTOCOL), echo[1] & 0xffff, err))
+        return;
+#endif
     u32 mlen = h[0] < len ? h[0] : len;
     u64 n = (h[1] >> 16) & NLM_F_CAPPED ? NLMSG_HDRLEN : echo[0];
     if (n > mlen - 20)
@@ -632,6 +638,10 @@ static __always_inline void sock_dump(void *ctx, u64 sk, u64 data, u32 len, u32 
         return;
 #ifdef FILTER_TYPE
     if ((rh[1] & 0xffff) != FILTER_TYPE)
+        return;
+#endif
+#ifdef FILTER_IGNORE
+    if (!intr && ignored(*(u16 *)(sk + OFF_SOCK_PROTOCOL), rh[1] & 0xffff, r->done_err))
         return;
 #endif
     sock_event(e, sk, EV_MSG, DIR_SEND, now);

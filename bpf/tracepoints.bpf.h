@@ -36,4 +36,32 @@ TRACEPOINT_PROBE(lock, contention_end)
 }
 #endif
 
+/* ------------------------------------------------ the command's processes */
+
+#ifdef FILTER_FOLLOW
+/* A process the command made forks: follow the child too. Runs in the parent. A new
+ * thread comes here as well (its tid is added and goes at its exit): the tracepoint
+ * does not say which it is, and a tid is never another process's tgid meanwhile. */
+TRACEPOINT_PROBE(sched, sched_process_fork)
+{
+    u32 parent = bpf_get_current_pid_tgid() >> 32;
+    if (!follow.lookup(&parent))
+        return 0;
+    u32 child = args->child_pid;
+    u8 yes = 1;
+    if (follow.insert(&child, &yes) == -E2BIG)
+        stat_inc(ST_FOLLOW_FULL);       /* the table is full: said, not silently missed */
+    return 0;
+}
+
+/* A thread exits: its tid goes (a process's own tid is its tgid), so that a pid the
+ * kernel hands out again later is not taken for the command's. */
+TRACEPOINT_PROBE(sched, sched_process_exit)
+{
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    follow.delete(&tid);
+    return 0;
+}
+#endif
+
 #endif /* NLBPF_TRACEPOINTS_BPF_H */

@@ -1,4 +1,5 @@
 """nlbpf's command line: one click group, one module per command."""
+import dataclasses
 import functools
 import math
 import re
@@ -14,6 +15,8 @@ from .commands.live import DRAIN_S
 
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 PID_MAX = 1 << 22       # the kernel's most (PID_MAX_LIMIT)
+# top's rows: one per process, or per group of them (commands/top.py group_key)
+TOP_BY = ("process", "comm", "container", "netns")
 
 
 def parse_duration_ns(text, default_unit="ms"):
@@ -119,6 +122,43 @@ def capture_options(f=None, *, without=()):
     return wrapper
 
 
+# the commands that can run one command and trace it: options first, then the command
+# (`nlbpf trace --json -- ip -d link`); what follows its name is its own
+COMMAND_SETTINGS = {"allow_interspersed_args": False}
+
+
+def command_argument(f):
+    """[--] CMD...: start CMD, trace it and what it forks until it exits, exit with its
+    status (commands/traced_command.py)."""
+    f = click.argument("command", nargs=-1, type=click.UNPROCESSED, metavar="[-- CMD...]")(f)
+
+    @functools.wraps(f)
+    def wrapper(**kw):
+        argv = kw.pop("command")
+        if not argv:
+            return f(**kw)
+        if kw.get("read_file") is not None:
+            raise click.UsageError("a command to trace runs live; it does not go with --read")
+        if kw["filters"].pid is not None:
+            raise click.UsageError("-p/--pid and a command: trace one or the other")
+        from .capture import environment
+        from .commands.traced_command import TracedCommand
+        environment.require_root()      # before the command is started
+        traced = TracedCommand(argv)
+        try:
+            kw["filters"] = dataclasses.replace(kw["filters"], follow=traced.spawn())
+            f(command=traced, **kw)
+        finally:
+            traced.abandon()            # still held: nlbpf failed before it ran
+        status = traced.exit_status()
+        if status is None:
+            print(f"nlbpf: {argv[0]} (pid {traced.proc.pid}) still runs; it is no longer "
+                  f"traced", file=sys.stderr, flush=True)
+            return None
+        sys.exit(status)
+    return wrapper
+
+
 def read_option(f):
     """-r/--read FILE: a view over a capture file instead of the live probes."""
     return click.option("-r", "--read", "read_file", default=None, metavar="FILE",
@@ -143,7 +183,7 @@ def cli():
     """nlbpf: see every netlink request on this machine, who made it, and how it went."""
 
 
-@cli.command()
+@cli.command(context_settings=COMMAND_SETTINGS)
 @capture_options
 @read_option
 @click.option("--spool/--no-spool", default=None,
@@ -152,8 +192,17 @@ def cli():
                    "output lag instead of losing events. --no-spool decodes as it captures, "
                    "in one process and with no file: what its buffers cannot hold is dropped "
                    "(and counted).")
+@command_argument
 def trace(spool, **kw):
-    """Every netlink message, one line each."""
+    """Every netlink message, one line each.
+
+    \b
+    Examples:
+      nlbpf trace                          every netlink message on this machine
+      nlbpf trace -c ip --proto route      what `ip` asks of rtnetlink
+      nlbpf trace -- ip route get 1.1.1.1  one command and what it forks; its exit status
+      nlbpf trace --json -p 1234           one running process, as JSON lines
+    """
     if kw["read_file"] is not None:
         if spool:
             raise click.UsageError("--spool captures live; it does not apply to --read")
@@ -167,21 +216,43 @@ def trace(spool, **kw):
         run_trace(source=source, **kw)
 
 
-@cli.command()
+@cli.command(context_settings=COMMAND_SETTINGS)
 @capture_options
 @read_option
-def errors(**kw):
-    """Failed requests (with errno, extack and the decoded request), interrupted dumps, overruns."""
+@click.option("--ignore", "ignore", multiple=True, metavar="[PROTO/]TYPE[:ERRNO]|:ERRNO",
+              help="Failures you expect, dropped in the kernel and only counted (the closing "
+                   "line says how many): RTM_NEWLINK:ENODEV (iproute2's probe), :EEXIST, "
+                   "generic/16:ENOENT. Repeatable.")
+@click.option("--fold", type=FiniteFloat(min=0), default=1.0, show_default=True,
+              metavar="SECONDS",
+              help="Text: the same failure from the same process name again within this long "
+                   "is counted, then said once with its count; 0 shows every one. --json "
+                   "shows every one.")
+@command_argument
+def errors(ignore, **kw):
+    """Failed requests (with errno, extack and the decoded request), interrupted dumps, overruns.
+
+    \b
+    Examples:
+      nlbpf errors                         every failure on this machine
+      nlbpf errors --container web         one container's
+      nlbpf errors -- /opt/cni/bin/bridge  one command's (and its children's)
+      nlbpf errors --ignore RTM_NEWLINK:ENODEV    without iproute2's feature probe
+    """
     from .commands.errors import run_errors
+    from .filters import parse_ignore
+    kw["filters"] = dataclasses.replace(kw["filters"],
+                                        ignore=tuple(parse_ignore(t) for t in ignore))
     with _offline(kw) as source:
         run_errors(source=source, **kw)
 
 
-@cli.command()
+@cli.command(context_settings=COMMAND_SETTINGS)
 @capture_options
 @read_option
 @click.option("--threshold", default="500ms", show_default=True,
               help="Report requests slower than this (ns, us, ms, s).")
+@command_argument
 def slow(threshold, **kw):
     """Requests slower than a threshold, with lock wait vs work and who held the lock."""
     from .commands.slow import run_slow
@@ -197,9 +268,10 @@ def slow(threshold, **kw):
               help="Stop after this many refreshes.")
 @click.option("--rows", type=click.IntRange(min=1), default=20, show_default=True,
               help="Processes shown per refresh.")
-@click.option("--by", type=click.Choice(["process", "container", "netns"]), default="process",
+@click.option("--by", type=click.Choice(TOP_BY), default="process",
               show_default=True,
-              help="One row per process, per container (else cgroup), or per network namespace.")
+              help="One row per process, per process name (short-lived `ip` runs in one "
+                   "row), per container (else cgroup), or per network namespace.")
 @read_option
 def top(**kw):
     """Per-process netlink activity, counted in the kernel, refreshed like top."""
@@ -214,7 +286,7 @@ def top(**kw):
     run_top(**kw)
 
 
-@cli.command()
+@cli.command(context_settings=COMMAND_SETTINGS)
 @capture_options
 @click.option("-w", "--write", required=True, metavar="FILE",
               help="The capture file (- for stdout, e.g. | wireshark -k -i -).")
@@ -222,8 +294,16 @@ def top(**kw):
               show_default=True,
               help="pcapng keeps pid, comm, netns and direction in each packet's comment; "
                    "classic pcap keeps only pid, tid and direction.")
+@command_argument
 def record(**kw):
-    """Write every netlink message to a pcapng file (Wireshark opens it; nlbpf read replays it)."""
+    """Write every netlink message to a pcapng file (Wireshark opens it; nlbpf read replays it).
+
+    \b
+    Examples:
+      nlbpf record -w nl.pcapng                    until Ctrl-C
+      nlbpf record -w nl.pcapng -- ip link show    one command's messages
+      nlbpf record -w - | wireshark -k -i -
+    """
     from .commands.record import run_record
     run_record(**kw)
 
@@ -242,8 +322,9 @@ def record(**kw):
               help="top view: stop after this many tables.")
 @click.option("--rows", type=click.IntRange(min=1), default=20, show_default=True,
               help="top view: processes shown per table.")
-@click.option("--by", type=click.Choice(["process", "container", "netns"]), default="process",
-              show_default=True, help="top view: one row per process, container or netns.")
+@click.option("--by", type=click.Choice(TOP_BY), default="process",
+              show_default=True, help="top view: one row per process, process name, container "
+                                      "or netns.")
 def read_(file, view, threshold, interval, count, rows, by, **kw):
     """Replay a capture file (nlbpf record's, or nlmon+tcpdump's) through a view. No root."""
     from .commands.read import run_read

@@ -4,6 +4,7 @@
 applies the same test to records in userspace (offline reads, and the parts of a
 filter the kernel cannot check).
 """
+import errno as errnos
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -11,6 +12,7 @@ from typing import Optional
 from .errors import NlbpfError
 from .model import PROTOCOL_NUMBERS, protocol_name
 from .places import live_context
+from .capture.abi import DEFINES
 
 
 def _type_constants():
@@ -65,6 +67,51 @@ def parse_type(text):
     return number
 
 
+@dataclass(frozen=True)
+class IgnoreRule:
+    """errors --ignore [PROTO/]TYPE[:ERRNO] or :ERRNO: a failure the user expects.
+    protocol None: any (a type number given without one); type or errno None: any."""
+    text: str
+    protocol: Optional[int]
+    type: Optional[int]
+    errno: Optional[int]
+
+    def matches(self, protocol, type_, errno):
+        return ((self.protocol is None or self.protocol == protocol)
+                and (self.type is None or self.type == type_)
+                and (self.errno is None or self.errno == errno))
+
+
+def parse_errno(text, whole):
+    if text.isdigit() and 0 < int(text) < 4096:
+        return int(text)
+    number = getattr(errnos, text.upper(), None)
+    if not text.upper().startswith("E") or not isinstance(number, int):
+        raise NlbpfError(f"--ignore {whole}: unknown errno {text!r} (a name like ENODEV, or "
+                         f"a number)", exit_code=2)
+    return number
+
+
+def parse_ignore(text):
+    """--ignore RTM_NEWLINK:ENODEV | RTM_NEWLINK | :EEXIST | generic/16:ENOENT."""
+    what, _, err = text.partition(":")
+    if not what and not err:
+        raise NlbpfError(f"--ignore {text!r}: give a type, an errno or both (RTM_NEWLINK:ENODEV)",
+                         exit_code=2)
+    protocol = type_ = None
+    if what:
+        proto, _, name = what.rpartition("/")
+        protocol = parse_protocol(proto) if proto else None
+        try:
+            type_ = parse_type(name)
+        except NlbpfError:
+            raise NlbpfError(f"--ignore {text}: unknown message type {name!r} (a name like "
+                             f"RTM_NEWLINK, or PROTO/NUMBER)", exit_code=2) from None
+        if protocol is None and name.upper().startswith("RTM_"):
+            protocol = PROTOCOL_NUMBERS["route"]
+    return IgnoreRule(text, protocol, type_, parse_errno(err, text) if err else None)
+
+
 def parse_netns(text):
     """--netns NAME|INODE|PID -> namespace inode."""
     if text is None:
@@ -108,6 +155,24 @@ def cgroup_under(cgid, directory, pid=None):
     return top == "/" or path == top or path.startswith(top.rstrip("/") + "/")
 
 
+def descends_from(pid, root):
+    """Is process `pid` the process `root` or below it (its parent's parent...)? Userspace's
+    check of the kernel's follow set, for what is read from an iterator rather than seen
+    in a call (the socket layer's overruns and running calls); a process gone is not."""
+    for _ in range(64):             # deeper than any real process tree
+        if pid == root:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+            pid = int(stat[stat.rindex(b")") + 2:].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
 @dataclass
 class Filters:
     pid: Optional[int] = None
@@ -117,6 +182,8 @@ class Filters:
     netns: Optional[int] = None
     cgroup: Optional[str] = None        # cgroup directory: the task is in it or below
     cgroup_label: Optional[str] = None  # what the user asked for (path or container)
+    follow: Optional[int] = None        # trace -- CMD: the command's pid, and its descendants
+    ignore: tuple = ()                  # errors --ignore: IgnoreRules
 
     @classmethod
     def from_options(cls, pid=None, comm=None, proto=None, type_=None, netns=None,
@@ -144,7 +211,34 @@ class Filters:
         if self.cgroup is not None:
             # the loader puts the directory in the cgroup_filter map
             out.append("-DFILTER_CGROUP_TREE")
+        if self.follow is not None:
+            # the loader puts the command's pid in the follow map
+            out.append("-DFILTER_FOLLOW")
+        if self.ignore:
+            # the loader puts the rules in the ignores map (ignore_keys)
+            out.append("-DFILTER_IGNORE")
         return out
+
+    def ignore_keys(self):
+        """{rule: [(protocol, type, err as the kernel sees it)]}: the ignores map's keys
+        (bpf/nlbpf.h struct ignore_key), a type number without a protocol once per one."""
+        keys = {}
+        for rule in self.ignore:
+            err = -rule.errno if rule.errno is not None else 0
+            if rule.type is None:
+                keys[rule] = [(DEFINES["IGNORE_ANY_PROTO"], DEFINES["IGNORE_ANY_TYPE"], err)]
+            elif rule.protocol is None:
+                keys[rule] = [(p, rule.type, err) for p in range(MAX_LINKS)]
+            else:
+                keys[rule] = [(rule.protocol, rule.type, err)]
+        return keys
+
+    def ignored(self, protocol, type_, errno):
+        """The rule of --ignore that drops this failure (errno > 0), or None."""
+        for rule in self.ignore:
+            if rule.matches(protocol, type_, errno):
+                return rule
+        return None
 
     def who(self, rec):
         """The kernel's test of who made a record (--pid, --comm, --proto, --netns,
@@ -161,6 +255,8 @@ class Filters:
             return False
         if self.cgroup is not None and not cgroup_under(getattr(rec, "cgroup", 0), self.cgroup,
                                                         getattr(rec, "pid", None)):
+            return False
+        if self.follow is not None and not descends_from(getattr(rec, "pid", 0), self.follow):
             return False
         return True
 
@@ -189,4 +285,8 @@ class Filters:
             parts.append(f"netns {self.netns}")
         if self.cgroup is not None:
             parts.append(f"cgroup {self.cgroup_label or self.cgroup}")
+        if self.follow is not None:
+            parts.append(f"the command's processes (pid {self.follow} and its children)")
+        if self.ignore:
+            parts.append("ignoring " + ", ".join(r.text for r in self.ignore))
         return ", ".join(parts)

@@ -3,6 +3,9 @@
     python nlclient.py getlink COUNT        COUNT RTM_GETLINK(lo) requests with ACK
     python nlclient.py dumplinks SECONDS    dump links in a loop; prints dumps and DUMP_INTR parts
     python nlclient.py dumproutes COUNT     COUNT route dumps
+    python nlclient.py dumpthengetlink SECONDS COUNT
+                                            one route dump, a pause of SECONDS, then COUNT
+                                            RTM_GETLINK(lo) with ACK: a slow request, then fast ones
     python nlclient.py dumpiov SIZES        one route dump read with recvmsg into iovecs of
                                             these sizes (e.g. 1000,3001,60000): parts straddle them
     python nlclient.py batchdel COUNT       COUNT RTM_DELROUTE(10.99.<i>.0/24) with ACK in one
@@ -142,6 +145,13 @@ def main(argv):
             p, _, _ = request(s, message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, rtmsg()), seq)
             parts.append(p)
         out.update(dumps=count, parts=parts)
+    elif what == "dumpthengetlink":
+        p, _, _ = request(s, message(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, 1, rtmsg()), 1)
+        time.sleep(float(argv[2]))
+        count = int(argv[3])
+        for seq in range(2, count + 2):
+            request(s, message(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, ifinfomsg(1)), seq)
+        out.update(dumps=1, parts=[p], requests=count + 1)
     elif what == "batchdel":
         count = int(argv[2])
         batch = b"".join(

@@ -25,8 +25,10 @@ def struct_fields(text, name, ctype):
 _TEXT = HEADER.read_text()
 DEFINES = read_defines(_TEXT)
 LAT_BUCKETS = DEFINES["LAT_BUCKETS"]
-# what top counts per process (struct top_val): every u64 but the latency maximum
-TOP_COUNTERS = tuple(f for f in struct_fields(_TEXT, "top_val", "u64") if f != "lat_max_ns")
+# what top counts per process (struct top_val): every u64 but the latency maximum and
+# the interval it belongs to
+TOP_COUNTERS = tuple(f for f in struct_fields(_TEXT, "top_val", "u64")
+                     if f not in ("lat_max_ns", "lat_max_epoch"))
 
 
 def prefixed(prefix):

@@ -17,7 +17,7 @@ from .settings import CaptureSettings
 from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, SOCK_OFFSETS, probe_offsets
 from .abi import LAT_BUCKETS, TOP_COUNTERS
 from .records import (CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_WALK, ST_EMITTED,
-                      ST_PENDING_FULL, ST_UNSEEN)
+                      ST_PENDING_FULL, ST_UNSEEN, ST_FOLLOW_FULL)
 
 
 MODES = ("trace", "errors", "slow", "top")
@@ -151,6 +151,8 @@ class Capture:
                              + "; ".join(reasons) + "); use --hooks syscall")
         self.layer_reasons = reasons
         self._set_cgroup_filter()
+        self._set_follow()
+        self._set_ignores()
         if self.mode != "top":
             table = self.bpf["events"]
             if self.uses_ringbuf:
@@ -310,6 +312,33 @@ class Capture:
         except Exception as e:  # KeyError (no map) or OSError (cgroup gone)
             self.close()
             raise NlbpfError(f"cannot set the cgroup filter to {directory}: {e}") from None
+
+    def _set_follow(self):
+        """trace -- CMD: the command's process (not yet running) is the first followed."""
+        pid = getattr(self.filters, "follow", None)
+        if pid is None:
+            return
+        table = self.bpf["follow"]
+        table[table.Key(pid)] = table.Leaf(1)
+
+    def _set_ignores(self):
+        """errors --ignore: each rule's keys in the ignores map, counting from 0."""
+        keys = self.filters.ignore_keys() if getattr(self.filters, "ignore", ()) else {}
+        if not keys:
+            return
+        table = self.bpf["ignores"]
+        for rule_keys in keys.values():
+            for proto, type_, err in rule_keys:
+                table[table.Key(err=err, type=type_, proto=proto)] = table.Leaf(0)
+
+    def ignored(self):
+        """{--ignore rule: failures the probes dropped for it}."""
+        keys = self.filters.ignore_keys() if getattr(self.filters, "ignore", ()) else {}
+        if not keys or self.bpf is None:
+            return {}
+        counts = {(k.proto, k.type, k.err): v.value for k, v in self.bpf["ignores"].items()}
+        return {rule.text: sum(counts.get(key, 0) for key in rule_keys)
+                for rule, rule_keys in keys.items()}
 
     def _compile(self, bcc, layer, flags):
         try:
@@ -634,8 +663,12 @@ class Capture:
         total = {}
         for name, idx in (("lost", ST_LOST), ("emitted", ST_EMITTED),
                           ("walk_truncated", ST_TRUNC_WALK), ("pending_full", ST_PENDING_FULL),
-                          ("unseen", ST_UNSEEN)):
+                          ("unseen", ST_UNSEEN), ("follow_full", ST_FOLLOW_FULL)):
             total[name] = sum(table[ct.c_int(idx)])
+        by_rule = self.ignored()
+        if by_rule:
+            total["ignored"] = sum(by_rule.values())
+            total["ignored_by"] = by_rule
         # ST_LOST counts every event the probes could not write, perf buffer or ring
         # buffer; the perf buffer's own PERF_RECORD_LOST counts (_perf_lost, from
         # lost_cb) are the same events again, reported late and only in part
@@ -695,12 +728,19 @@ def _comm(chars):
 
 def read_top(capture):
     """Cumulative per-process counters from the kernel: {pid: dict}, {(pid, proto, type): n}.
-    On the socket layer, each CPU's slot holds counts not yet flushed to the maps: added in."""
+    On the socket layer, each CPU's slot holds counts not yet flushed to the maps: added in.
+
+    lat_max_ns is the largest latency since the previous read (0: none), not since the
+    start: each read closes the kernel's interval (top_epoch) and opens the next. A
+    request that ends in the microseconds between the counters' read and the epoch's
+    change is counted in the next interval, its latency in this one's maximum."""
     rows = {}
+    epochs = capture.bpf["top_epoch"]
+    epoch = epochs[ct.c_int(0)].value
     for key, val in capture.bpf["top"].items():
         row = {name: getattr(val, name) for name in TOP_COUNTERS}
         row["comm"] = _comm(val.comm)
-        row["lat_max_ns"] = val.lat_max_ns
+        row["lat_max_ns"] = val.lat_max_ns if val.lat_max_epoch == epoch else 0
         row["hist"] = list(val.lat_hist)
         rows[key.value] = row
     types = {(k.pid, k.proto, k.type): v.value for k, v in capture.bpf["top_types"].items()}
@@ -717,6 +757,7 @@ def read_top(capture):
             if slot.type_count:
                 key = (slot.pid, slot.proto, slot.type)
                 types[key] = types.get(key, 0) + slot.type_count
+    epochs[ct.c_int(0)] = epochs.Leaf(epoch + 1)
     return rows, types
 
 

@@ -46,7 +46,8 @@ class Printer:
         self.as_json = as_json
         self.count = 0
 
-    def __call__(self, rec, detail=()):
+    def __call__(self, rec, detail=(), counted=True):
+        """counted=False: a line about records (errors' fold line), not one itself."""
         if self.as_json:
             write_line(dumps(rec), flush=False)
             self.count += 1
@@ -57,7 +58,7 @@ class Printer:
             write_line(f"≤{clock(rec['ts'] + slack / 1e6)} {rec['summary']}", flush=False)
         else:
             write_line(f"{clock(rec['ts'])} {rec['summary']}", flush=False)
-        self.count += 1
+        self.count += counted
         for line in detail:
             write_line(f"    {line}", flush=False)
 
@@ -141,9 +142,10 @@ class Pipeline:
             print(outcome.closing_line(f"{self.printer.count} records"), file=sys.stderr,
                   flush=True)
 
-    def run(self, capture_args, duration, drain=None):
-        """drain: how long the end may go on showing what was captured (live.run)."""
-        return self.source.run(self, capture_args, duration, drain)
+    def run(self, capture_args, duration, drain=None, command=None):
+        """drain: how long the end may go on showing what was captured (live.run);
+        command: trace -- CMD's TracedCommand (live only)."""
+        return self.source.run(self, capture_args, duration, drain, command=command)
 
 
 class LiveSource:
@@ -158,11 +160,11 @@ class LiveSource:
     def prepare(self, pipe):
         pass
 
-    def run(self, pipe, capture_args, duration, drain=None):
+    def run(self, pipe, capture_args, duration, drain=None, command=None):
         capture = self.make_capture(capture_args) if self.make_capture is not None else None
         return run(capture_args, pipe.feed, duration=duration, on_tick=pipe.tick,
                    tick_s=pipe.tick_s, on_end=pipe.end, capture=capture,
-                   drain_s=DRAIN_S if drain is None else drain)
+                   drain_s=DRAIN_S if drain is None else drain, command=command)
 
 
 def capture_args(mode, filters, snaplen, capture, **extra):

@@ -4,7 +4,10 @@ The kernel hands over only requests whose final reply is an error or whose
 dump was interrupted (it holds each request until its reply is known), so the
 cost is proportional to failures, not to traffic.
 """
-from ..output.records import attrs_text, transaction_record
+import sys
+
+from ..output.fold import RepeatFolder
+from ..output.records import attrs_text, transaction_record, wall_ts
 from .common import Pipeline, capture_args, syscall_error_record
 
 
@@ -28,22 +31,56 @@ def error_details(rec):
 
 
 def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=None,
-               show_secrets=False):
+               show_secrets=False, command=None, fold=0):
     pipe = None
+    ignored = {}        # --ignore rule -> failures dropped here (a capture file's: live, the kernel)
+    folder = RepeatFolder(0 if as_json else fold)
+
+    def show(rec, detail=()):
+        shown, due = folder.admit(rec)
+        for line in due:
+            pipe.printer(line, counted=False)
+        if shown:
+            pipe.printer(rec, detail=detail)
+
+    def on_flush(now_ns, everything=False):
+        if now_ns is None and not everything:
+            return
+        now_s = wall_ts(now_ns, pipe.offset_ns) if now_ns is not None else None
+        for line in folder.due(now_s, everything):
+            pipe.printer(line, counted=False)
 
     def on_txn(txn):
         if not txn.errno and not txn.dump_intr:
             return
+        if filters.ignore and not txn.dump_intr:
+            req = txn.request
+            rule = filters.ignored(req.protocol, req.nl_type, txn.errno)
+            if rule is not None:
+                ignored[rule.text] = ignored.get(rule.text, 0) + 1
+                return
         rec = transaction_record(txn, pipe.decoder, pipe.offset_ns, pipe.context)
-        pipe.printer(rec, detail=error_details(rec))
+        show(rec, error_details(rec))
 
     def on_syscall_error(err):
         # the socket layer's overruns come from an iterator over every socket: the
         # filters the probes apply to calls are applied here
         if err.dropped and not filters.match(err, request_type=filters.type):
             return
-        pipe.printer(syscall_error_record(err, pipe.offset_ns, pipe.context))
+        show(syscall_error_record(err, pipe.offset_ns, pipe.context))
 
     pipe = Pipeline(as_json, on_txn=on_txn, on_syscall_error=on_syscall_error, source=source,
-                    show_secrets=show_secrets)
-    pipe.run(capture_args("errors", filters, snaplen, capture), duration, drain)
+                    on_flush=on_flush, show_secrets=show_secrets)
+    closing = pipe.end
+
+    def end(outcome):
+        for rule, n in ignored.items():
+            outcome.ignored[rule] = outcome.ignored.get(rule, 0) + n
+        closing(outcome)
+
+    pipe.end = end
+    pipe.run(capture_args("errors", filters, snaplen, capture), duration, drain, command=command)
+    if not pipe.source.live and ignored:
+        print(f"nlbpf: {sum(ignored.values())} failures ignored ("
+              + ", ".join(f"{rule} {n}" for rule, n in ignored.items()) + ")",
+              file=sys.stderr, flush=True)

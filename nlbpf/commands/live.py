@@ -71,7 +71,8 @@ class LostReporter:
 
     def __init__(self, capture):
         self.capture = capture
-        self.reported = {"lost": 0, "walk_truncated": 0, "pending_full": 0, "unseen": 0}
+        self.reported = {"lost": 0, "walk_truncated": 0, "pending_full": 0, "unseen": 0,
+                         "follow_full": 0}
         self.behind = False        # said that the reader's backlog is over half full
 
     def check_backlog(self):
@@ -96,6 +97,11 @@ class LostReporter:
         if cut > 0:
             print(f"WARNING: {cut} calls had more messages or iovecs than the probes walk; "
                   f"the rest of them went unseen (not walked)", file=sys.stderr, flush=True)
+        unfollowed = stats.get("follow_full", 0) - self.reported["follow_full"]
+        if unfollowed > 0:
+            print(f"WARNING: {unfollowed} processes the command started were not followed "
+                  f"(the follow table was full): their netlink traffic went unseen",
+                  file=sys.stderr, flush=True)
         unseen = stats.get("unseen", 0) - self.reported["unseen"]
         if unseen > 0:
             print(f"WARNING: {unseen} netlink sends/receives went by a path this hook layer "
@@ -153,13 +159,14 @@ class Outcome:
     dropped: int = 0            # not shown: the spool was full (trace's capture child)
     why: list = field(default_factory=list)    # why the rest was not shown
     output_gone: bool = False   # the output was closed or cannot be written
+    ignored: dict = field(default_factory=dict)     # errors --ignore: rule -> failures dropped
 
     @classmethod
     def of(cls, stats, shown):
         return cls(emitted=stats.get("emitted", 0), lost=stats.get("lost", 0),
                    walk_truncated=stats.get("walk_truncated", 0),
                    unseen=stats.get("unseen", 0), shown=shown,
-                   dropped=stats.get("spool_dropped", 0))
+                   dropped=stats.get("spool_dropped", 0), ignored=stats.get("ignored_by", {}))
 
     @property
     def not_shown(self):
@@ -192,11 +199,16 @@ class Outcome:
             walked.append(f"{self.unseen} calls by a path this hook layer does not walk")
         parts.append(f"{self.not_walked} not walked" + (f" ({'; '.join(walked)})" if walked
                                                         else ""))
-        return f"nlbpf: {made}; {self.events} events from the kernel: " + ", ".join(parts)
+        line = f"nlbpf: {made}; {self.events} events from the kernel: " + ", ".join(parts)
+        if self.ignored:
+            # dropped in the kernel as asked: not events, but not unaccounted for either
+            line += (f"; {sum(self.ignored.values())} failures ignored ("
+                     + ", ".join(f"{rule} {n}" for rule, n in self.ignored.items()) + ")")
+        return line
 
 
 def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end=None,
-        capture=None, drain_s=DRAIN_S):
+        capture=None, drain_s=DRAIN_S, command=None):
     """Run a capture until done; returns its Outcome.
 
     capture_args: kwargs for Capture. on_record(rec) gets every record.
@@ -204,6 +216,8 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
     on_end(outcome) runs once at the end, whatever ended the run (the closing line).
     capture: something with Capture's interface to use instead (trace's spool reader);
     its `finished` turning true ends the run as Ctrl-C would.
+    command: trace -- CMD's TracedCommand: released once the probes are attached; its
+    exit ends the run as Ctrl-C would.
 
     The end: the probes are detached (their counters are then final), and what they
     had handed over is still shown for drain_s at most, or until a second signal; the
@@ -218,6 +232,8 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
     try:
         capture.start()
         announce(capture)
+        if command is not None:
+            command.release()
         tune_gc()
         lost = LostReporter(capture)
         deadline = time.monotonic() + duration if duration else None
@@ -238,6 +254,8 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
                     if deadline and now >= deadline:
                         break
                     if getattr(capture, "finished", False):
+                        break
+                    if command is not None and command.exited():
                         break
                 capture.detach()
                 settle = getattr(capture, "settle", None)     # trace's spool child
@@ -278,6 +296,8 @@ def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end
             raise failure
         return outcome
     finally:
+        if command is not None:
+            command.abandon()       # held still if the probes never attached
         capture.close()
         stopper.__exit__()
 

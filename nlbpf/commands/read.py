@@ -163,7 +163,7 @@ class FileSource:
             print(f"nlbpf: warning: the recording lost {lost} events (buffer full): some "
                   f"requests may lack their replies", file=sys.stderr, flush=True)
 
-    def run(self, pipe, capture_args, duration, drain=None):
+    def run(self, pipe, capture_args, duration, drain=None, command=None):
         """The Pipeline over the file's records (drain: live runs only)."""
         span_min = None
         if capture_args.get("mode") == "slow":

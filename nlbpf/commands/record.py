@@ -59,7 +59,7 @@ def _close_quietly(f):
 
 
 def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=None,
-               show_secrets=False, **_):
+               show_secrets=False, command=None, **_):
     if as_json:
         raise NlbpfError("record writes a capture file; --json does not apply "
                          "(read it back with: nlbpf read FILE --json)", exit_code=2)
@@ -119,7 +119,8 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=N
                       file=sys.stderr, flush=True)
 
         run(capture_args("trace", filters, snaplen, capture), on_record, duration=duration,
-            on_tick=on_tick, on_end=on_end, drain_s=DRAIN_S if drain is None else drain)
+            on_tick=on_tick, on_end=on_end, drain_s=DRAIN_S if drain is None else drain,
+            command=command)
     except NlbpfError as e:
         if created and (writer is None or writer.packets == 0) and e.exit_code:
             _close_quietly(out)

@@ -160,7 +160,7 @@ def running_record(span, pipe):
 
 
 def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=None,
-             source=None, show_secrets=False):
+             source=None, show_secrets=False, command=None):
     spans = BusyCalls()
     pipe = None
     told = {}                   # tid -> start of the running call already printed
@@ -203,4 +203,4 @@ def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=N
     pipe = Pipeline(as_json, on_txn=on_txn, on_other=on_other, on_flush=on_flush, source=source,
                     show_secrets=show_secrets)
     pipe.run(capture_args("slow", filters, snaplen, capture, slow_ns=threshold_ns), duration,
-             drain)
+             drain, command=command)

@@ -485,13 +485,13 @@ def _punch_hole(fd, offset, length):
 
 
 def run_spooled_trace(as_json, duration, filters, snaplen, capture, asked=True, drain=None,
-                      show_secrets=False, **_):
+                      show_secrets=False, command=None, **_):
     """trace's live capture: its records made from the capture child's spool. Unless
     the user asked for the spool (--spool), a spool that cannot be made means decoding
     in this process instead, said in one line."""
     environment.require_root()
     trace_args = dict(as_json=as_json, duration=duration, filters=filters, snaplen=snaplen,
-                      capture=capture, drain=drain, show_secrets=show_secrets)
+                      capture=capture, drain=drain, show_secrets=show_secrets, command=command)
     try:
         opened = open_spool()
     except SpoolUnavailable as e:

@@ -47,7 +47,6 @@ def type_name(proto, type_):
     return decode(proto, header).type_name
 
 
-BY = ("process", "container", "netns")
 SUMMED = ("requests", "errors", "dumps", "dump_intr", "msgs_in", "msgs_out", "bytes_in",
           "bytes_out", "_lock_ns")
 
@@ -74,7 +73,9 @@ def forget_where(capture, pids):
 
 
 def group_key(row, by):
-    """(key, label) that puts a process row in its container / netns group."""
+    """(key, label) that puts a process row in its comm / container / netns group."""
+    if by == "comm":
+        return ("comm", row["comm"]), row["comm"]
     if by == "netns":
         return row["netns"], row["netns_name"] or str(row["netns"] or "?")
     c = row.get("container")
@@ -86,7 +87,9 @@ def group_key(row, by):
 
 
 def group_rows(entries, by):
-    """Merge per-process interval entries (with _hist/_types) into one per group."""
+    """Merge per-process interval entries (with _hist/_types) into one per group. Its
+    `comms` are the busiest process names in it; by comm, its `places` the busiest
+    containers or netns its processes ran in (`host` for none)."""
     groups = {}
     for e in entries:
         key, label = group_key(e, by)
@@ -96,10 +99,15 @@ def group_rows(entries, by):
                                "_types": {}, "_max_ns": None, **{k: 0 for k in SUMMED}}
             if by == "netns":
                 g.update(netns=e["netns"], netns_name=e["netns_name"])
+            elif by == "comm":
+                g["_places"] = {}
             else:
                 g.update(container=e["container"], cgroup_path=e["cgroup_path"])
         g["pids"].append(e["pid"])
         g["_comms"][e["comm"]] = g["_comms"].get(e["comm"], 0) + e["msgs_in"] + e["msgs_out"]
+        if by == "comm":
+            place = place_tag(e, e.get("netns")).strip("[]") or "host"
+            g["_places"][place] = g["_places"].get(place, 0) + e["msgs_in"] + e["msgs_out"]
         for k in SUMMED:
             g[k] += e[k]
         g["_hist"] = [a + b for a, b in zip(g["_hist"], e["_hist"])]
@@ -111,6 +119,9 @@ def group_rows(entries, by):
     for g in groups.values():
         g["pids"].sort()
         g["comms"] = [c for c, _ in sorted(g.pop("_comms").items(), key=lambda kv: -kv[1])][:3]
+        if by == "comm":
+            g["places"] = [p for p, _ in sorted(g.pop("_places").items(),
+                                                key=lambda kv: -kv[1])][:3]
         out.append(g)
     return out
 
@@ -171,7 +182,8 @@ class TopState:
                 "msgs_in": delta["msgs_in"], "msgs_out": delta["msgs_out"],
                 "bytes_in": delta["bytes_in"], "bytes_out": delta["bytes_out"],
                 "_hist": hist, "_types": counts, "_lock_ns": delta["lock_wait_ns"],
-                "_max_ns": row["lat_max_ns"] if delta["lat_count"] else None,
+                # the interval's largest (read_top): MAX is per interval, as P99 is
+                "_max_ns": (row["lat_max_ns"] or None) if delta["lat_count"] else None,
             })
         self.prev = rows
         self.prev_types = types
@@ -194,6 +206,8 @@ def _who(r, by):
         where = place_tag(r, r.get("netns")) if "netns_name" in r else ""
         return [r["pid"], r["comm"], where.strip("[]") or "-"]
     pids = r["pids"]
+    if by == "comm":
+        return [r["group"], len(pids), ",".join(r["places"])]
     return [r["group"], len(pids), ",".join(r["comms"])]
 
 
@@ -204,7 +218,8 @@ def not_walked(stats):
 
 def render_table(rows, limit, interval_s, lost_new, lost_total, by="process", walked_new=0,
                  walked_total=0):
-    first = {"process": ["PID", "COMM", "WHERE"], "container": ["CONTAINER", "PIDS", "COMMS"],
+    first = {"process": ["PID", "COMM", "WHERE"], "comm": ["COMM", "PIDS", "WHERE"],
+             "container": ["CONTAINER", "PIDS", "COMMS"],
              "netns": ["NETNS", "PIDS", "COMMS"]}[by]
     headers = first + ["REQ", "ERR", "DUMP", "INTR", "MSG IN", "MSG OUT", "BYTES IN",
                        "BYTES OUT", "P50", "P99", "MAX", "LOCK", "TOP TYPES"]
@@ -214,7 +229,8 @@ def render_table(rows, limit, interval_s, lost_new, lost_total, by="process", wa
               " ".join(f"{t['type']}:{t['count']}" for t in r["top_types"])]
              for r in rows[:limit]]
     stamp = time.strftime("%H:%M:%S")
-    what = {"process": "processes", "container": "containers/cgroups", "netns": "netns"}[by]
+    what = {"process": "processes", "comm": "process names", "container": "containers/cgroups",
+            "netns": "netns"}[by]
     head = (f"{stamp}  {len(rows)} {what} active in {interval_s:.1f}s  "
             f"lost events: {lost_new} (total {lost_total})  "
             f"calls not walked: {walked_new} (total {walked_total})")

@@ -9,7 +9,7 @@ TICK_S = 0.1
 
 
 def run_trace(as_json, duration, filters, snaplen, capture, drain=None, source=None,
-              show_secrets=False):
+              show_secrets=False, command=None):
     pipe = None
     hold = None
 
@@ -36,4 +36,4 @@ def run_trace(as_json, duration, filters, snaplen, capture, drain=None, source=N
     pipe = Pipeline(as_json, on_message=on_message, on_syscall_error=on_syscall_error,
                     on_flush=release, tick_s=TICK_S, source=source, show_secrets=show_secrets)
     hold = NotificationHold(pipe.correlator)
-    pipe.run(capture_args("trace", filters, snaplen, capture), duration, drain)
+    pipe.run(capture_args("trace", filters, snaplen, capture), duration, drain, command=command)

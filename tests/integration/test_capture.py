@@ -251,6 +251,25 @@ def test_top_counts_route_changes_not_the_notifications_they_cause(nlbpf, netns)
     assert sum(r["errors"] for r in rows) == 0
 
 
+def test_top_max_is_the_intervals_like_the_other_columns(nlbpf, netns, nlclient):
+    """A slow dump, then fast requests from the same process seconds later: the later
+    intervals' MAX is theirs, not the dump's (it was the largest since the start), and
+    no interval's P99 is above its MAX. The kernel layer runs the same C (message.bpf.h)
+    as the syscall layer; its attach costs ~30 s under the VM's emulation."""
+    args = skip_if_kernel_layer_asked("the same code as the syscall layer")
+    netns.batch([f"route add blackhole 10.7.{i // 250}.{i % 250}/32" for i in range(5000)])
+    run = nlbpf("top", "--json", "-i", "1", *args)
+    result = nlclient(netns, "dumpthengetlink", 2.5, 50)
+    time.sleep(1.5)
+    run.stop(settle=0)
+    rows = [r for i in run.records() for r in i["rows"] if r["pid"] == result["pid"]]
+    slow = [r for r in rows if r["dumps"]]
+    fast = [r for r in rows if r["requests"] and not r["dumps"]]
+    assert len(slow) == 1 and sum(r["requests"] for r in fast) == 50, rows
+    assert all(r["max_us"] < slow[0]["max_us"] for r in fast), (slow, fast)
+    assert all(r["p99_us"] <= r["max_us"] for r in rows if r["requests"]), rows
+
+
 def test_top_counts_every_part_of_a_big_dump(nlbpf, netns, nlclient):
     """A 32 KB dump chunk of small routes holds ~600 messages: every one counts."""
     n = 5000

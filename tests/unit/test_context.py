@@ -327,6 +327,30 @@ def test_top_groups_processes_by_container_and_netns(node):
     assert sorted(r["netns"] for r in by_ns) == [4026532001, 4026532002]
 
 
+def test_top_by_comm_puts_short_lived_processes_in_one_row(node):
+    """Twenty `ip` runs are one row, with where they ran; MAX stays the interval's
+    (the kernel's lat_max_ns is per interval: read_top), not a lifetime value."""
+    ctx, paths, ids = node
+    rows = {100 + i: top_row("ip", 1, 1000 + 100 * i) for i in range(20)}
+    rows[20] = top_row("kubelet", 7, 500)
+    where = {pid: (ids["app"], 4026532001) for pid in rows}
+    where[20] = (ids["svc"], 4026532002)
+    state = TopState(ctx, by="comm")
+    by_comm = state.interval(rows, {}, where)
+    assert [(r["group"], len(r["pids"]), r["requests"]) for r in by_comm] == \
+        [("ip", 20, 20), ("kubelet", 1, 7)]
+    assert by_comm[0]["max_us"] == 2.9 and by_comm[0]["places"] == ["web-7d9f/nginx"]
+    text = render_table(by_comm, 20, 1.0, 0, 0, by="comm")
+    assert text.splitlines()[1].split()[:3] == ["COMM", "PIDS", "WHERE"]
+    assert "process names" in text.splitlines()[0]
+    # the next interval: one more ip request, with a smaller maximum of its own
+    later = {pid: dict(r) for pid, r in rows.items()}
+    later[100].update(requests=2, msgs_out=2, msgs_in=2, lat_count=2, lat_max_ns=300,
+                      hist=[h + (i == 20) for i, h in enumerate(later[100]["hist"])])
+    again = state.interval(later, {}, where)
+    assert [(r["group"], r["requests"], r["max_us"]) for r in again] == [("ip", 1, 0.3)]
+
+
 # -------------------------------------------------------------- bad input
 
 NLBPF = [sys.executable, "-m", "nlbpf.cli"]

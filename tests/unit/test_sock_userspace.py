@@ -239,6 +239,24 @@ class PerCpu:
         return self.values
 
 
+class Epoch:
+    """top_epoch: a one-entry array the reader advances at each read."""
+
+    def __init__(self):
+        self.value = 0
+
+    def Leaf(self, value):
+        return SimpleNamespace(value=value)
+
+    def __getitem__(self, key):
+        assert key.value == 0
+        return SimpleNamespace(value=self.value)
+
+    def __setitem__(self, key, leaf):
+        assert key.value == 0
+        self.value = leaf.value
+
+
 def slot(pid, **counts):
     base = {name: 0 for name in ("requests", "errors", "dumps", "dump_intr", "msgs_in",
                                  "msgs_out", "bytes_in", "bytes_out", "lock_wait_ns",
@@ -248,17 +266,20 @@ def slot(pid, **counts):
 
 
 def test_top_adds_what_each_cpus_slot_holds_to_the_maps():
-    row = SimpleNamespace(comm=b"ip\0", lat_max_ns=0, lat_hist=[0] * LAT_BUCKETS,
-                          **{name: 1 for name in TOP_COUNTERS})
+    row = SimpleNamespace(comm=b"ip\0", lat_max_ns=500, lat_max_epoch=0,
+                          lat_hist=[0] * LAT_BUCKETS, **{name: 1 for name in TOP_COUNTERS})
     key = SimpleNamespace(value=7)
     tkey = SimpleNamespace(pid=7, proto=0, type=18)
     slots = [slot(7, requests=4, msgs_in=8, type_count=4, type=18),
              slot(9, requests=2, bytes_out=64, type_count=2, type=26), slot(0)]
     capture = SimpleNamespace(layer="sock", bpf={
         "top": FakeTable([(key, row)]), "top_types": FakeTable([(tkey, SimpleNamespace(value=1))]),
-        "top_slots": PerCpu(slots)})
+        "top_slots": PerCpu(slots), "top_epoch": Epoch()})
     rows, types = read_top(capture)
     assert rows[7]["requests"] == 5 and rows[7]["msgs_in"] == 9 and rows[7]["comm"] == "ip"
+    # the maximum is this interval's; the read opened the next interval
+    assert rows[7]["lat_max_ns"] == 500 and capture.bpf["top_epoch"].value == 1
+    assert read_top(capture)[0][7]["lat_max_ns"] == 0     # set in an interval now over
     assert rows[9]["requests"] == 2 and rows[9]["bytes_out"] == 64 and rows[9]["comm"] == "python"
     assert rows[9]["hist"] == [0] * LAT_BUCKETS
     assert types == {(7, 0, 18): 5, (9, 0, 26): 2}
