@@ -10,7 +10,7 @@ import click
 from . import __version__
 from .errors import NlbpfError
 from .filters import Filters
-from .capture.settings import CaptureSettings
+from .capture.settings import CaptureSettings, DEFAULT_SNAPLEN, MAX_SNAPLEN, MIN_SNAPLEN
 from .commands.live import DRAIN_S
 
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
@@ -71,7 +71,8 @@ def capture_options(f=None, *, without=()):
                           "as /proc/PID/cgroup shows it)."),
         click.option("--container", default=None, metavar="ID|NAME",
                      help="Only this container: id (or its start), name, pod/container, or pod."),
-        click.option("--snaplen", type=click.IntRange(16, 4096), default=1024, show_default=True,
+        click.option("--snaplen", type=click.IntRange(MIN_SNAPLEN, MAX_SNAPLEN),
+                     default=DEFAULT_SNAPLEN, show_default=True,
                      help="Bytes of each message kept, header included."),
         click.option("--hooks", type=click.Choice(["auto", "kernel", "sock", "syscall"]),
                      default="auto", show_default=True, envvar="NLBPF_HOOKS",
@@ -159,6 +160,13 @@ def command_argument(f):
     return wrapper
 
 
+def verbose_option(f):
+    """-v: each message in full under its line (header fields, every attribute)."""
+    return click.option("-v", "--verbose", is_flag=True,
+                        help="Under each line, the message in full: its header's fields and "
+                             "every attribute, nested ones indented, by name.")(f)
+
+
 def read_option(f):
     """-r/--read FILE: a view over a capture file instead of the live probes."""
     return click.option("-r", "--read", "read_file", default=None, metavar="FILE",
@@ -186,6 +194,7 @@ def cli():
 @cli.command(context_settings=COMMAND_SETTINGS)
 @capture_options
 @read_option
+@verbose_option
 @click.option("--spool/--no-spool", default=None,
               help="Capture in a separate process to a temporary file ($TMPDIR) and show from "
                    "it, the default when tracing live: a burst faster than decoding makes the "
@@ -223,6 +232,7 @@ def trace(spool, **kw):
               help="Failures you expect, dropped in the kernel and only counted (the closing "
                    "line says how many): RTM_NEWLINK:ENODEV (iproute2's probe), :EEXIST, "
                    "generic/16:ENOENT. Repeatable.")
+@verbose_option
 @click.option("--fold", type=FiniteFloat(min=0), default=1.0, show_default=True,
               metavar="SECONDS",
               help="Text: the same failure from the same process name again within this long "
@@ -252,6 +262,7 @@ def errors(ignore, **kw):
 @read_option
 @click.option("--threshold", default="500ms", show_default=True,
               help="Report requests slower than this (ns, us, ms, s).")
+@verbose_option
 @command_argument
 def slow(threshold, **kw):
     """Requests slower than a threshold, with lock wait vs work and who held the lock."""

@@ -57,6 +57,7 @@ class Correlator:
         self.extacks = defaultdict(deque)     # tid -> recent Extack records
         self.extacks_by_seq = OrderedDict()   # (sk, seq) -> Extack (kernel layer)
         self.requesters = OrderedDict()       # (protocol, netns, portid, seq) -> request, for notifications
+        self.latest = OrderedDict()           # tid -> its latest request (a handler's, kernel layer)
         self.expired = 0
         self._now = 0
 
@@ -68,6 +69,15 @@ class Correlator:
     def requester(self, msg):
         """The request a notification names by its header (portid, seq), if seen."""
         return self.requesters.get((msg.protocol, msg.netns, msg.nl_pid, msg.seq))
+
+    def handled(self, msg):
+        """The request whose handler sent notification msg (kernel layer: sent in the
+        requesting thread, inside its handler): that thread's latest request of the
+        same protocol, if seen."""
+        req = self.latest.get(msg.tid)
+        if req is not None and req.protocol == msg.protocol and req.ts_ns <= msg.ts_ns:
+            return req
+        return None
 
     def add_extack(self, ext):
         if ext.seq is not None and ext.sock:
@@ -109,6 +119,10 @@ class Correlator:
             self.requesters[(msg.protocol, msg.netns, msg.portid, msg.seq)] = msg
             while len(self.requesters) > 4096:
                 self.requesters.popitem(last=False)
+            self.latest.pop(msg.tid, None)
+            self.latest[msg.tid] = msg
+            while len(self.latest) > 4096:
+                self.latest.popitem(last=False)
             key = (socket_key(msg), msg.seq)
             self.pending.pop(key, None)
             self.pending[key] = txn
@@ -177,7 +191,9 @@ def origin(correlator, msg):
     if msg.in_handler is False:
         return "kernel"
     if msg.in_handler:
-        return {"pid": msg.pid, "comm": msg.comm, "seq": msg.seq}
+        # the request's seq, not the notification's own (0 for most of them)
+        req = correlator.handled(msg)
+        return {"pid": msg.pid, "comm": msg.comm, "seq": req.seq if req is not None else None}
     if msg.nl_pid == 0:
         # many notifications (links, addresses on link events) carry no requester
         # even when a request caused them: only the kernel layer can tell

@@ -67,6 +67,20 @@ ip -n $ns -batch <(for i in $(seq 0 99); do echo "route add blackhole 10.5.$i.0/
 wait $overrun
 stop 1.5
 
+echo "examples: one command, in full, and failures without the noise" >&2
+ip -n $ns route add 10.1.0.0/24 dev lo 2>/dev/null || true
+run() {         # CMD... in the foreground: nlbpf ends when the command does
+    local file=$1; shift
+    echo "\$ sudo nlbpf $*" > "$out/$file"
+    "$nlbpf" "$@" >> "$out/$file" 2>&1 || echo "(exit status $?)" >> "$out/$file"
+}
+run trace-cmd.txt trace -- ip -n $ns route get 10.1.0.1
+run trace-verbose.txt trace -v -- ip -n $ns route get 10.1.0.1
+five_links='for i in 1 2 3 4 5; do ip -n demo link show lo >/dev/null; done
+ip -n demo route del 198.51.100.0/24 via 127.0.0.1'
+run errors-fold.txt errors -- sh -c "$five_links"
+run errors-ignore.txt errors --ignore RTM_NEWLINK:ENODEV -- sh -c "$five_links"
+
 echo "examples: slow (400 bridges deleted in one request)" >&2
 bridges() {
     ip -n $ns -batch <(for i in $(seq 0 399); do echo "link add nlb$i group 7 type bridge"; done)
@@ -102,6 +116,17 @@ ip netns exec $ns "$py" "$root/tests/nlclient.py" getlink 3000 >/dev/null &
 loop=$!
 failing
 ip -n $ns route show >/dev/null
+wait "$bg" || true
+wait $loop
+
+echo "\$ sudo nlbpf top -i 3 -n 1 --by comm --hooks syscall" > "$out/top-comm.txt"
+"$nlbpf" top -i 3 -n 1 --by comm --hooks syscall >> "$out/top-comm.txt" 2>&1 &
+bg=$!
+sleep 2
+ip netns exec $ns "$py" "$root/tests/nlclient.py" getlink 3000 >/dev/null &
+loop=$!
+for i in $(seq 1 20); do ip -n $ns link show lo >/dev/null; done
+failing
 wait "$bg" || true
 wait $loop
 

@@ -52,6 +52,7 @@ export COLUMNS=240       # pytest's summary lines: the whole failure message
 VERBOSE=0
 PYTEST_ARGS=()
 BENCH_ARGS=
+RUN_CMD=
 # shellcheck source=/dev/null
 [ -r /opt/vmrun.env ] && . /opt/vmrun.env
 
@@ -113,6 +114,19 @@ for layer in $LAYERS; do
             timeout -k 10 "$LAYER_TIMEOUT" python "$src/vm/guest-smoke.py" >"$log" 2>&1 ;;
         fentry|kprobe|syscall)
             run_pytest "$layer" "$d" ;;
+        run)
+            # run-tests.sh --run CMD: its output on the console, line by line
+            log=$d/run.log
+            (cd "$src" && timeout -k 10 "$LAYER_TIMEOUT" bash -c "$RUN_CMD") 2>&1 |
+                tee "$log" | sed -u 's/^/VMTEST: run | /'
+            (exit "${PIPESTATUS[0]}") ;;
+        shell)
+            # run-tests.sh --shell: an interactive shell on the serial console
+            log=$d/shell.log
+            echo "nlbpf VM, kernel $(uname -r): the checkout is $src, nlbpf's venv on PATH;" \
+                "exit powers off" >/dev/ttyS0
+            (cd "$src" && setsid -c bash -i </dev/ttyS0 >/dev/ttyS0 2>&1)
+            echo "shell exited $?" >"$log" ;;
         bench)
             # not a test: the hook layers' overhead side by side (bench/run.py)
             log=$d/bench.log

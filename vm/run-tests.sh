@@ -15,6 +15,11 @@
 #                       (default 240 + layers x layer-timeout)
 #   --rebuild           rebuild the cached image even if its key matches
 #   -v, --verbose       copy the whole serial console (and pytest output) here
+#   --run CMD           try something by hand: boot, run CMD (bash, in /opt/nlbpf with
+#                       nlbpf's venv on PATH, as root), show its output, exit 0 if it
+#                       succeeded. e.g. --run 'nlbpf doctor && nlbpf errors --duration 20'
+#   --shell             an interactive shell on the guest's serial console, on this
+#                       terminal; the VM powers off when it exits (Ctrl-A X: at once)
 #
 # Layers: smoke = bcc/kprobe/fentry/nlmon check of the guest itself;
 # fentry = NLBPF_TEST_HOOKS=kernel NLBPF_KERNEL_PROBE=fentry;
@@ -38,6 +43,8 @@ layer_timeout=420
 rebuild=()
 verbose=0
 pytest_args=()
+run_cmd=
+layer_timeout_given=
 bench_args="--reps 3 --workloads getlink,batch,other --other-count 200000 --getlink-count 2000 --batch-routes 2000 --fail-deletes 20 --dump-routes 100 --no-throughput --configs bare,floor,floor-raw,errors@syscall,errors@fentry,errors@kprobe,top@syscall,top@fentry,trace@syscall,trace@fentry"
 
 while [ $# -gt 0 ]; do
@@ -45,18 +52,22 @@ while [ $# -gt 0 ]; do
         --layers) layers=${2:?--layers needs a list}; shift ;;
         --out) out=${2:?--out needs a directory}; shift ;;
         --timeout) timeout=${2:?}; shift ;;
-        --layer-timeout) layer_timeout=${2:?}; shift ;;
+        --layer-timeout) layer_timeout=${2:?}; layer_timeout_given=1; shift ;;
         --rebuild) rebuild=(--force) ;;
         --bench-args) bench_args=${2:?--bench-args needs a string}; shift ;;
         -v|--verbose) verbose=1 ;;
+        --run) run_cmd=${2:?--run needs a command}; layers=run; shift ;;
+        --shell) layers=shell ;;
         --) shift; pytest_args=("$@"); break ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | cut -c3-; exit 0 ;;
         *) echo "run-tests.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
 done
+# a shell is for a person: an hour unless told otherwise
+[ "$layers" = shell ] && [ -z "$layer_timeout_given" ] && layer_timeout=3600
 for l in ${layers//,/ }; do
-    case "$l" in smoke|fentry|kprobe|syscall|bench) ;; *) echo "run-tests.sh: unknown layer $l" >&2; exit 2 ;; esac
+    case "$l" in smoke|fentry|kprobe|syscall|bench|run|shell) ;; *) echo "run-tests.sh: unknown layer $l" >&2; exit 2 ;; esac
 done
 # Room for boot, power-off and every layer to hit its own limit: the guest
 # then still writes its results before the host gives up on it.
@@ -99,6 +110,7 @@ git -C "$repo" describe --always --dirty >"$tmp/payload/nlbpf/COMMIT" 2>/dev/nul
     echo "VERBOSE=$verbose"
     printf 'PYTEST_ARGS=('; [ ${#pytest_args[@]} -gt 0 ] && printf '%q ' "${pytest_args[@]}"; echo ')'
     printf 'BENCH_ARGS=%q\n' "$bench_args"
+    printf 'RUN_CMD=%q\n' "$run_cmd"
 } >"$tmp/payload/vmrun.env"
 tar -C "$tmp/payload" -cf "$tmp/payload.tar" nlbpf vmrun.env
 
@@ -115,6 +127,19 @@ mkdir -p "$out"
 console=$out/console.log
 
 # No NIC at all (-nic none): the guest has no network.
+if [ "$layers" = shell ]; then
+    # the serial console on this terminal (or whatever stdin gives), a copy in the log
+    say "booting $(basename "$entry") for a shell (under emulation: a minute or two)"
+    rc=0
+    timeout -k 10 "$timeout" qemu-system-x86_64 \
+        -accel tcg,thread=multi -cpu max -smp 2 -m 2048 -nographic -no-reboot -nic none \
+        -kernel "$entry/vmlinuz" -initrd "$entry/initrd.img" \
+        -append "root=/dev/vda rw console=ttyS0 init=/sbin/nlbpf-vm-init panic=-1 quiet" \
+        -drive file="$tmp/rootfs.ext4",format=raw,if=virtio,snapshot=on \
+        -drive file="$tmp/payload.tar",format=raw,if=virtio,readonly=on \
+        -drive file="$tmp/results.img",format=raw,if=virtio 2>&1 | tee "$console" || rc=$?
+    exit $rc
+fi
 timeout -k 10 "$timeout" qemu-system-x86_64 \
     -accel tcg,thread=multi -cpu max -smp 2 -m 2048 -nographic -no-reboot -nic none \
     -kernel "$entry/vmlinuz" -initrd "$entry/initrd.img" \

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..errors import NlbpfError
 from . import environment
 from . import bootcache, btfprog, layers, ringbuf, source
-from .settings import CaptureSettings
+from .settings import CaptureSettings, DEFAULT_SNAPLEN, MAX_SNAPLEN, MIN_SNAPLEN
 from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, SOCK_OFFSETS, probe_offsets
 from .abi import LAT_BUCKETS, TOP_COUNTERS
 from .records import (CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_WALK, ST_EMITTED,
@@ -28,7 +28,6 @@ POLL_BATCH = 4096       # records per poll() from the ring's backlog
 # ... and bytes: an EV_CHUNK of 16 KB is up to 512 records once split (4,096 of them
 # made ~2M records at once, 1.5 GB, in trace on a dump flood)
 POLL_BYTES = 1 << 20
-MIN_SNAPLEN, MAX_SNAPLEN = 16, 4096
 RAW_RING, RAW_EVENT = 2, 3  # what spool_to()'s sink gets: spans of ring records, or one event
 
 
@@ -49,7 +48,7 @@ class Capture:
               slow: requests over slow_ns; top: per-process counters in the kernel
     """
 
-    def __init__(self, mode, filters, snaplen=1024, slow_ns=None, settings=None,
+    def __init__(self, mode, filters, snaplen=DEFAULT_SNAPLEN, slow_ns=None, settings=None,
                  span_min_ns=None, self_pid=None, counts=()):
         if mode not in MODES:
             raise ValueError(mode)

@@ -2,6 +2,11 @@
 Capture a command makes (and into trace --spool's child, which forks)."""
 from dataclasses import dataclass
 
+# bytes of each message kept (--snaplen): the most is what the probes' per-CPU event
+# buffer holds; the default keeps whole the messages people read most (a link
+# message with its stats is ~1.1-1.5 KB)
+MIN_SNAPLEN, MAX_SNAPLEN, DEFAULT_SNAPLEN = 16, 4096, 1024
+
 
 @dataclass(frozen=True)
 class CaptureSettings:

@@ -7,31 +7,26 @@ cost is proportional to failures, not to traffic.
 import sys
 
 from ..output.fold import RepeatFolder
-from ..output.records import attrs_text, transaction_record, wall_ts
+from ..output.detail import detail_lines
+from ..output.records import transaction_record, wall_ts
 from .common import Pipeline, capture_args, syscall_error_record
 
 
-def error_details(rec):
-    """The indented lines under an error in text mode."""
+def error_details(rec, verbose=False):
+    """The indented lines under an error in text mode: the request's header and
+    attributes (each on its own line with -v), as trace -v and slow -v show them."""
     lines = []
     if rec.get("extack"):
         lines.append(f'extack: "{rec["extack"]}"')
     req = rec.get("request") or {}
-    fields = req.get("fields") or {}
-    if fields:
-        lines.append("header: " + " ".join(f"{k}={v}" for k, v in fields.items()))
-    attrs = attrs_text(req.get("attrs"))
-    if attrs:
-        lines.append(f"attrs: {attrs}")
-    if req.get("malformed"):
-        lines.append(f"malformed: {req['malformed']}")
+    lines += detail_lines(req, full=verbose)
     if rec.get("truncated"):
         lines.append("request truncated at the snap length")
     return lines
 
 
 def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=None,
-               show_secrets=False, command=None, fold=0):
+               show_secrets=False, command=None, fold=0, verbose=False):
     pipe = None
     ignored = {}        # --ignore rule -> failures dropped here (a capture file's: live, the kernel)
     folder = RepeatFolder(0 if as_json else fold)
@@ -60,7 +55,7 @@ def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=
                 ignored[rule.text] = ignored.get(rule.text, 0) + 1
                 return
         rec = transaction_record(txn, pipe.decoder, pipe.offset_ns, pipe.context)
-        show(rec, error_details(rec))
+        show(rec, error_details(rec, verbose))
 
     def on_syscall_error(err):
         # the socket layer's overruns come from an iterator over every socket: the

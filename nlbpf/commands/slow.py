@@ -13,6 +13,7 @@ from ..capture.records import Span
 from ..model import protocol_name
 from ..output.records import (fmt_us, latency_text, transaction_record, wall_ts, where,
                               where_tag)
+from ..output.detail import detail_lines
 from .common import Pipeline, capture_args
 
 SPAN_KEEP_NS = 120 * 1_000_000_000
@@ -117,6 +118,12 @@ def slow_record(txn, pipe, spans):
     if rec["holder"]:
         why += f" (mutex held by {rec['holder']['comm']} {rec['holder']['pid']})"
     why += f", other {fmt_us(rec['work_us'])}"
+    # the kernel layer sees the handler run: how much of the rest was in it
+    inside = [f"handler {fmt_us(rec['handler_us'])}"] if rec.get("handler_us") else []
+    if rec.get("dump_us"):
+        inside.append(f"filling the dump {fmt_us(rec['dump_us'])}")
+    if inside:
+        why += f" ({', '.join(inside)})"
     rec["summary"] += f" — {why}"
     return rec
 
@@ -160,7 +167,7 @@ def running_record(span, pipe):
 
 
 def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=None,
-             source=None, show_secrets=False, command=None):
+             source=None, show_secrets=False, command=None, verbose=False):
     spans = BusyCalls()
     pipe = None
     told = {}                   # tid -> start of the running call already printed
@@ -179,7 +186,8 @@ def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=N
             unsure[1] = max(unsure[1], txn.request.start_slack_ns)
             return
         rec = slow_record(txn, pipe, spans)
-        pipe.printer(rec, detail=slow_details(rec))
+        pipe.printer(rec, detail=slow_details(rec) + (detail_lines(rec["request"])
+                                                      if verbose else []))
 
     def on_other(rec):
         if not isinstance(rec, Span) or not filters.match(rec, request_type=filters.type):

@@ -26,6 +26,7 @@ import tempfile
 import time
 
 from ..capture.loader import POLL_BATCH, POLL_BYTES, RAW_EVENT, RAW_RING
+from ..capture.settings import DEFAULT_SNAPLEN
 from ..capture.records import EventReader, records_of
 from ..capture.ringbuf import RingBacklog, ring_records
 from ..errors import NlbpfError
@@ -190,7 +191,7 @@ class SpoolCapture:
     def __init__(self, capture_args, spool_dir=None, spool=None):
         self.capture_args = capture_args
         self.spool = spool          # open_spool()'s, or made by start()
-        self.snaplen = capture_args.get("snaplen", 1024)
+        self.snaplen = capture_args.get("snaplen", DEFAULT_SNAPLEN)
         self.spool_dir = spool_dir
         self.layer = None
         self.layer_reasons = []
@@ -485,13 +486,14 @@ def _punch_hole(fd, offset, length):
 
 
 def run_spooled_trace(as_json, duration, filters, snaplen, capture, asked=True, drain=None,
-                      show_secrets=False, command=None, **_):
+                      show_secrets=False, command=None, verbose=False, **_):
     """trace's live capture: its records made from the capture child's spool. Unless
     the user asked for the spool (--spool), a spool that cannot be made means decoding
     in this process instead, said in one line."""
     environment.require_root()
     trace_args = dict(as_json=as_json, duration=duration, filters=filters, snaplen=snaplen,
-                      capture=capture, drain=drain, show_secrets=show_secrets, command=command)
+                      capture=capture, drain=drain, show_secrets=show_secrets, command=command,
+                      verbose=verbose)
     try:
         opened = open_spool()
     except SpoolUnavailable as e:

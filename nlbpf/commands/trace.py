@@ -1,5 +1,6 @@
 """nlbpf trace: every netlink message, one line each."""
 from ..correlate import NotificationHold, classify_orphan, origin
+from ..output.detail import detail_lines
 from ..output.records import message_record
 from .common import Pipeline, capture_args, syscall_error_record
 
@@ -9,14 +10,19 @@ TICK_S = 0.1
 
 
 def run_trace(as_json, duration, filters, snaplen, capture, drain=None, source=None,
-              show_secrets=False, command=None):
+              show_secrets=False, command=None, verbose=False):
     pipe = None
     hold = None
 
     def show(msg, txn, completed):
         who = origin(pipe.correlator, msg) if msg.direction == "notify" else None
-        pipe.printer(message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns, pipe.context,
-                                    origin=who))
+        rec = message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns, pipe.context,
+                             origin=who)
+        # -v: the message in full under its line (the summary says it was cut)
+        detail = (detail_lines(rec["message"], truncated=rec["truncated"], length=msg.length,
+                               kept=len(msg.data))
+                  if verbose and not as_json else ())
+        pipe.printer(rec, detail=detail)
 
     def on_message(msg, txn, completed):
         if txn is None:

@@ -511,6 +511,34 @@ def _u32(raw):
     return int.from_bytes(raw[:4], "little")
 
 
+def _u32_bits(table):
+    def fix(raw):
+        return bits(_u32(raw), table) if len(raw) >= 4 else bytes(raw).hex()
+    return fix
+
+
+def _u8_enum(table):
+    def fix(raw):
+        return table.get(raw[0], raw[0]) if raw else ""
+    return fix
+
+
+# flags and enums pyroute2 leaves as numbers: named as iproute2 and the kernel's
+# headers name them (include/uapi/linux/rtnetlink.h, if_link.h)
+ATTR_OVERRIDES.update({
+    "IFLA_EXT_MASK": _u32_bits(((1 << 0, "RTEXT_FILTER_VF"), (1 << 1, "RTEXT_FILTER_BRVLAN"),
+                                (1 << 2, "RTEXT_FILTER_BRVLAN_COMPRESSED"),
+                                (1 << 3, "RTEXT_FILTER_SKIP_STATS"), (1 << 4, "RTEXT_FILTER_MRP"),
+                                (1 << 5, "RTEXT_FILTER_CFM_CONFIG"),
+                                (1 << 6, "RTEXT_FILTER_CFM_STATUS"), (1 << 7, "RTEXT_FILTER_MST"))),
+    "IFLA_INET6_FLAGS": _u32_bits(((0x10, "IF_RS_SENT"), (0x20, "IF_RA_RCVD"),
+                                   (0x40, "IF_RA_MANAGED"), (0x80, "IF_RA_OTHERCONF"),
+                                   (0x80000000, "IF_READY"))),
+    "IFLA_LINKMODE": _u8_enum({0: "IF_LINK_MODE_DEFAULT", 1: "IF_LINK_MODE_DORMANT",
+                               2: "IF_LINK_MODE_TESTING"}),
+})
+
+
 def _boolopt(raw):
     """struct br_boolopt_multi {__u32 optval; __u32 optmask;}"""
     return {"optval": _u32(raw[:4]), "optmask": _u32(raw[4:8])}

@@ -267,7 +267,8 @@ def _rtmsg(f):
 
 def _ifinfmsg(f):
     _af(f, "family")
-    _nm(f, "ifi_type", N.ARPHRD_NAMES)
+    if f.get("ifi_type"):       # 0 in a request: not given (ARPHRD_NETROM is 0 too)
+        _nm(f, "ifi_type", N.ARPHRD_NAMES)
     _bits(f, "flags", N.IFF_FLAGS)
     f.pop("state", None)    # pyroute2's own up/down guess
 

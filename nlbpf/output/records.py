@@ -12,6 +12,7 @@ from ..netlink import NLMSG_ERROR
 from ..decode import Decoded, GenlFamilies, decode, errno_name
 from ..decode.secret import reveal
 from ..capture.abi import DEFINES
+from ..capture.settings import MAX_SNAPLEN
 from ..model import REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER, protocol_name
 
 ARROWS = {REQUEST: "→", REPLY: "←", NOTIFY: "⇐", FROM_USER: "←", TO_USER: "→"}
@@ -195,7 +196,8 @@ def origin_text(origin):
     if origin == "kernel":
         return "from the kernel"
     if origin and origin.get("pid"):
-        return f"from {origin['comm']} {origin['pid']} seq={origin['seq']}"
+        seq = f" seq={origin['seq']}" if origin.get("seq") is not None else ""
+        return f"from {origin['comm']} {origin['pid']}{seq}"
     if origin:
         return f"from port {origin.get('portid')} seq={origin['seq']}"
     return ""
@@ -284,6 +286,8 @@ def message_line(msg, d, txn, completed, rec):
         body = body.replace("[truncated]", f"[{cut}]") if "[truncated]" in body else f"{body} [{cut}]"
     elif msg.truncated:
         cut = f"truncated: {len(msg.data)} of {msg.length} bytes"
+        if msg.length <= MAX_SNAPLEN:
+            cut += f"; --snaplen {msg.length} keeps it"
         body = body.replace("[truncated]", f"[{cut}]") if "[truncated]" in body else f"{body} [{cut}]"
     if body:
         head += f" {body}"
@@ -364,16 +368,3 @@ def transaction_line(txn, d, rec):
         line += f" {latency}"
     return line
 
-
-def attrs_text(attrs, prefix=""):
-    """RTA_DST=198.51.100.0 RTA_OIF=0 ... with nested attributes flattened."""
-    parts = []
-    for name, value in (attrs or {}).items():
-        if isinstance(value, dict):
-            inner = attrs_text(value, prefix=f"{prefix}{name}.")
-            parts.append(inner if inner else f"{prefix}{name}={{}}")
-        elif isinstance(value, list):
-            parts.append(f"{prefix}{name}=[{', '.join(map(str, value))}]")
-        else:
-            parts.append(f"{prefix}{name}={value}")
-    return " ".join(p for p in parts if p)

@@ -93,6 +93,12 @@ def test_route_add_notification_is_linked_to_the_adding_process(nlbpf, netns):
     assert notes, [r["summary"] for r in run.records()][-20:]
     assert all(isinstance(n["origin"], dict) and n["origin"]["pid"] == proc.pid for n in notes)
     assert all(n["origin"]["comm"] == "ip" for n in notes)
+    # the seq of the request that caused it (the kernel layer sees it inside that
+    # request's handler; the others by the seq it carries)
+    [req] = [r for r in run.records() if r["pid"] == proc.pid and r["direction"] == "request"
+             and r["type"] == "RTM_NEWROUTE"]
+    assert all(n["origin"]["seq"] == req["seq"] for n in notes), (req["seq"], notes[0]["origin"])
+    assert all(f"from ip {proc.pid} seq={req['seq']}" in n["summary"] for n in notes)
 
 
 def test_notifications_of_a_link_losing_carrier_come_from_the_kernel(kernel_layer, nlbpf, netns):
@@ -133,6 +139,12 @@ def test_request_waiting_for_rtnl_names_the_holder(nlbpf, netns):
     run.stop()
     recs = {r["pid"]: r for r in run.records()}
     assert holder.pid in recs, "the bulk delete itself is slow"
+    held = recs[holder.pid]
+    if os.environ.get("NLBPF_TEST_HOOKS") == "kernel":
+        # the kernel layer sees the handler run, and says so in the text too
+        assert held["handler_us"] > 0, held
+    if held.get("handler_us"):
+        assert "(handler " in held["summary"], held["summary"]
     w = recs.get(waiter.pid)
     # Overlapping only the hold's last few ms says little about lock wait vs work
     # (an emulated vCPU's stall alone can pass the threshold).

@@ -183,3 +183,17 @@ def test_held_notifications_go_when_their_wait_ends_or_the_input_does():
     assert hold.release(now_ns=1009) == []
     assert hold.release(now_ns=1010) == [notes[0]]
     assert hold.release(everything=True) == [notes[1]] and not hold.held
+
+
+def test_a_handlers_notification_names_the_requests_seq_not_its_own():
+    # kernel layer: the notification is sent inside the requester's handler, in its
+    # thread; its own seq is 0 (RTM_NEWLINK's are), the request's is what ip used
+    from nlbpf.correlate import origin
+    c = Correlator()
+    c.feed(msg(REQUEST, RTM_NEWROUTE, REQ | ACK, 1234, ts=5, tid=638, pid=638))
+    c.feed(msg(REQUEST, 16, REQ | ACK, 1235, ts=6, tid=700, pid=700))     # another thread
+    note = msg(NOTIFY, RTM_NEWROUTE, 0, 0, ts=10, tid=638, pid=638, in_handler=True)
+    assert origin(c, note) == {"pid": 638, "comm": "ip", "seq": 1234}
+    # a handler's notification with no request seen (started before the trace)
+    lone = msg(NOTIFY, RTM_NEWROUTE, 0, 0, ts=10, tid=900, pid=900, in_handler=True)
+    assert origin(c, lone) == {"pid": 900, "comm": "ip", "seq": None}

@@ -272,7 +272,7 @@ def test_without_a_spool_file_trace_decodes_as_it_captures_unless_spool_was_aske
     monkeypatch.setattr(spool, "run_trace", lambda **kw: ran.append(kw))
     args = dict(as_json=True, duration=1.0, filters=None, snaplen=SNAPLEN, capture=CaptureSettings(),
                 show_secrets=False,
-                drain=2.0, command=None)
+                drain=2.0, command=None, verbose=False)
     if asked:
         with pytest.raises(NlbpfError, match="cannot create the spool file in /ro"):
             spool.run_spooled_trace(asked=True, **args)
