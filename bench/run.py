@@ -99,6 +99,9 @@ CONFIGS = {
     "trace-spool": ("nlbpf trace --spool --json", ["trace", "--spool", "--json"]),
     # capture and decoding in one process (trace's default before; opt-in)
     "trace-live": ("nlbpf trace --no-spool --json", ["trace", "--no-spool", "--json"]),
+    # trace keeping more of each message (--snaplen): what whole link messages cost
+    "trace-2048": ("nlbpf trace --json --snaplen 2048", ["trace", "--json", "--snaplen", "2048"]),
+    "trace-4096": ("nlbpf trace --json --snaplen 4096", ["trace", "--json", "--snaplen", "4096"]),
     "errors": ("nlbpf errors", ["errors", "--json"]),
     "slow": ("nlbpf slow --threshold 500ms", ["slow", "--threshold", "500ms", "--json"]),
     "top": ("nlbpf top", ["top", "--json", "--interval", "1"]),
@@ -796,11 +799,11 @@ def summarize(runs, workloads, configs):
 
 
 def base_config(config):
-    """trace-cmp (run from --compare-tree), trace@fentry, trace-spool and trace-live
-    count like trace."""
+    """trace-cmp (run from --compare-tree), trace@fentry, trace-spool, trace-live and
+    trace-2048/4096 (a longer --snaplen) count like trace."""
     config = config.split("@")[0]
     config = config[:-4] if config.endswith("-cmp") else config
-    return "trace" if config in ("trace-spool", "trace-live") else config
+    return "trace" if config in ("trace-spool", "trace-live", "trace-2048", "trace-4096") else config
 
 
 def layered_config(name):
