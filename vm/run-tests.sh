@@ -127,26 +127,21 @@ mkdir -p "$out"
 console=$out/console.log
 
 # No NIC at all (-nic none): the guest has no network.
+qemu=(timeout -k 10 "$timeout" qemu-system-x86_64
+    -accel tcg,thread=multi -cpu max -smp 2 -m 2048 -nographic -no-reboot -nic none
+    -kernel "$entry/vmlinuz" -initrd "$entry/initrd.img"
+    -append "root=/dev/vda rw console=ttyS0 init=/sbin/nlbpf-vm-init panic=-1 quiet"
+    -drive file="$tmp/rootfs.ext4",format=raw,if=virtio,snapshot=on
+    -drive file="$tmp/payload.tar",format=raw,if=virtio,readonly=on
+    -drive file="$tmp/results.img",format=raw,if=virtio)
 if [ "$layers" = shell ]; then
     # the serial console on this terminal (or whatever stdin gives), a copy in the log
     say "booting $(basename "$entry") for a shell (under emulation: a minute or two)"
     rc=0
-    timeout -k 10 "$timeout" qemu-system-x86_64 \
-        -accel tcg,thread=multi -cpu max -smp 2 -m 2048 -nographic -no-reboot -nic none \
-        -kernel "$entry/vmlinuz" -initrd "$entry/initrd.img" \
-        -append "root=/dev/vda rw console=ttyS0 init=/sbin/nlbpf-vm-init panic=-1 quiet" \
-        -drive file="$tmp/rootfs.ext4",format=raw,if=virtio,snapshot=on \
-        -drive file="$tmp/payload.tar",format=raw,if=virtio,readonly=on \
-        -drive file="$tmp/results.img",format=raw,if=virtio 2>&1 | tee "$console" || rc=$?
+    "${qemu[@]}" 2>&1 | tee "$console" || rc=$?
     exit $rc
 fi
-timeout -k 10 "$timeout" qemu-system-x86_64 \
-    -accel tcg,thread=multi -cpu max -smp 2 -m 2048 -nographic -no-reboot -nic none \
-    -kernel "$entry/vmlinuz" -initrd "$entry/initrd.img" \
-    -append "root=/dev/vda rw console=ttyS0 init=/sbin/nlbpf-vm-init panic=-1 quiet" \
-    -drive file="$tmp/rootfs.ext4",format=raw,if=virtio,snapshot=on \
-    -drive file="$tmp/payload.tar",format=raw,if=virtio,readonly=on \
-    -drive file="$tmp/results.img",format=raw,if=virtio \
+"${qemu[@]}" \
     </dev/null >"$console" 2>&1 &
 qpid=$!
 say "booting $(basename "$entry") (kernel $(sed -n 's/^release=//p' "$entry/info.txt")), layers: $layers"

@@ -67,6 +67,9 @@ RTM_F_FLAGS = (
     (0x1000, "RTM_F_LOOKUP_TABLE"), (0x2000, "RTM_F_FIB_MATCH"),
     (0x4000, "RTM_F_OFFLOAD"), (0x8000, "RTM_F_TRAP"),
     (0x20000000, "RTM_F_OFFLOAD_FAILED"),
+    # a cached route's flags, which `ip route get` replies carry in rtm_flags too
+    # (include/uapi/linux/in_route.h; `cache <local>`)
+    (0x10000000, "RTCF_BROADCAST"), (0x80000000, "RTCF_LOCAL"),
 )
 
 IFF_FLAGS = (

@@ -12,7 +12,7 @@ import re
 from ..capture.settings import MAX_SNAPLEN
 
 INDENT = "  "
-FLAG_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+FLAG_NAME = re.compile(r"^(?:[A-Z][A-Z0-9_]*|0x[0-9a-f]+)$")   # a name, or bits left unnamed
 MAX_ITEMS = 16          # list items shown before "… N more"
 MAX_CHARS = 96          # characters of one value shown before "… (N chars)"
 
