@@ -8,7 +8,8 @@ import struct
 from collections import namedtuple
 from dataclasses import dataclass, fields
 
-from ..model import CallEnd, Message, SyscallError, REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER
+from ..model import (CallEnd, Message, SyscallError, REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER,
+                     PROTOCOL_NUMBERS)
 from .abi import DEFINES, prefixed
 
 U32 = struct.Struct("<I")
@@ -24,6 +25,7 @@ ST_LOST, ST_TRUNC_WALK, ST_EMITTED, ST_PENDING_FULL, ST_UNSEEN, ST_FOLLOW_FULL =
     DEFINES[n] for n in ("ST_LOST", "ST_TRUNC_WALK", "ST_EMITTED", "ST_PENDING_FULL", "ST_UNSEEN",
                          "ST_FOLLOW_FULL"))
 SC_KERNEL = DEFINES["SC_KERNEL"]
+KOBJECT_UEVENT = PROTOCOL_NUMBERS["kobject_uevent"]
 # SC_SENDMSG -> "sendmsg"; the kernel-function layer's "kernel"
 SYSCALLS = {v: k[3:].lower() for k, v in prefixed("SC_").items()}
 
@@ -196,10 +198,15 @@ def convert(ev, data=None):
         # a message crosses when its call hands it in (send) or returns with it (recv)
         ts = ev.ts_ns if ev.dir == DIR_SEND else ev.ts_ns + ev.dur_ns
         flags = ev.flags
+        length, overlong = ev.nl_len, bool(flags & EVF_OVERLONG)
+        if ev.proto == KOBJECT_UEVENT:
+            # no netlink header ("add@/devices/...\0ACTION=add\0..."): the probes read
+            # its first bytes as a length, which they are not
+            length, overlong = len(data), False
         # positional, in MESSAGE_FIELDS' order: keywords cost 3x as much, which
         # is 15% of `record` at 150k msgs/s (test_event_reader checks each field)
         return Message(
-            ts, ev.pid, ev.tid, _str(ev.comm), ev.proto, direction, data, ev.nl_len,
+            ts, ev.pid, ev.tid, _str(ev.comm), ev.proto, direction, data, length,
             ev.netns, ev.cgroup, ev.sk, ev.portid, ev.groups,
             SYSCALLS.get(ev.syscall, "?"), ev.ret, ev.dur_ns,
             ev.lock_wait_ns, ev.holder_pid, _str(ev.holder_comm) if ev.holder_pid else "",
@@ -209,7 +216,7 @@ def convert(ev, data=None):
             bool(flags & EVF_IN_HANDLER) if ev.syscall == SC_KERNEL and direction == NOTIFY
             else None,
             ev.start_slack_ns, not flags & EVF_NO_START, peer, ev.peer_pid,
-            bool(flags & EVF_OVERLONG))
+            overlong)
     if kind == EV_CHUNK:
         raise ValueError("EV_CHUNK holds many messages: split_chunk() it")
     if kind == EV_EXTACK:

@@ -118,12 +118,13 @@ def slow_record(txn, pipe, spans):
     if rec["holder"]:
         why += f" (mutex held by {rec['holder']['comm']} {rec['holder']['pid']})"
     why += f", other {fmt_us(rec['work_us'])}"
-    # the kernel layer sees the handler run: how much of the rest was in it
-    inside = [f"handler {fmt_us(rec['handler_us'])}"] if rec.get("handler_us") else []
+    # the kernel layer sees the handler run (rtnl is taken inside it: its time holds
+    # the lock wait too) and a dump being filled
+    inside = [f"in its handler {fmt_us(rec['handler_us'])}"] if rec.get("handler_us") else []
     if rec.get("dump_us"):
         inside.append(f"filling the dump {fmt_us(rec['dump_us'])}")
     if inside:
-        why += f" ({', '.join(inside)})"
+        why += f"; {', '.join(inside)}"
     rec["summary"] += f" — {why}"
     return rec
 

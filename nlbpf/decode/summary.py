@@ -16,6 +16,7 @@ _MAX_GENERIC = 6
 
 
 def summarize(d):
+    """What follows the type on a message's line (the line says the type first)."""
     if d.type_name == "NLMSG_ERROR":
         return _error(d)
     if d.type_name == "NLMSG_DONE" and d.protocol != 11:
@@ -24,7 +25,7 @@ def summarize(d):
             line += ' "%s"' % d.extack
         return _tail(d, line)
     if d.length is None or (d.length < 16 and d.malformed):
-        return _tail(d, d.type_name or "?")
+        return _tail(d, "")
     fn = None
     if d.protocol == 0 and d.flags & 0x300 == 0x300 and d.flags & 1 \
             and d.kind == "get":
@@ -67,7 +68,7 @@ def _tail(d, line):
         line += " [truncated]"
     if d.malformed:
         line += " [malformed: %s]" % d.malformed
-    return line
+    return line.strip()
 
 
 def _error(d):
@@ -94,7 +95,8 @@ def _scalar(v):
 
 
 def _generic(d):
-    parts = [d.type_name or "?"]
+    # the line says the type before the summary: what follows is the attributes
+    parts = []
     items = []
     for k, v in (d.attrs or {}).items():
         if _scalar(v) and not (isinstance(v, str) and len(v) > 64):
@@ -247,7 +249,7 @@ def _addr(d):
     if a.get("IFA_LABEL"):
         parts.append("label %s" % _first(a["IFA_LABEL"]))
     if not parts:
-        return "%s%s" % (d.type_name, " family %s" % fam if fam else "")
+        return "family %s" % fam if fam else ""
     return " ".join(parts)
 
 
@@ -587,7 +589,7 @@ def _xfrm(d):
                                     alg.get("alg_name")))
     if not parts:
         return None
-    return "%s %s" % (d.type_name, " ".join(parts))
+    return " ".join(parts)
 
 
 def _connector(d):
@@ -608,7 +610,7 @@ def _connector(d):
 
 def _uevent(d):
     f, a = d.fields, d.attrs
-    parts = [d.type_name]
+    parts = []
     if f.get("action"):
         parts.append("%s %s" % (f["action"], f.get("devpath", "")))
     elif a.get("ACTION"):
@@ -625,4 +627,4 @@ def _audit(d):
         return None
     if len(text) > 200:
         text = text[:200] + "..."
-    return "%s %s" % (d.type_name, text)
+    return text

@@ -13,10 +13,12 @@ from ..decode import Decoded, GenlFamilies, decode, errno_name
 from ..decode.secret import reveal
 from ..capture.abi import DEFINES
 from ..capture.settings import MAX_SNAPLEN
-from ..model import REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER, protocol_name
+from ..model import (REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER, PROTOCOL_NUMBERS,
+                     protocol_name)
 
 ARROWS = {REQUEST: "→", REPLY: "←", NOTIFY: "⇐", FROM_USER: "←", TO_USER: "→"}
 PEER_UNKNOWN = DEFINES["PEER_UNKNOWN"]
+KOBJECT_UEVENT = PROTOCOL_NUMBERS["kobject_uevent"]
 
 
 MEMO_MAX = 4096         # distinct payloads whose decoding is kept for reuse
@@ -274,7 +276,8 @@ def message_line(msg, d, txn, completed, rec):
     flags = short_flags(d.flag_names)
     if flags:
         head += f" {flags}"
-    head += f" seq={msg.seq}"
+    if msg.protocol != KOBJECT_UEVENT:     # a uevent has no netlink header, nor seq
+        head += f" seq={msg.seq}"
     if rec.get("origin"):
         head += f" ({origin_text(rec['origin'])})"
     body = d.summary()

@@ -144,7 +144,7 @@ def test_request_waiting_for_rtnl_names_the_holder(nlbpf, netns):
         # the kernel layer sees the handler run, and says so in the text too
         assert held["handler_us"] > 0, held
     if held.get("handler_us"):
-        assert "(handler " in held["summary"], held["summary"]
+        assert "; in its handler " in held["summary"], held["summary"]
     w = recs.get(waiter.pid)
     # Overlapping only the hold's last few ms says little about lock wait vs work
     # (an emulated vCPU's stall alone can pass the threshold).

@@ -31,7 +31,11 @@ def test_every_fixture_decodes_clean():
         assert d.length == len(data), label
         assert d.type_name and not d.type_name.startswith("0x"), label
         json.dumps(d.to_json())
-        assert isinstance(d.summary(), str) and d.summary()
+        # what follows the type on a line (empty when there is nothing more to say: a
+        # bare dump request), never the type again
+        summary = d.summary()
+        assert isinstance(summary, str), label
+        assert not summary.startswith(d.type_name), (label, summary)
 
 
 # -- errors ------------------------------------------------------------------
@@ -494,7 +498,7 @@ def test_xfrm_sa_add_request_and_its_error():
     auth = req.attrs["XFRMA_ALG_AUTH_TRUNC"]
     assert auth["alg_name"] == "hmac(sha256)" and auth["alg_trunc_len"] == 128
     assert "000102030405060708090a0b0c0d0e0f" not in json.dumps(req.to_json())
-    assert req.summary() == ("XFRM_MSG_NEWSA src 10.1.2.3 dst 10.1.2.1 proto esp "
+    assert req.summary() == ("src 10.1.2.3 dst 10.1.2.1 proto esp "
                              "spi 0x00001000 reqid 1 mode transport crypt "
                              "cbc(aes) auth_trunc hmac(sha256)")
     assert err.errno == 93 and err.error == "EPROTONOSUPPORT"
@@ -521,7 +525,7 @@ def test_xfrm_policy_add_and_dump():
     pol = of_type(msgs, "XFRM_MSG_NEWPOLICY")[0]
     # ip xfrm policy: src 10.1.2.3/32 dst 10.1.2.1/32 dir out priority 0
     #   ptype main  tmpl src 10.1.2.3 dst 10.1.2.1 proto esp reqid 1 mode transport
-    assert pol.summary() == ("XFRM_MSG_NEWPOLICY src 10.1.2.3/32 dst 10.1.2.1/32 "
+    assert pol.summary() == ("src 10.1.2.3/32 dst 10.1.2.1/32 "
                              "dir out priority 0 tmpl src 10.1.2.3 dst 10.1.2.1 "
                              "proto esp reqid 1 mode transport")
     assert pol.attrs["XFRMA_POLICY_TYPE"] == {"type": 0}     # ptype main

@@ -89,6 +89,7 @@ def keyword_message(ev, data):
     """What convert() must give for an EV_MSG, built by field name (it passes them
     by position, for speed)."""
     send = ev.dir == DIR_SEND
+    uevent = ev.proto == 15
     if ev.peer_portid:          # the other end is a process, not the kernel
         direction = "to_user" if send else "from_user"
     else:
@@ -96,7 +97,9 @@ def keyword_message(ev, data):
     return Message(
         ts_ns=ev.ts_ns if send else ev.ts_ns + ev.dur_ns, pid=ev.pid, tid=ev.tid,
         comm=bytes(ev.comm).split(b"\0")[0].decode("utf-8", "replace"), protocol=ev.proto,
-        direction=direction, data=data, length=ev.nl_len, netns=ev.netns, cgroup=ev.cgroup,
+        # a uevent (protocol 15) has no netlink header: its length is what was read
+        direction=direction, data=data, length=len(data) if uevent else ev.nl_len,
+        netns=ev.netns, cgroup=ev.cgroup,
         sock=ev.sk, portid=ev.portid, groups=ev.groups, syscall=SYSCALLS.get(ev.syscall, "?"),
         ret=ev.ret, dur_ns=ev.dur_ns, lock_wait_ns=ev.lock_wait_ns, lock_holder_pid=ev.holder_pid,
         lock_holder_comm=(bytes(ev.holder_comm).split(b"\0")[0].decode("utf-8", "replace")
@@ -108,7 +111,7 @@ def keyword_message(ev, data):
                     if ev.syscall == SC_KERNEL and direction == "notify" else None),
         start_slack_ns=ev.start_slack_ns, start_known=not ev.flags & EVF_NO_START,
         peer_portid=ev.peer_portid, peer_pid=ev.peer_pid,
-        overlong=bool(ev.flags & EVF_OVERLONG))
+        overlong=bool(ev.flags & EVF_OVERLONG) and not uevent)
 
 
 def test_convert_puts_every_field_where_it_belongs():
@@ -120,6 +123,8 @@ def test_convert_puts_every_field_where_it_belongs():
         ev.flags = rnd.randrange(EVF_OVERLONG << 1) & ~EVF_CALL_END     # all but call-end
         if i % 2:
             ev.peer_portid = 0                      # from (or to) the kernel
+        if i % 7 == 0:
+            ev.proto = 15                           # a uevent: no netlink header
         raw = buf.raw
         fields = reader.read(raw, 0, len(raw))
         data = reader.payload(fields, raw, 0, len(raw))
