@@ -31,7 +31,7 @@ def summarize(d):
             and d.kind == "get":
         # a plain dump request: only the family filter matters
         fam = d.fields.get("family", d.fields.get("rtgen_family"))
-        line = "dump%s" % (" family %s" % fam if fam else "")   # the type is said before it
+        line = "family %s" % fam if fam else ""      # the line says the type and "dump" before it
         for k, v in list(d.attrs.items())[:_MAX_GENERIC]:
             if _scalar(v):
                 line += " %s=%s" % (k, v)
