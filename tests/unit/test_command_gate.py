@@ -54,3 +54,16 @@ def test_no_command_or_a_missing_one_is_an_error(argv, code):
     with pytest.raises(NlbpfError) as e:
         TracedCommand(argv)
     assert e.value.exit_code == code
+
+
+def test_userspace_follows_the_same_tree_as_the_kernel():
+    """Filters.who() for records an iterator made (the socket layer's overruns and
+    running calls): the command's process or one below it."""
+    from nlbpf.filters import Filters, descends_from
+    me, parent = os.getpid(), os.getppid()
+    assert descends_from(me, me) and descends_from(me, parent)
+    assert not descends_from(parent, me)
+    assert not descends_from(1 << 22, me)           # no such process
+    f = Filters(follow=parent)
+    assert f.who(type("R", (), {"pid": me})()) and not f.who(type("R", (), {"pid": 1})())
+    assert "-DFILTER_FOLLOW" in f.cflags() and f"pid {parent}" in f.describe()
