@@ -12,6 +12,7 @@ from .errors import NlbpfError
 from .filters import Filters
 from .capture.settings import CaptureSettings, DEFAULT_SNAPLEN, MAX_SNAPLEN, MIN_SNAPLEN
 from .commands.live import DRAIN_S
+from .output.fold import FOLD_S
 
 UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
 PID_MAX = 1 << 22       # the kernel's most (PID_MAX_LIMIT)
@@ -233,7 +234,7 @@ def trace(spool, **kw):
                    "line says how many): RTM_NEWLINK:ENODEV (iproute2's probe), :EEXIST, "
                    "generic/16:ENOENT. Repeatable.")
 @verbose_option
-@click.option("--fold", type=FiniteFloat(min=0), default=1.0, show_default=True,
+@click.option("--fold", type=FiniteFloat(min=0), default=FOLD_S, show_default=True,
               metavar="SECONDS",
               help="Text: the same failure from the same process name again within this long "
                    "is counted, then said once with its count; 0 shows every one. --json "

@@ -6,7 +6,7 @@ cost is proportional to failures, not to traffic.
 """
 import sys
 
-from ..output.fold import RepeatFolder
+from ..output.fold import FOLD_S, RepeatFolder
 from ..output.detail import detail_lines
 from ..output.records import transaction_record, wall_ts
 from .common import Pipeline, capture_args, syscall_error_record
@@ -26,7 +26,7 @@ def error_details(rec, verbose=False):
 
 
 def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=None,
-               show_secrets=False, command=None, fold=0, verbose=False):
+               show_secrets=False, command=None, fold=FOLD_S, verbose=False):
     pipe = None
     ignored = {}        # --ignore rule -> failures dropped here (a capture file's: live, the kernel)
     folder = RepeatFolder(0 if as_json else fold)

@@ -9,6 +9,9 @@ next one after that is shown in full again. JSON lines show every record.
 """
 
 
+FOLD_S = 1.0        # errors' default window (--fold), live or from a file
+
+
 def fold_key(rec):
     """What makes two failure records the same kind."""
     return (rec.get("comm"), rec.get("protocol"), rec.get("type"), rec.get("syscall")
