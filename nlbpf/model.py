@@ -7,6 +7,8 @@ decoding happens later and only when something wants it.
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .netlink import NETLINK_KOBJECT_UEVENT, headerless
+
 # Netlink protocol numbers (include/uapi/linux/netlink.h) -> short names.
 PROTOCOLS = {
     0: "route", 1: "unused", 2: "usersock", 3: "firewall", 4: "sock_diag",
@@ -76,11 +78,22 @@ class Message:
 
     @property
     def seq(self):
-        return int.from_bytes(self.data[8:12], "little") if len(self.data) >= 12 else 0
+        # (per message: the protocol test first, the rest only for uevents)
+        if len(self.data) < 12 or self.protocol == NETLINK_KOBJECT_UEVENT and self.unframed:
+            return 0
+        return int.from_bytes(self.data[8:12], "little")
 
     @property
     def nl_pid(self):
-        return int.from_bytes(self.data[12:16], "little") if len(self.data) >= 16 else 0
+        # (per message: the protocol test first, the rest only for uevents)
+        if len(self.data) < 16 or self.protocol == NETLINK_KOBJECT_UEVENT and self.unframed:
+            return 0
+        return int.from_bytes(self.data[12:16], "little")
+
+    @property
+    def unframed(self):
+        """A uevent: no netlink header, so no seq nor sender port in it (netlink.headerless)."""
+        return headerless(self.protocol, self.data)
 
     @property
     def truncated(self):

@@ -25,9 +25,21 @@ NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
 NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200
 
-NETLINK_ROUTE, NETLINK_XFRM, NETLINK_GENERIC = 0, 6, 16
+NETLINK_ROUTE, NETLINK_XFRM, NETLINK_KOBJECT_UEVENT, NETLINK_GENERIC = 0, 6, 15, 16
 # the protocols whose messages may carry key material (nlbpf/secrets.py)
 SECRET_PROTOCOLS = (NETLINK_XFRM, NETLINK_GENERIC)
+
+
+def headerless(protocol, data):
+    """Is this a message without a netlink header? The kernel's uevents ("add@/devices/
+    ...\0ACTION=add\0...") and udev's ("libudev\0...") on NETLINK_KOBJECT_UEVENT are
+    not framed: their first bytes are no length, nor is a seq where a header's is. What
+    is framed there (a process may send anything) is taken as netlink."""
+    if protocol != NETLINK_KOBJECT_UEVENT or len(data) < NLMSG_HDRLEN:
+        return protocol == NETLINK_KOBJECT_UEVENT
+    length = int.from_bytes(data[:4], "little")
+    return not (NLMSG_HDRLEN <= length <= len(data) + 65536 and b"@" not in data[:4]
+                and not data.startswith(b"libudev"))
 
 
 def is_final_reply(nl_type, nl_flags, request_flags):

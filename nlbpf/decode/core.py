@@ -13,7 +13,7 @@ import struct
 
 from ..model import PROTOCOLS
 from ..netlink import (NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
-                       NLMSG_NAMES)
+                       NLMSG_NAMES, headerless)
 from .errnos import errno_name, strerror
 from .genl import GENL_ID_CTRL, GenlFamilies, command_name, message_class
 from .names import RTNL_FAMILY_NAMES
@@ -319,7 +319,7 @@ def _header(d, data):
 def _decode(protocol, data, families, depth, echo_capped):
     from .engine import Ctx
     d = Decoded(protocol)
-    if protocol == 15 and not _looks_like_nlmsghdr(data):
+    if headerless(protocol, data):
         return _uevent(d, data)
     _header(d, data)
     n = len(data)
@@ -372,14 +372,6 @@ def _decode(protocol, data, families, depth, echo_capped):
     if ctx.malformed and d.malformed is None:
         d.malformed = ctx.malformed
     return d
-
-
-def _looks_like_nlmsghdr(data):
-    if len(data) < 16:
-        return False
-    ln = struct.unpack_from("=I", data, 0)[0]
-    return 16 <= ln <= len(data) + 65536 and b"@" not in data[:4] \
-        and not data.startswith(b"libudev")
 
 
 def _uevent(d, data):

@@ -74,7 +74,7 @@ from .pcap import (FLAG_INBOUND, FLAG_MULTICAST, FLAG_OUTBOUND, FLAG_UNICAST, NS
                        PcapError, PcapngWriter, PcapWriter, Reader)
 from ..errors import NlbpfError
 from ..netlink import (NLM_F_ECHO, NLM_F_MULTI, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR,
-                      is_final_reply)
+                      headerless, is_final_reply)
 from ..decode import GenlFamilies
 
 LINKTYPE_NETLINK = 253
@@ -780,6 +780,9 @@ class CaptureFile:
         """A foreign packet (nlmon: one skb) -> its messages."""
         out = []
         off = 0
+        if headerless(protocol, body):
+            # a uevent: one message, the whole packet, from the kernel
+            return [self._foreign(ts, protocol, NOTIFY, body, len(body))]
         # one skb goes one way: the first message says which
         flags = int.from_bytes(body[6:8], "little") if len(body) >= 16 else 0
         direction = REQUEST if flags & NLM_F_REQUEST else REPLY

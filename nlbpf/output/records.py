@@ -13,12 +13,10 @@ from ..decode import Decoded, GenlFamilies, decode, errno_name
 from ..decode.secret import reveal
 from ..capture.abi import DEFINES
 from ..capture.settings import MAX_SNAPLEN
-from ..model import (REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER, PROTOCOL_NUMBERS,
-                     protocol_name)
+from ..model import REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER, protocol_name
 
 ARROWS = {REQUEST: "→", REPLY: "←", NOTIFY: "⇐", FROM_USER: "←", TO_USER: "→"}
 PEER_UNKNOWN = DEFINES["PEER_UNKNOWN"]
-KOBJECT_UEVENT = PROTOCOL_NUMBERS["kobject_uevent"]
 
 
 MEMO_MAX = 4096         # distinct payloads whose decoding is kept for reuse
@@ -276,7 +274,7 @@ def message_line(msg, d, txn, completed, rec):
     flags = short_flags(d.flag_names)
     if flags:
         head += f" {flags}"
-    if msg.protocol != KOBJECT_UEVENT:     # a uevent has no netlink header, nor seq
+    if not msg.unframed:        # a uevent has no header, nor seq
         head += f" seq={msg.seq}"
     if rec.get("origin"):
         head += f" ({origin_text(rec['origin'])})"

@@ -12,6 +12,7 @@ from nlbpf.capture.records import (DIR_RECV, DIR_SEND, EV_EXTACK, EV_MSG, EV_SPA
                                    EVF_CALL_END, EVF_IN_HANDLER, EVF_NO_START, EVF_SKIPPED_INTR,
                                    EVF_OVERLONG, EVF_SPLIT, MESSAGE_FIELDS, SC_KERNEL, SYSCALLS, CtypesReader,
                                    EventReader, convert)
+from nlbpf.netlink import headerless
 from nlbpf.model import Message
 
 
@@ -89,7 +90,7 @@ def keyword_message(ev, data):
     """What convert() must give for an EV_MSG, built by field name (it passes them
     by position, for speed)."""
     send = ev.dir == DIR_SEND
-    uevent = ev.proto == 15
+    uevent = headerless(ev.proto, data)      # a uevent (protocol 15): no netlink header
     if ev.peer_portid:          # the other end is a process, not the kernel
         direction = "to_user" if send else "from_user"
     else:
@@ -97,7 +98,7 @@ def keyword_message(ev, data):
     return Message(
         ts_ns=ev.ts_ns if send else ev.ts_ns + ev.dur_ns, pid=ev.pid, tid=ev.tid,
         comm=bytes(ev.comm).split(b"\0")[0].decode("utf-8", "replace"), protocol=ev.proto,
-        # a uevent (protocol 15) has no netlink header: its length is what was read
+        # a uevent's length is what was read
         direction=direction, data=data, length=len(data) if uevent else ev.nl_len,
         netns=ev.netns, cgroup=ev.cgroup,
         sock=ev.sk, portid=ev.portid, groups=ev.groups, syscall=SYSCALLS.get(ev.syscall, "?"),

@@ -424,3 +424,20 @@ def test_context_events_kept_are_bounded():
     assert len(ctx.known) == FileContext.MAX
     assert ctx.describe(0, 1)["netns_name"] is None and ctx.describe(FileContext.MAX + 9, 1) \
         == {"netns_name": "n", "cgroup_path": "/", "container": None}
+
+
+def test_a_uevent_in_an_nlmon_capture_is_one_message_with_no_header(capfile):
+    """A kernel uevent has no netlink header: its first bytes ("add@") are no length,
+    nor is there a seq. One message, whole, as the probes' records have it too."""
+    from nlbpf.netlink import headerless
+    uevent = b"add@/devices/virtual/net/veth9\0ACTION=add\0SUBSYSTEM=net\0SEQNUM=991\0"
+    assert headerless(15, uevent) and headerless(15, b"libudev\0" + bytes(40))
+    assert not headerless(15, rc.route_request()) and not headerless(0, uevent)
+    path = capfile(rc.pcap([(10**18, rc.cooked(protocol=15) + uevent)]), "nlmon.pcap")
+    out = rc.check(rc.run("trace", "--read", path))
+    assert out.code == 0
+    (line,) = out.out.splitlines()
+    assert "uevent add /devices/virtual/net/veth9 SUBSYSTEM=net" in line, line
+    assert "seq=" not in line and "cut" not in line and "truncated" not in line, line
+    (rec,) = lines(rc.check(rc.run("trace", "--read", path, "--json")))
+    assert rec["direction"] == "notify" and not rec["truncated"], rec
