@@ -10,6 +10,7 @@ from ..output.fold import FOLD_S, RepeatFolder
 from ..output.detail import detail_lines
 from ..output.records import transaction_record, wall_ts
 from .common import Pipeline, capture_args, syscall_error_record
+from .live import ignored_text
 
 
 def error_details(rec, verbose=False):
@@ -76,6 +77,4 @@ def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=
     pipe.end = end
     pipe.run(capture_args("errors", filters, snaplen, capture), duration, drain, command=command)
     if not pipe.source.live and ignored:
-        print(f"nlbpf: {sum(ignored.values())} failures ignored ("
-              + ", ".join(f"{rule} {n}" for rule, n in ignored.items()) + ")",
-              file=sys.stderr, flush=True)
+        print(f"nlbpf: {ignored_text(ignored)}", file=sys.stderr, flush=True)

@@ -202,9 +202,14 @@ class Outcome:
         line = f"nlbpf: {made}; {self.events} events from the kernel: " + ", ".join(parts)
         if self.ignored:
             # dropped in the kernel as asked: not events, but not unaccounted for either
-            line += (f"; {sum(self.ignored.values())} failures ignored ("
-                     + ", ".join(f"{rule} {n}" for rule, n in self.ignored.items()) + ")")
+            line += f"; {ignored_text(self.ignored)}"
         return line
+
+
+def ignored_text(ignored):
+    """errors --ignore's count: `5 failures ignored (RTM_NEWLINK:ENODEV 5)`."""
+    return (f"{sum(ignored.values())} failures ignored ("
+            + ", ".join(f"{rule} {n}" for rule, n in ignored.items()) + ")")
 
 
 def run(capture_args, on_record, duration=None, on_tick=None, tick_s=1.0, on_end=None,
