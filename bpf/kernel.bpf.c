@@ -192,7 +192,7 @@ static __always_inline int on_sendskb(void *ctx, u64 sk, u64 skb)
 
 static __always_inline int on_broadcast(void *ctx, u64 ssk, u64 skb, u32 group)
 {
-#ifdef MODE_TRACE
+#if defined(MODE_TRACE) || defined(MODE_ERRORS)
     /* a process may multicast too (NETLINK_USERSOCK, or with CAP_NET_ADMIN): its send is
      * seen as such (on_unicast, which netlink_sendmsg calls as well), not as a
      * notification from the kernel */
@@ -200,9 +200,14 @@ static __always_inline int on_broadcast(void *ctx, u64 ssk, u64 skb, u32 group)
         return 0;
     struct call *c = call_get();
     u8 eflags = (c && c->arg_ptr == MARK_HANDLER) ? EVF_IN_HANDLER : 0;
+#ifdef MODE_ERRORS
+    /* errors: only what the kernel changed on its own (on_reply says which) */
+    if (eflags)
+        return 0;
+#endif
     return kwalk(ctx, ssk, skb, DIR_RECV, group ? group : 0xffffffff, eflags, 0, 0);
 #else
-    /* Only trace shows notifications. And a broadcast is seen here where it is sent,
+    /* Only trace (and errors, the kernel's own changes) shows notifications. And a broadcast is seen here where it is sent,
      * in the sender's context (the request that caused it, a kworker), so who receives
      * it is not known: top must not count it as the sender's message in. Not walked. */
     return 0;

@@ -225,6 +225,14 @@ BPF_PERCPU_ARRAY(type_zero, struct type_hist, 1);
 #endif
 #endif
 
+#ifdef MODE_ERRORS
+/* errors names who changed a table while a dump of it ran (the dumps the kernel marks
+ * NLM_F_DUMP_INTR). A change that succeeded is handed over only while dumps run in its
+ * network namespace: netns -> when a dump's part was last queued there. */
+#define DUMP_RECENT_NS (5ULL * 1000000000ULL)
+BPF_HASH(dumps_lately, u32, u64, 4096);
+#endif
+
 /* --------------------------------------------------------------- helpers */
 
 static __always_inline void stat_add(u32 idx, u64 n)
@@ -238,5 +246,34 @@ static __always_inline void stat_inc(u32 idx)
 {
     stat_add(idx, 1);
 }
+
+#ifdef MODE_ERRORS
+/* A dump's part was queued in netns now (written at most once a millisecond). */
+static __always_inline void dump_mark(u32 netns, u64 now)
+{
+    u64 *was = dumps_lately.lookup(&netns);
+    if (was && now - *was < 1000000)
+        return;
+    dumps_lately.update(&netns, &now);
+}
+
+static __always_inline int dump_recent(u32 netns, u64 now)
+{
+    u64 *was = dumps_lately.lookup(&netns);
+    return was && now - *was < DUMP_RECENT_NS;
+}
+
+/* A request that changes a table a dump may be walking (nlbpf.h says which). */
+static __always_inline int is_change(u8 proto, u16 type)
+{
+    if (proto == 0)
+        return type >= RTM_BASE && (type & 3) != RTM_GET_OFFSET;
+    if (proto == 12 && (type >> 8) == NFNL_SUBSYS_NFTABLES) {
+        u16 t = type & 0xff;
+        return t < 64 && !((NFT_NOT_CHANGES >> t) & 1);
+    }
+    return 0;
+}
+#endif
 
 #endif /* NLBPF_MAPS_BPF_H */

@@ -18,7 +18,12 @@ static __always_inline void on_request(void *ctx, struct walk_state *w, struct n
                                        struct top_val *t)
 {
 #ifdef FILTER_TYPE
+#ifdef MODE_ERRORS
+    /* a change of another type is kept still: it may be what interrupts a dump */
+    if (e->nl_type != FILTER_TYPE && !is_change(w->c.proto, e->nl_type))
+#else
     if (e->nl_type != FILTER_TYPE)
+#endif
         return;
 #endif
     /* Only requests to the kernel get replies worth waiting for: not a message to another
@@ -91,6 +96,14 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
 #endif
         emit_event(ctx, e);
 #endif
+#if defined(MODE_ERRORS) && defined(KERNEL_LAYER)
+        /* a change the kernel made on its own (no request's handler ran: a netns torn
+         * down, a carrier lost), told by its notification, while dumps ran in its netns:
+         * it may be what interrupted one of them */
+        if (w->groups && !(w->eflags & EVF_IN_HANDLER) && is_change(w->c.proto, e->nl_type)
+            && dump_recent(w->c.netns, w->now))
+            emit_event(ctx, e);
+#endif
         return;
     }
 
@@ -122,6 +135,9 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
         if (e->nl_flags & NLM_F_DUMP_INTR)
             p->intr = 1;
         w->in_dump = 1;
+#ifdef MODE_ERRORS
+        dump_mark(w->c.netns, w->now);
+#endif
 #ifdef MODE_TRACE
         emit_event(ctx, e);
 #endif
@@ -172,10 +188,18 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
 #if defined(MODE_ERRORS) || defined(MODE_SLOW)
 #ifdef MODE_ERRORS
     int wanted = status != 0 || intr;
+#ifdef FILTER_TYPE
+    if (p->type != FILTER_TYPE)
+        wanted = 0;
+#endif
 #ifdef FILTER_IGNORE
     if (status && !intr && ignored(w->c.proto, p->type, status))
         wanted = 0;
 #endif
+    /* a change that succeeded while dumps ran in its netns: it may be what interrupted
+     * one of them, which userspace names with it */
+    if (!status && !intr && is_change(w->c.proto, p->type) && dump_recent(w->c.netns, w->now))
+        wanted = 1;
 #else
     int wanted = latency >= SLOW_NS;
 #endif

@@ -175,4 +175,16 @@ struct type_hist {
     u32 lock_hist[LAT_BUCKETS];
 };
 
+/* Which requests change a table a dump may be walking, so that its next part is marked
+ * NLM_F_DUMP_INTR (errors names them beside the dump): the probes' is_change() and
+ * Python's netlink.is_change() both read these. rtnetlink: types from RTM_BASE come
+ * in fours, NEW, DEL, GET and SET; every one but the GET is a change. nftables
+ * (subsystem NFNL_SUBSYS_NFTABLES): every subtype but those in NFT_NOT_CHANGES, a bit
+ * mask of the GETs (1, 4, ... 19, 21, 23, 25, 33) and what only the kernel sends
+ * (NEWGEN 15, TRACE 17). The other families' dumps check no generation. */
+#define RTM_BASE 16
+#define RTM_GET_OFFSET 2
+#define NFNL_SUBSYS_NFTABLES 10
+#define NFT_NOT_CHANGES 0x202aba492
+
 #endif

@@ -192,6 +192,7 @@ static __always_inline int sock_extack(const void *text)
 struct dump_state {
     u64 parts;
     u64 bytes;
+    u64 first_ts;               /* its first buffer was queued (within its request's send) */
     u32 seq;
     u8 intr;
     u8 pad[3];
@@ -323,6 +324,35 @@ int drops_poll(u64 *ctx)
 
 /* ---------------------------------------------------------------- top */
 
+#if defined(MODE_ERRORS) || defined(MODE_TOP)
+/* Where the first message is in the buffer of the send the current thread is in
+ * (sendto, sendmsg or the first of sendmmsg): a user address, or 0. */
+static __always_inline u64 sent_buffer(void)
+{
+    u64 regs = task_pt_regs_h(bpf_get_current_task_btf());
+    if (!regs)
+        return 0;
+    u64 nr = *(u64 *)(regs + OFF_REGS_ORIG_AX);
+    u64 base = *(u64 *)(regs + OFF_REGS_SI);
+    if (nr == NR_SENDMSG || nr == NR_SENDMMSG) {
+        u64 iov = 0;            /* msg_iov, then its first iovec's base */
+        read_user(&iov, sizeof(iov), (void *)(base + 16));
+        base = 0;
+        read_user(&base, sizeof(base), (void *)iov);
+    } else if (nr != NR_SENDTO) {
+        return 0;
+    }
+    return base;
+}
+
+/* ... and that message's header: 1 if there is one. */
+static __always_inline int sent_header(u32 *h)
+{
+    u64 base = sent_buffer();
+    return base && !read_user(h, 16, (void *)base);
+}
+#endif
+
 #ifdef MODE_TOP
 /* top's counts go first to a per-CPU slot for the process that last did netlink on
  * this CPU: plain adds, no hash lookup or atomic per message (those were most of a
@@ -449,25 +479,6 @@ static __always_inline void top_answered(struct top_slot *t, u64 sk, u32 seq, u1
     top_type(t, sk, type);
 }
 
-/* The header of the first message in the buffer of the send the current thread is in
- * (sendto, sendmsg or the first of sendmmsg): 1 if there is one. */
-static __always_inline int sent_header(u32 *h)
-{
-    u64 regs = task_pt_regs_h(bpf_get_current_task_btf());
-    if (!regs)
-        return 0;
-    u64 nr = *(u64 *)(regs + OFF_REGS_ORIG_AX);
-    u64 base = *(u64 *)(regs + OFF_REGS_SI);
-    if (nr == NR_SENDMSG || nr == NR_SENDMMSG) {
-        u64 iov = 0;            /* msg_iov, then its first iovec's base */
-        read_user(&iov, sizeof(iov), (void *)(base + 16));
-        base = 0;
-        read_user(&base, sizeof(base), (void *)iov);
-    } else if (nr != NR_SENDTO) {
-        return 0;
-    }
-    return base && !read_user(h, 16, (void *)base);
-}
 
 /* Where the process works: top_ctx written when it changes (the cgroup asked for
  * when the slot is new to the process or the netns changed). */
@@ -564,6 +575,51 @@ static __always_inline void errors_failed(void *ctx, u64 sk, u64 data, u32 len)
     e->flags = EVF_FINAL;
     sock_emit_kmem(ctx, e, data, mlen);
 }
+
+/* How much of a change's request is handed over: enough for its object's name. */
+#define CHANGE_SNAP (SNAPLEN < 256 ? SNAPLEN : 256)
+
+/* A request was acknowledged (an NLMSG_ERROR with error 0): if it changed a table
+ * while dumps ran in its netns, hand it over with its ACK (userspace names it beside
+ * a dump it interrupted). An ACK echoes the request's header only, but it is queued
+ * inside the requester's own send, so the request is read from that send's buffer,
+ * when the first message there is the one acknowledged. */
+static __always_inline void errors_changed(void *ctx, u64 sk, u64 data, u32 len)
+{
+    if (len < 36)
+        return;
+    u32 echo[4] = {};
+    if (bpf_probe_read_kernel(echo, sizeof(echo), (void *)(data + 20)))
+        return;
+    u64 now = bpf_ktime_get_ns();
+    if (!is_change(*(u16 *)(sk + OFF_SOCK_PROTOCOL), echo[1] & 0xffff)
+        || !dump_recent(sock_netns(sk), now) || !sock_wanted(sk))
+        return;
+    u32 zero = 0;
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
+    u32 h[4] = {};
+    if (!e || bpf_probe_read_kernel(h, sizeof(h), (void *)data))
+        return;
+    sock_event(e, sk, EV_MSG, DIR_SEND, now);
+    sock_header(e, echo);
+    e->flags = EVF_HELD | EVF_NO_START;
+    u64 base = sent_buffer();
+    u32 rq[4] = {};
+    u64 n = echo[0];
+    CLAMP(n, CHANGE_SNAP);
+    if (base && !read_user(rq, sizeof(rq), (void *)base) && rq[2] == echo[2]
+        && rq[1] == echo[1] && n >= NLMSG_HDRLEN && !read_user(e->data, n, (void *)base)) {
+        e->cap_len = n;
+    } else {
+        __builtin_memcpy(e->data, echo, sizeof(echo));
+        e->cap_len = NLMSG_HDRLEN;
+    }
+    emit_event(ctx, e);
+    sock_event(e, sk, EV_MSG, DIR_RECV, now);
+    sock_header(e, h);
+    e->flags = EVF_FINAL;
+    sock_emit_kmem(ctx, e, data, 36);
+}
 #endif
 
 #if defined(MODE_ERRORS) || defined(MODE_TOP)
@@ -588,12 +644,16 @@ static __always_inline void sock_dump(void *ctx, u64 sk, u64 data, u32 len, u32 
         if (!d)
             return;
     }
-    if (d->seq != seq) {
+    if (d->seq != seq || !d->first_ts) {
         d->seq = seq;
         d->parts = 0;
         d->bytes = 0;
         d->intr = 0;
+        d->first_ts = bpf_ktime_get_ns();
     }
+#ifdef MODE_ERRORS
+    dump_mark(sock_netns(sk), bpf_ktime_get_ns());
+#endif
     d->parts += r->parts;
     d->bytes += r->bytes;
     d->intr |= r->intr ? 1 : 0;
@@ -618,7 +678,7 @@ static __always_inline void sock_dump(void *ctx, u64 sk, u64 data, u32 len, u32 
 #endif
     if (!r->done)
         return;
-    u64 parts = d->parts, bytes = d->bytes;
+    u64 parts = d->parts, bytes = d->bytes, first_ts = d->first_ts;
     u8 intr = d->intr;
     dumps.delete(&sk);
 #ifdef MODE_ERRORS
@@ -644,7 +704,8 @@ static __always_inline void sock_dump(void *ctx, u64 sk, u64 data, u32 len, u32 
     if (!intr && ignored(*(u16 *)(sk + OFF_SOCK_PROTOCOL), rh[1] & 0xffff, r->done_err))
         return;
 #endif
-    sock_event(e, sk, EV_MSG, DIR_SEND, now);
+    /* its start is not known, but its first part was queued just after it */
+    sock_event(e, sk, EV_MSG, DIR_SEND, first_ts ? first_ts : now);
     sock_header(e, rh);
     e->flags = EVF_HELD | EVF_NO_START;
     sock_emit_kmem(ctx, e, nlh, rh[0]);
@@ -752,6 +813,8 @@ int sock_ready(u64 *ctx)
     if (type == NLMSG_ERROR) {
         if (status)
             errors_failed(ctx, sk, data, len);
+        else
+            errors_changed(ctx, sk, data, len);
         return 0;
     }
     if (!dump)

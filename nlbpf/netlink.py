@@ -25,7 +25,8 @@ NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
 NLM_F_REPLACE, NLM_F_EXCL, NLM_F_CREATE, NLM_F_APPEND = 0x100, 0x200, 0x400, 0x800
 NLM_F_CAPPED, NLM_F_ACK_TLVS = 0x100, 0x200
 
-NETLINK_ROUTE, NETLINK_XFRM, NETLINK_KOBJECT_UEVENT, NETLINK_GENERIC = 0, 6, 15, 16
+NETLINK_ROUTE, NETLINK_XFRM, NETLINK_NETFILTER = 0, 6, 12
+NETLINK_KOBJECT_UEVENT, NETLINK_GENERIC = 15, 16
 # the protocols whose messages may carry key material (nlbpf/secrets.py)
 SECRET_PROTOCOLS = (NETLINK_XFRM, NETLINK_GENERIC)
 
@@ -61,3 +62,27 @@ def final_status(nl_type, data):
     if nl_type == NLMSG_DONE:
         return 0
     return None
+
+
+def is_change(protocol, nl_type):
+    """Does a request of this type change a table a dump may be walking (so that the
+    dump's next part is marked NLM_F_DUMP_INTR)? The rule is bpf/nlbpf.h's, which the
+    probes apply too: rtnetlink's NEW, DEL and SET of every table, and nftables'
+    messages but the GETs."""
+    if nl_type is None:
+        return False
+    if protocol == NETLINK_ROUTE:
+        return nl_type >= _CHANGE["RTM_BASE"] and nl_type & 3 != _CHANGE["RTM_GET_OFFSET"]
+    if protocol == NETLINK_NETFILTER and nl_type >> 8 == _CHANGE["NFNL_SUBSYS_NFTABLES"]:
+        sub = nl_type & 0xff
+        return sub < 64 and not _CHANGE["NFT_NOT_CHANGES"] >> sub & 1
+    return False
+
+
+def _change_rule():
+    from .capture.abi import DEFINES
+    return {k: DEFINES[k] for k in ("RTM_BASE", "RTM_GET_OFFSET", "NFNL_SUBSYS_NFTABLES",
+                                    "NFT_NOT_CHANGES")}
+
+
+_CHANGE = _change_rule()

@@ -5,6 +5,8 @@
 #   sudo scripts/setup.sh --test     also what the test suite needs (tshark, strace, pytest)
 #   sudo scripts/setup.sh --fleet    also Prometheus, promtool, mmdebstrap and podman
 #                                    (serve's and the container image's tests)
+#   sudo scripts/setup.sh --go       also Go and Debian's Go netlink library, and
+#                                    builds the Go test clients (tests/clients)
 #
 # Options:
 #   --kernel RELEASE   headers for this kernel instead of $(uname -r) (used when
@@ -20,6 +22,7 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 release=$(uname -r)
 with_tests=0
 with_fleet=0
+with_go=0
 mount_tracefs=1
 venv="$root/.venv"
 headers_root=/var/lib/nlbpf/kernel-headers
@@ -28,10 +31,11 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --test) with_tests=1 ;;
         --fleet) with_fleet=1 ;;
+        --go) with_go=1 ;;
         --kernel) release=${2:?--kernel needs a release}; shift ;;
         --no-tracefs) mount_tracefs=0 ;;
         --venv) venv=${2:?--venv needs a directory}; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "setup.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -121,6 +125,11 @@ if [ $with_fleet -eq 1 ]; then
     # mmdebstrap, podman and runc (crun cannot run on a hybrid cgroup setup): the
     # container image (deploy/image/build.sh) and its test
     apt_install prometheus mmdebstrap podman runc uidmap
+fi
+if [ $with_go -eq 1 ]; then
+    # the Go netlink library Kubernetes' CNI plugins use, built offline (GO111MODULE=off)
+    apt_install golang-go golang-github-vishvananda-netlink-dev
+    bash "$root/tests/clients/build.sh"
 fi
 
 # --- venv -------------------------------------------------------------------

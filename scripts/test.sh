@@ -11,5 +11,5 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "test.sh: run as root: the integration tests load eBPF probes" >&2
     exit 1
 fi
-"$root/scripts/setup.sh" --test --fleet
+"$root/scripts/setup.sh" --test --fleet --go
 exec "$root/.venv/bin/python" -m pytest -ra "$@" tests

@@ -97,6 +97,10 @@ trap 'exit 130' INT TERM
 # also runs it with snapshot=on, so nothing the guest does is ever written.
 zstd -q -d "$entry/rootfs.ext4.zst" -o "$tmp/rootfs.ext4"
 
+# The Go test clients, built here: the guest has no Go toolchain (their tests skip
+# there without them).
+bash "$repo/tests/clients/build.sh" || echo "run-tests.sh: the Go test clients were not built" >&2
+
 # Payload disk (/dev/vdb): this checkout as /opt/nlbpf plus the run settings.
 mkdir -p "$tmp/payload/nlbpf"
 tar -C "$repo" -cf - --exclude-vcs --exclude=./.venv --exclude=./vm/results --exclude=./vm/cache \

@@ -168,7 +168,7 @@ class Capture:
         for method in layers.kernel_methods(self.kernel_probe):
             # a refusal holds until reboot: the fentry test compiles and loads a program
             refusal = f"kernel-layer-{method}"
-            why = bootcache.get(refusal)
+            why = None if self.settings.ask_again else bootcache.get(refusal)
             if why is None:
                 why = layers.kernel_unavailable(bcc, self._parsed_btf(), method)
                 if why is not None:
@@ -197,7 +197,7 @@ class Capture:
         # command's programs, as this source has them)
         refusal = bootcache.name_for("sock-layer", [self.mode, *self.counts,
                                                     source.layer_digest("sock")])
-        why = bootcache.get(refusal)
+        why = None if self.settings.ask_again else bootcache.get(refusal)
         if why is not None:
             return why
         try:
@@ -702,10 +702,9 @@ class Capture:
         return self.stats()
 
     def close(self):
-        if self._btf_progs is not None:
-            self._btf_progs.close()
-            self._btf_progs = None
-            self._passes = []
+        # detached side by side first (detach()): bcc's cleanup would wait for each
+        # hook's grace period in turn (~1.5 s for the syscall layer's)
+        self.detach()
         if self._ring is not None:
             self._ring.close()
             self._ring = None

@@ -23,3 +23,5 @@ class CaptureSettings:
     ring_reader: str = "auto"     # auto | bcc: read the ring buffer's pages, or bcc's callback
     rw: str = "auto"              # auto | on | off: the syscall layer also hooks read(),
                                   # write() and their vector forms (--rw, NLBPF_RW)
+    ask_again: bool = False       # doctor: ask the kernel again what it refused, not the
+                                  # refusals kept for the boot (bootcache.py)

@@ -18,7 +18,8 @@ def _check(name, ok, detail):
     return {"hook": name, "ok": bool(ok), "detail": detail}
 
 
-def checks():
+def basic_checks():
+    """What every layer needs (a layer is not tried without them), and bcc or None."""
     out = []
     missing = environment.missing_caps()
     if os.geteuid() == 0:
@@ -51,6 +52,12 @@ def checks():
                           f"(e.g. netlink_sock.portid at {offs['OFF_NLSK_PORTID']})"))
     except BTFError as e:
         out.append(_check("BTF struct offsets", False, f"{e}: socket lookup from fd impossible"))
+    return out, bcc
+
+
+def hook_checks(bcc):
+    """Which tracepoints, helpers and kernel functions there are."""
+    out = []
     missing = [s for s in layers.SYSCALL_ENTRIES
                if not environment.tracepoint_exists("syscalls", f"sys_enter_{s}")]
     out.append(_check("syscall tracepoints", not missing,
@@ -105,7 +112,8 @@ def checks():
 def try_layer(hooks, kernel_probe="auto", mode="trace"):
     """Load a command's probes with this layer for real: (True, what loaded) or (False, why not)."""
     capture = Capture(mode=mode, filters=Filters(), slow_ns=DOCTOR_SLOW_NS,
-                      settings=CaptureSettings(hooks=hooks, kernel_probe=kernel_probe))
+                      settings=CaptureSettings(hooks=hooks, kernel_probe=kernel_probe,
+                                               ask_again=True))
     try:
         capture.start()
         if capture.fd_walk:
@@ -122,20 +130,68 @@ NAMES = {"fentry": "kernel layer, fentry", "kprobe": "kernel layer, kprobes",
          "sock": "socket layer", "syscall": "syscall layer"}
 
 
-def layer_report(results):
-    """Which layers load here (the socket layer: errors' and slow's probes, which
-    between them load all of its kinds of program)."""
-    ok = {r["hook"]: r["ok"] for r in results}
-    basics = ("root", "bcc", "kernel headers", "tracefs", "BTF struct offsets")
-    missing = [n for n in basics if not ok.get(n)]
+def checks():
+    """Every check, in order."""
+    basics, bcc = basic_checks()
+    return basics + hook_checks(bcc)
+
+
+def layer_report(basics):
+    """Which layers load here, tried side by side (the socket layer: errors' and slow's
+    probes, which between them load all of its kinds of program): collect() gives
+    {layer: (loads, detail)}."""
+    missing = [r["hook"] for r in basics if not r["ok"]]
     if missing:
         why = "cannot try: " + ", ".join(missing)
-        return {m: (False, why) for m in NAMES}
-    sock = try_layer("sock", mode="errors")
-    if sock[0]:
-        sock = try_layer("sock", mode="slow")
-    return {"fentry": try_layer("kernel", "fentry"), "kprobe": try_layer("kernel", "kprobe"),
-            "sock": sock, "syscall": try_layer("syscall")}
+        return lambda: {m: (False, why) for m in NAMES}
+    return tried_side_by_side({
+        "fentry": lambda: try_layer("kernel", "fentry"),
+        "kprobe": lambda: try_layer("kernel", "kprobe"),
+        "sock": try_sock_layer,
+        "syscall": lambda: try_layer("syscall")})
+
+
+def try_sock_layer():
+    """errors' probes and slow's: between them, every kind of program the layer has."""
+    errors = try_layer("sock", mode="errors")
+    return try_layer("sock", mode="slow") if errors[0] else errors
+
+
+def tried_side_by_side(tries):
+    """Start each of {name: try} in a process of its own, all at once, and return what
+    collects their results, {name: try()}: each compiles and loads a layer's probes
+    (~0.6-1.5 s, mostly clang and the verifier), then waits for its hooks' detach (grace
+    periods); one after the other they took ~4 s."""
+    children = {}
+    for name, attempt in tries.items():
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read_end)
+            try:
+                ok, detail = attempt()
+                out = json.dumps([ok, detail])
+            except BaseException as e:       # a child must not go on as the parent
+                out = json.dumps([False, f"{type(e).__name__}: {e}"])
+            with os.fdopen(write_end, "w") as f:
+                f.write(out)
+            os._exit(0)
+        os.close(write_end)
+        children[name] = (pid, read_end)
+
+    def collect():
+        results = {}
+        for name, (pid, read_end) in children.items():
+            with os.fdopen(read_end) as f:
+                said = f.read()
+            os.waitpid(pid, 0)
+            try:
+                ok, detail = json.loads(said)
+            except ValueError:
+                ok, detail = False, "the check died before it could say why"
+            results[name] = (bool(ok), detail)
+        return results
+    return collect
 
 
 def command_layers(loads):
@@ -149,8 +205,10 @@ def command_layers(loads):
 
 
 def run_doctor(as_json):
-    results = checks()
-    layers = layer_report(results)
+    basics, bcc = basic_checks()
+    collect = layer_report(basics)          # the layers load meanwhile
+    results = basics + hook_checks(bcc)
+    layers = collect()
     kernel = next((m for m in ("fentry", "kprobe") if layers[m][0]), None)
     per_command = command_layers({m: ok for m, (ok, _) in layers.items()})
     live = per_command["trace"]

@@ -2,15 +2,22 @@
 
 The kernel hands over only requests whose final reply is an error or whose
 dump was interrupted (it holds each request until its reply is known), so the
-cost is proportional to failures, not to traffic.
+cost is proportional to failures, not to traffic. And, while dumps run in a
+netns, the changes that succeed there: an interrupted dump names those that
+may have interrupted it (interrupts.py).
 """
 import sys
 
+from ..interrupts import ChangeLog, InterruptHold
 from ..output.fold import FOLD_S, RepeatFolder
 from ..output.detail import detail_lines
-from ..output.records import transaction_record, wall_ts
+from ..output.records import change_record, interrupted_line, transaction_record, wall_ts
 from .common import Pipeline, capture_args, syscall_error_record
 from .live import ignored_text
+
+# Often enough that a dump held for the changes that raced it (interrupts.HOLD_NS)
+# is not shown much later than that when nothing else comes.
+TICK_S = 0.1
 
 
 def error_details(rec, verbose=False):
@@ -40,16 +47,33 @@ def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=
             pipe.printer(rec, detail=detail)
 
     def on_flush(now_ns, everything=False):
+        release(now_ns, everything)
         if now_ns is None and not everything:
             return
         now_s = wall_ts(now_ns, pipe.offset_ns) if now_ns is not None else None
         for line in folder.due(now_s, everything):
             pipe.printer(line, counted=False)
 
+    def release(now_ns, everything=False):
+        for txn in held.due(pipe.correlator.now, now_ns, everything):
+            named = [change_record(c, pipe.decoder, pipe.offset_ns)
+                     for c in changes.named(txn)]
+            rec = transaction_record(txn, pipe.decoder, pipe.offset_ns, pipe.context,
+                                     interrupted_by=named)
+            show(rec, [interrupted_line(named)] + error_details(rec, verbose))
+
+    def on_message(msg, txn, completed):
+        if msg.direction == "notify":
+            changes.add_kernel(msg)         # the kernel layer's: what the kernel changed itself
+
     def on_txn(txn):
         if not txn.errno and not txn.dump_intr:
+            changes.add(txn)
             return
-        if filters.ignore and not txn.dump_intr:
+        if txn.dump_intr:
+            held.hold(txn.done.ts_ns, txn)
+            return
+        if filters.ignore:
             req = txn.request
             rule = filters.ignored(req.protocol, req.nl_type, txn.errno)
             if rule is not None:
@@ -57,6 +81,7 @@ def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=
                 return
         rec = transaction_record(txn, pipe.decoder, pipe.offset_ns, pipe.context)
         show(rec, error_details(rec, verbose))
+        release(None)
 
     def on_syscall_error(err):
         # the socket layer's overruns come from an iterator over every socket: the
@@ -65,8 +90,11 @@ def run_errors(as_json, duration, filters, snaplen, capture, drain=None, source=
             return
         show(syscall_error_record(err, pipe.offset_ns, pipe.context))
 
-    pipe = Pipeline(as_json, on_txn=on_txn, on_syscall_error=on_syscall_error, source=source,
-                    on_flush=on_flush, show_secrets=show_secrets)
+    changes = ChangeLog()
+    held = InterruptHold()
+    pipe = Pipeline(as_json, on_message=on_message, on_txn=on_txn,
+                    on_syscall_error=on_syscall_error, source=source, on_flush=on_flush,
+                    tick_s=TICK_S, show_secrets=show_secrets)
     closing = pipe.end
 
     def end(outcome):

@@ -1,7 +1,8 @@
 """nlbpf trace: every netlink message, one line each."""
 from ..correlate import NotificationHold, classify_orphan, origin
+from ..interrupts import ChangeLog, InterruptHold
 from ..output.detail import detail_lines
-from ..output.records import message_record
+from ..output.records import change_record, interrupted_line, message_record
 from .common import Pipeline, capture_args, syscall_error_record
 
 # Ticks often enough that a notification held for its request (at most
@@ -16,25 +17,41 @@ def run_trace(as_json, duration, filters, snaplen, capture, drain=None, source=N
 
     def show(msg, txn, completed):
         who = origin(pipe.correlator, msg) if msg.direction == "notify" else None
+        named = None
+        if completed and txn.dump_intr:
+            named = [change_record(c, pipe.decoder, pipe.offset_ns) for c in changes.named(txn)]
         rec = message_record(msg, txn, completed, pipe.decoder, pipe.offset_ns, pipe.context,
-                             origin=who)
+                             origin=who, interrupted_by=named)
+        detail = [] if named is None or as_json else [interrupted_line(named)]
         # -v: the message in full under its line (the summary says it was cut)
-        detail = (detail_lines(rec["message"], truncated=rec["truncated"], length=msg.length,
-                               kept=len(msg.data))
-                  if verbose and not as_json else ())
+        if verbose and not as_json:
+            detail += detail_lines(rec["message"], truncated=rec["truncated"],
+                                   length=msg.length, kept=len(msg.data))
         pipe.printer(rec, detail=detail)
 
     def on_message(msg, txn, completed):
         if txn is None:
             msg.direction = classify_orphan(msg)
-        if msg.direction != "notify" or not hold.hold(msg):
+        if msg.direction == "request" and txn is not None:
+            changes.add(txn)
+        elif msg.direction == "notify":
+            changes.add_kernel(msg)
+        if completed and txn.dump_intr:
+            # shown once the changes that raced its last part are in too
+            interrupted.hold(msg.ts_ns, (msg, txn))
+        elif msg.direction != "notify" or not hold.hold(msg):
             show(msg, txn, completed)
         if hold.held and msg.direction == "request":
             release(msg.ts_ns)
+        if interrupted.held:
+            for held, txn in interrupted.due(records_ns=pipe.correlator.now):
+                show(held, txn, True)
 
     def release(now_ns, everything=False):
         for note in hold.release(now_ns, everything):
             show(note, None, False)
+        for msg, txn in interrupted.due(pipe.correlator.now, now_ns, everything):
+            show(msg, txn, True)
 
     def on_syscall_error(err):
         pipe.printer(syscall_error_record(err, pipe.offset_ns, pipe.context))
@@ -42,4 +59,6 @@ def run_trace(as_json, duration, filters, snaplen, capture, drain=None, source=N
     pipe = Pipeline(as_json, on_message=on_message, on_syscall_error=on_syscall_error,
                     on_flush=release, tick_s=TICK_S, source=source, show_secrets=show_secrets)
     hold = NotificationHold(pipe.correlator)
+    changes = ChangeLog()
+    interrupted = InterruptHold()
     pipe.run(capture_args("trace", filters, snaplen, capture), duration, drain, command=command)

@@ -12,10 +12,17 @@ next one after that is shown in full again. JSON lines show every record.
 FOLD_S = 1.0        # errors' default window (--fold), live or from a file
 
 
+def outcome(rec):
+    """What went wrong: the errno's name, or DUMP_INTR for an interrupted dump."""
+    if rec.get("error"):
+        return rec["error"]
+    return "DUMP_INTR" if (rec.get("dump") or {}).get("intr") else None
+
+
 def fold_key(rec):
     """What makes two failure records the same kind."""
     return (rec.get("comm"), rec.get("protocol"), rec.get("type"), rec.get("syscall")
-            if rec.get("type") is None else None, rec.get("error"), rec.get("extack"))
+            if rec.get("type") is None else None, outcome(rec), rec.get("extack"))
 
 
 class RepeatFolder:
@@ -57,6 +64,6 @@ class RepeatFolder:
         what = first.get("type") or first.get("syscall") or "?"
         procs = len(w["pids"])
         return [{"ts": w["last"], "summary": (
-            f"{first.get('comm')} {first.get('protocol')} {what} → {first.get('error')}: "
+            f"{first.get('comm')} {first.get('protocol')} {what} → {outcome(first)}: "
             f"{w['count']} more in the {self.window_s:g}s after it, from "
             f"{procs} process{'es' if procs != 1 else ''}")}]

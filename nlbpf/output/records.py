@@ -13,6 +13,7 @@ from ..decode import Decoded, GenlFamilies, decode, errno_name
 from ..decode.secret import reveal
 from ..capture.abi import DEFINES
 from ..capture.settings import MAX_SNAPLEN
+from ..interrupts import TEXT_MAX
 from ..model import REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER, protocol_name
 
 ARROWS = {REQUEST: "→", REPLY: "←", NOTIFY: "⇐", FROM_USER: "←", TO_USER: "→"}
@@ -220,7 +221,33 @@ def peer_text(msg, p):
     return f"{'from' if msg.direction == FROM_USER else 'to'} {where}, not the kernel"
 
 
-def message_record(msg, txn, completed, decoder, offset_ns, context, origin=None):
+def change_record(change, decoder, offset_ns):
+    """One change named beside an interrupted dump (interrupts.Change), as JSON."""
+    msg = change.msg
+    d = decoder(msg)
+    what = d.summary().replace("[truncated]", "").strip()
+    return {"ts": wall_ts(msg.ts_ns, offset_ns), "by": "kernel" if change.kernel else "process",
+            "pid": msg.pid, "comm": msg.comm, "netns": msg.netns, "type": d.type_name,
+            "seq": None if change.kernel else msg.seq, "what": what}
+
+
+def interrupted_line(changes, most=TEXT_MAX):
+    """The line under an interrupted dump: `interrupted by: RTM_NEWLINK dev sqa5 kind veth
+    by ip 1234, ...`, the kernel's own changes as `by the kernel (kworker/u8:2 37)`."""
+    if not changes:
+        return ("interrupted by: no change this run saw (a process it filters out, or the "
+                "kernel's own: those show with --hooks kernel)")
+    parts = []
+    for c in changes[:most]:
+        who = (f"the kernel ({c['comm']} {c['pid']})" if c["by"] == "kernel"
+               else f"{c['comm']} {c['pid']}")
+        parts.append(" ".join(x for x in (c["type"], c["what"], "by", who) if x))
+    more = len(changes) - most
+    return "interrupted by: " + ", ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def message_record(msg, txn, completed, decoder, offset_ns, context, origin=None,
+                   interrupted_by=None):
     """The JSON record of one message (nlbpf trace). origin: who caused a notification."""
     d = decoder(msg)
     req = decoder(txn.request) if txn is not None else None
@@ -255,6 +282,8 @@ def message_record(msg, txn, completed, decoder, offset_ns, context, origin=None
         rec["extack"] = _extack(txn, decoder)
         if txn.parts or txn.dump_intr:
             rec["dump"] = {"parts": txn.parts, "bytes": txn.part_bytes, "intr": txn.dump_intr}
+            if interrupted_by is not None:
+                rec["dump"]["interrupted_by"] = interrupted_by
         if txn.final.lock_wait_ns:
             rec["lock_wait_us"] = round(txn.final.lock_wait_ns / 1000, 1)
         kernel_times(txn.final, rec)
@@ -307,8 +336,9 @@ def message_line(msg, d, txn, completed, rec):
     return head
 
 
-def transaction_record(txn, decoder, offset_ns, context):
-    """The JSON record of one completed request (nlbpf errors / slow)."""
+def transaction_record(txn, decoder, offset_ns, context, interrupted_by=None):
+    """The JSON record of one completed request (nlbpf errors / slow); interrupted_by:
+    an interrupted dump's change_records."""
     req = txn.request
     d = decoder(req)
     final = decoder(txn.final) if txn.final is not None else None
@@ -338,6 +368,8 @@ def transaction_record(txn, decoder, offset_ns, context):
         rec["start_slack_us"] = round(req.start_slack_ns / 1000, 1)
     if txn.parts or txn.dump_intr or (final is not None and final.type_name == "NLMSG_DONE"):
         rec["dump"] = {"parts": txn.parts, "bytes": txn.part_bytes, "intr": txn.dump_intr}
+        if interrupted_by is not None:
+            rec["dump"]["interrupted_by"] = interrupted_by
     kernel_times(txn.final, rec)
     rec["summary"] = transaction_line(txn, d, rec)
     return rec

@@ -49,6 +49,9 @@ class FakeModule:
     def __init__(self, flags=()):
         self.flags, self.funcs, self.attached, self.progs = list(flags), {}, {}, Slots()
         self.cleaned = False
+        # bcc's attachment tables, which Capture.detach empties side by side
+        self.tracepoint_fds, self.raw_tracepoint_fds, self.kprobe_fds = {}, {}, {}
+        self.kfunc_entry_fds, self.kfunc_exit_fds = {}, {}
 
     def dump_func(self, name):
         return b"\x85\x00\x00\x00\xf0\x7f\x00\x00" + b"\x95" + b"\0" * 7    # call marker; exit
