@@ -20,6 +20,7 @@ static __always_inline void fill_common(struct nl_event *e, struct walk_state *w
     e->dir = w->c.dir;
     e->lock_wait_ns = 0;
     e->holder_pid = 0;
+    e->holder_work = 0;
     e->skipped_parts = 0;
     e->skipped_bytes = 0;
     e->handler_ns = 0;

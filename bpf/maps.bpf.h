@@ -49,6 +49,8 @@ struct lock_track {
     u64 lock_begin;             /* a wait going on: since when */
     u64 lock_addr;
     u64 lock_max;
+    u64 holder_work;            /* a kworker owner's work function (waits.bpf.h) */
+    u64 cur_holder_work;
     u32 holder_pid;
     u32 cur_holder_pid;         /* the owner of the lock waited for now */
     char holder_comm[16];
@@ -177,6 +179,7 @@ struct pend_val {
     u64 lock_max;
     u64 handler_ns;
     u64 dump_ns;
+    u64 holder_work;
     u32 holder_pid;
     u16 flags;
     u16 type;
@@ -223,6 +226,10 @@ BPF_HASH(top_errs, struct top_err_key, u64, 16384);
 BPF_HASH(type_hists, struct type_key, struct type_hist, 2048);
 BPF_PERCPU_ARRAY(type_zero, struct type_hist, 1);
 #endif
+#endif
+
+#ifdef MODE_SLOW
+BPF_HASH(after_slow, u32, struct after_slow_val, 4096);     /* tid -> its next requests go too */
 #endif
 
 #ifdef MODE_ERRORS

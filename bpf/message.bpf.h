@@ -56,6 +56,7 @@ static __always_inline void on_request(void *ctx, struct walk_state *w, struct n
             v->handler_ns = 0;
             v->dump_ns = 0;
             v->holder_pid = 0;
+            v->holder_work = 0;
             /* the send call's own lock wait counts toward its (first) request */
             if (!w->lock_charged) {
                 pend_add_locks(v, &w->c.lk);
@@ -156,6 +157,7 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
     e->dump_ns = p->dump_ns;
     e->lock_wait_ns = p->lock_wait;
     e->holder_pid = p->holder_pid;
+    e->holder_work = p->holder_work;
     __builtin_memcpy(e->holder_comm, p->holder_comm, sizeof(e->holder_comm));
 
 #ifdef MODE_TOP
@@ -202,6 +204,22 @@ static __always_inline void on_reply(void *ctx, struct walk_state *w, struct nl_
         wanted = 1;
 #else
     int wanted = latency >= SLOW_NS;
+    /* the thread's next requests after a slow one go too (nlbpf.h, AFTER_SLOW_*) */
+    u32 tid = (u32)bpf_get_current_pid_tgid();
+    if (wanted) {
+        struct after_slow_val a = {.until = w->now + AFTER_SLOW_NS, .left = AFTER_SLOW_COUNT};
+        after_slow.update(&tid, &a);
+    } else {
+        struct after_slow_val *a = after_slow.lookup(&tid);
+        if (a) {
+            if (w->now < a->until && a->left) {
+                wanted = 1;
+                a->left--;
+            }
+            if (!a->left || w->now >= a->until)
+                after_slow.delete(&tid);
+        }
+    }
 #endif
     if (wanted) {
         e->skipped_parts = p->parts;

@@ -72,6 +72,8 @@ struct nl_event {
     u64 dump_ns;                /* final replies, kernel layer: time spent filling dump chunks */
     u64 start_slack_ns;         /* requests: the start lies between ts_ns and ts_ns + this (slow,
                                    socket layer: between two looks at the thread) */
+    u64 holder_work;            /* the mutex owner is a kworker: the function its work item
+                                   runs (an address; userspace names it from kallsyms) */
     u32 pid;
     u32 tid;
     u32 netns;                  /* inode of the socket's netns */
@@ -173,6 +175,18 @@ struct type_hist {
     u64 lock_sum_ns;
     u32 lat_hist[LAT_BUCKETS];
     u32 lock_hist[LAT_BUCKETS];
+};
+
+/* slow: after a request it reports, the same thread's next AFTER_SLOW_COUNT requests are
+ * handed over too if they come within AFTER_SLOW_NS: iproute2's feature probe
+ * (RTM_NEWLINK seq=0) is often the one that waited, and the request the user made comes
+ * next (after a name lookup). */
+#define AFTER_SLOW_NS 1000000000
+#define AFTER_SLOW_COUNT 3
+struct after_slow_val {
+    u64 until;
+    u32 left;
+    u32 pad;
 };
 
 /* Which requests change a table a dump may be walking, so that its next part is marked

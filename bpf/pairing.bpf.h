@@ -75,6 +75,7 @@ static __always_inline void pend_add_locks(struct pend_val *p, const struct lock
     if (lk->lock_max > p->lock_max) {
         p->lock_max = lk->lock_max;
         p->holder_pid = lk->holder_pid;
+        p->holder_work = lk->holder_work;
         __builtin_memcpy(p->holder_comm, lk->holder_comm, sizeof(p->holder_comm));
     }
 }

@@ -64,6 +64,8 @@ struct sock_task {
     u64 sends;                  /* netlink sends done: the iterator tells calls apart by it */
     u64 long_since;             /* slow: the current send ran past SLOW_NS; it began after this */
     u64 long_seen;              /* ... and before this */
+    u64 after_slow;             /* slow: a call was reported; the next ones go too, until then */
+    u64 after_left;             /* ... this many of them (nlbpf.h, AFTER_SLOW_*) */
     struct lock_track lk;       /* lock waits in netlink sends since the last one ended */
 #if defined(MODE_ERRORS) || defined(MODE_SLOW)
     u64 extack_ts;              /* netlink:netlink_extack text raised in this thread */
@@ -122,6 +124,7 @@ static __always_inline void sock_event(struct nl_event *e, u64 sk, u8 kind, u8 d
     e->flags = 0;
     e->lock_wait_ns = 0;
     e->holder_pid = 0;
+    e->holder_work = 0;
     e->skipped_parts = 0;
     e->skipped_bytes = 0;
     e->handler_ns = 0;
@@ -831,10 +834,12 @@ int sock_ready(u64 *ctx)
  * and its final reply if the kernel queued one (else a call-end marker), with
  * the lock wait inside it. */
 static __always_inline void slow_ended(void *ctx, u64 sk, struct sock_task *s, void *task,
-                                       u64 now)
+                                       u64 now, int after)
 {
     u64 since = s->long_since, seen = s->long_seen;
     s->long_since = 0;
+    if (after)                  /* the call after a slow one: its start is not known */
+        since = seen = now;
     if (!sock_wanted(sk))
         return;
     u32 zero = 0;
@@ -864,7 +869,7 @@ static __always_inline void slow_ended(void *ctx, u64 sk, struct sock_task *s, v
 #endif
     sock_event(e, sk, EV_MSG, DIR_SEND, since);
     sock_header(e, h);
-    e->flags = EVF_HELD;
+    e->flags = after ? EVF_HELD | EVF_NO_START : EVF_HELD;
     e->start_slack_ns = seen - since;
     e->dur_ns = now - since;
     e->lock_wait_ns = s->lk.lock_wait;
@@ -905,6 +910,7 @@ static __always_inline void slow_ended(void *ctx, u64 sk, struct sock_task *s, v
     sock_event(e, sk, EV_MSG, DIR_RECV, now);
     e->lock_wait_ns = s->lk.lock_wait;
     e->holder_pid = s->lk.holder_pid;
+    e->holder_work = s->lk.holder_work;
     __builtin_memcpy(e->holder_comm, s->lk.holder_comm, sizeof(e->holder_comm));
     if (rdata) {
         sock_header(e, r);
@@ -934,11 +940,25 @@ int sock_sent(u64 *ctx)
     if (!s)
         return 0;
     s->sends++;
-    if (s->long_since)
-        slow_ended(ctx, sk, s, task, bpf_ktime_get_ns());
+    if (s->long_since) {
+        u64 now = bpf_ktime_get_ns();
+        slow_ended(ctx, sk, s, task, now, 0);
+        s->after_slow = now + AFTER_SLOW_NS;
+        s->after_left = AFTER_SLOW_COUNT;
+    } else if (s->after_slow) {
+        /* the thread's next requests after a slow one (nlbpf.h) */
+        u64 now = bpf_ktime_get_ns();
+        if (now < s->after_slow && s->after_left) {
+            slow_ended(ctx, sk, s, task, now, 1);
+            s->after_left--;
+        }
+        if (!s->after_left || now >= s->after_slow)
+            s->after_slow = 0;
+    }
     s->lk.lock_wait = 0;
     s->lk.lock_max = 0;
     s->lk.holder_pid = 0;
+    s->lk.holder_work = 0;
     return 0;
 }
 #endif
@@ -997,10 +1017,12 @@ static __always_inline void poll_span(void *ctx, u64 task, struct polled_val *p,
     e->portid = 0;
     e->lock_wait_ns = 0;
     e->holder_pid = 0;
+    e->holder_work = 0;
     if (s) {
         /* a wait still going on counts, and its lock's owner is the one to name */
         e->lock_wait_ns = s->lk.lock_wait + (s->lk.lock_begin ? p->last_seen - s->lk.lock_begin : 0);
         e->holder_pid = s->lk.lock_begin ? s->lk.cur_holder_pid : s->lk.holder_pid;
+        e->holder_work = s->lk.lock_begin ? s->lk.cur_holder_work : s->lk.holder_work;
         if (s->lk.lock_begin)
             __builtin_memcpy(e->holder_comm, s->lk.cur_holder_comm, sizeof(e->holder_comm));
         else

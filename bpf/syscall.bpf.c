@@ -263,6 +263,7 @@ static __always_inline int exit_call(void *ctx, long ret)
         e->cap_len = 0;
         e->lock_wait_ns = w->c.lk.lock_wait;
         e->holder_pid = w->c.lk.holder_pid;
+        e->holder_work = w->c.lk.holder_work;
         __builtin_memcpy(e->holder_comm, w->c.lk.holder_comm, sizeof(e->holder_comm));
         emit_event(ctx, e);
         e->kind = EV_MSG;

@@ -35,6 +35,25 @@ static __always_inline int on_extack_text(void *ctx, const void *text)
     return 0;
 }
 
+/* What a kworker is running: its worker's current work function (task->worker_private
+ * is its struct kthread, whose data is the struct worker), 0 for any other task. When
+ * rtnl's owner is a kworker (a netns being torn down: cleanup_net), this says why. */
+#define PF_WQ_WORKER 0x20
+static __always_inline u64 worker_func(u64 task)
+{
+#ifdef HAVE_WORKER_FUNC
+    u32 flags = 0;
+    bpf_probe_read_kernel(&flags, sizeof(flags), (void *)(task + OFF_TASK_FLAGS));
+    if (!(flags & PF_WQ_WORKER))
+        return 0;
+    u64 kthread = read_kptr(task + OFF_TASK_WORKER_PRIVATE);
+    u64 worker = kthread ? read_kptr(kthread + OFF_KTHREAD_DATA) : 0;
+    return worker ? read_kptr(worker + OFF_WORKER_CURRENT_FUNC) : 0;
+#else
+    return 0;
+#endif
+}
+
 /* A lock wait begins (the first of nested ones counts): when, and the mutex's owner. */
 static __always_inline void lock_wait_begin(struct lock_track *l, u64 lock_addr, u32 flags)
 {
@@ -43,11 +62,13 @@ static __always_inline void lock_wait_begin(struct lock_track *l, u64 lock_addr,
     l->lock_begin = bpf_ktime_get_ns();
     l->lock_addr = lock_addr;
     l->cur_holder_pid = 0;
+    l->cur_holder_work = 0;
     if (flags & LCB_F_MUTEX) {
         u64 owner = read_kptr(lock_addr + OFF_MUTEX_OWNER) & ~0x07ULL;
         if (owner) {
             bpf_probe_read_kernel(&l->cur_holder_pid, sizeof(u32), (void *)(owner + OFF_TASK_TGID));
             bpf_probe_read_kernel(l->cur_holder_comm, 16, (void *)(owner + OFF_TASK_COMM));
+            l->cur_holder_work = worker_func(owner);
         }
     }
 }
@@ -62,6 +83,7 @@ static __always_inline u64 lock_wait_end(struct lock_track *l, u64 lock_addr)
     if (wait > l->lock_max && l->cur_holder_pid) {
         l->lock_max = wait;
         l->holder_pid = l->cur_holder_pid;
+        l->holder_work = l->cur_holder_work;
         __builtin_memcpy(l->holder_comm, l->cur_holder_comm, 16);
     }
     l->lock_begin = 0;

@@ -148,6 +148,7 @@ static __always_inline void message_event(struct walk_state *w, struct nl_event 
     e->handler_ns = 0;
     e->dump_ns = 0;
     e->holder_pid = 0;
+    e->holder_work = 0;
 }
 
 static __always_inline void dispatch(void *ctx, struct walk_state *w, struct nl_event *e,

@@ -10,7 +10,7 @@ import click
 from . import __version__
 from .errors import NlbpfError
 from .filters import Filters
-from .capture.settings import CaptureSettings, DEFAULT_SNAPLEN, MAX_SNAPLEN, MIN_SNAPLEN
+from .capture.settings import CaptureSettings, MAX_SNAPLEN, MIN_SNAPLEN, SNAPLEN_HELP
 from .commands.live import DRAIN_S
 from .output.fold import FOLD_S
 
@@ -73,7 +73,7 @@ def capture_options(f=None, *, without=()):
         click.option("--container", default=None, metavar="ID|NAME",
                      help="Only this container: id (or its start), name, pod/container, or pod."),
         click.option("--snaplen", type=click.IntRange(MIN_SNAPLEN, MAX_SNAPLEN),
-                     default=DEFAULT_SNAPLEN, show_default=True,
+                     default=None, show_default=SNAPLEN_HELP,
                      help="Bytes of each message kept, header included."),
         click.option("--hooks", type=click.Choice(["auto", "kernel", "sock", "syscall"]),
                      default="auto", show_default=True, envvar="NLBPF_HOOKS",

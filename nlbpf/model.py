@@ -67,6 +67,7 @@ class Message:
     peer_pid: int = 0          # FROM_USER: the sending process's pid, when known
     overlong: bool = False     # it claims more bytes than its buffer held (a send the kernel
                                # ignored; a reply the reader's buffer cut)
+    lock_holder_work: str = ""  # the lock's owner is a kworker: the function it was running
 
     @property
     def nl_type(self):
@@ -132,6 +133,7 @@ class CallEnd:
     lock_wait_ns: int = 0
     lock_holder_pid: int = 0
     lock_holder_comm: str = ""
+    lock_holder_work: str = ""
 
 
 @dataclass

@@ -174,6 +174,17 @@ PROBE_OFFSETS = {
 }
 
 
+# What a kworker that holds a lock is running (slow names it): its struct kthread
+# (task_struct.worker_private, Linux 5.17+), whose data is its struct worker. Optional:
+# without them the owner is named by its comm only.
+WORKER_OFFSETS = {
+    "OFF_TASK_FLAGS": ["task_struct.flags"],
+    "OFF_TASK_WORKER_PRIVATE": ["task_struct.worker_private"],
+    "OFF_KTHREAD_DATA": ["kthread.data"],
+    "OFF_WORKER_CURRENT_FUNC": ["worker.current_func"],
+}
+
+
 # What the socket-tracepoint layer reads on top of those (its programs read most
 # fields with plain loads, which the verifier checks against BTF: these offsets
 # must be the running kernel's). pt_regs: the syscall's arguments, x86-64.

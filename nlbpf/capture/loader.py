@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from ..errors import NlbpfError
 from . import environment
 from . import bootcache, btfprog, layers, ringbuf, source
-from .settings import CaptureSettings, DEFAULT_SNAPLEN, MAX_SNAPLEN, MIN_SNAPLEN
-from .btf import BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, SOCK_OFFSETS, probe_offsets
+from .settings import CaptureSettings, MAX_SNAPLEN, MIN_SNAPLEN, default_snaplen
+from .btf import (BTF, BTFError, KERNEL_OFFSETS, PROBE_OFFSETS, SOCK_OFFSETS, WORKER_OFFSETS,
+                  probe_offsets)
 from .abi import LAT_BUCKETS, TOP_COUNTERS
 from .records import (CtypesReader, EventReader, records_of, ST_LOST, ST_TRUNC_WALK, ST_EMITTED,
                       ST_PENDING_FULL, ST_UNSEEN, ST_FOLLOW_FULL)
@@ -48,13 +49,14 @@ class Capture:
               slow: requests over slow_ns; top: per-process counters in the kernel
     """
 
-    def __init__(self, mode, filters, snaplen=DEFAULT_SNAPLEN, slow_ns=None, settings=None,
+    def __init__(self, mode, filters, snaplen=None, slow_ns=None, settings=None,
                  span_min_ns=None, self_pid=None, counts=()):
         if mode not in MODES:
             raise ValueError(mode)
         if set(counts) - set(EXTRA_COUNTS) or (counts and mode != "top"):
             raise ValueError(counts)
         self.counts = tuple(counts)       # top's extra maps (EXTRA_COUNTS), for serve
+        snaplen = default_snaplen(mode) if snaplen is None else snaplen
         if not MIN_SNAPLEN <= snaplen <= MAX_SNAPLEN:
             raise NlbpfError(f"--snaplen must be between {MIN_SNAPLEN} and {MAX_SNAPLEN}",
                              exit_code=2)
@@ -95,6 +97,8 @@ class Capture:
         flags = [f"-I{source.BPF_DIR}", f"-DMODE_{self.mode.upper()}", f"-DSNAPLEN={self.snaplen}",
                  f"-DSELF_PID={self.self_pid}", "-Wno-macro-redefined"]
         flags += [f"-D{name}={value}" for name, value in offsets.items()]
+        if "OFF_WORKER_CURRENT_FUNC" in offsets:
+            flags.append("-DHAVE_WORKER_FUNC")
         if ringbuf:
             flags += ["-DUSE_RINGBUF", f"-DRINGBUF_PAGES={self.buffer_pages}"]
         if self.mode in ("errors", "slow"):
@@ -132,6 +136,8 @@ class Capture:
         self.uses_ringbuf = self._want_ringbuf(bcc)
         reasons = []
         self._btf_parsed = btf          # parsed once, by whichever layer needs it first
+        if self.mode == "slow":
+            offsets = {**offsets, **self._worker_offsets()}
         for layer in layers.layer_order(self.mode, self.hooks_choice, self.slow_ns):
             if layer == "kernel":
                 why = self._try_kernel(bcc, offsets, reasons)
@@ -181,6 +187,19 @@ class Capture:
                     why = str(e)
             reasons.append(f"{method}: {why}")
         return why
+
+    def _worker_offsets(self):
+        """What slow reads of a kworker that holds a lock (btf.WORKER_OFFSETS), or {} where
+        the kernel lays it out otherwise; kept for the boot like the other offsets."""
+        entry = bootcache.name_for("worker-offsets", WORKER_OFFSETS)
+        found = bootcache.get(entry)
+        if not isinstance(found, dict) or not all(isinstance(v, int) for v in found.values()):
+            try:
+                found = probe_offsets(self._parsed_btf(), WORKER_OFFSETS)
+            except BTFError:
+                found = {}
+            bootcache.put(entry, found)
+        return found
 
     def _parsed_btf(self):
         if self._btf_parsed is None:

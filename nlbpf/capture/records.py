@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from ..model import CallEnd, Message, SyscallError, REQUEST, REPLY, NOTIFY, FROM_USER, TO_USER
 from ..netlink import NETLINK_KOBJECT_UEVENT, headerless
 from .abi import DEFINES, prefixed
+from .ksyms import SYMBOLS
 
 U32 = struct.Struct("<I")
 
@@ -34,7 +35,7 @@ MESSAGE_FIELDS = ("ts_ns", "pid", "tid", "comm", "protocol", "direction", "data"
                   "lock_wait_ns", "lock_holder_pid", "lock_holder_comm", "extack",
                   "skipped_parts", "skipped_bytes", "skipped_intr", "split", "handler_ns",
                   "dump_ns", "in_handler", "start_slack_ns", "start_known", "peer_portid",
-                  "peer_pid", "overlong")
+                  "peer_pid", "overlong", "lock_holder_work")
 if tuple(f.name for f in fields(Message)) != MESSAGE_FIELDS:
     raise ImportError("model.Message's fields changed: update records.MESSAGE_FIELDS and convert()")
 
@@ -58,6 +59,7 @@ class Span:
     in_progress: bool = False
     netns: int = 0
     cgroup: int = 0
+    holder_work: str = ""       # the owner is a kworker: the function it was running
 
 
 @dataclass
@@ -82,6 +84,12 @@ def _str(chars):
         if len(_STRS) < 4096:
             _STRS[raw] = text
     return text
+
+
+def _work(ev):
+    """The function a kworker holding the lock ran (the probes give its address)."""
+    addr = getattr(ev, "holder_work", 0)
+    return SYMBOLS.name(addr) if addr else ""
 
 
 def _cap(ev):
@@ -183,7 +191,8 @@ def convert(ev, data=None):
     if kind == EV_MSG and ev.flags & EVF_CALL_END:
         return CallEnd(ts_ns=ev.ts_ns, pid=ev.pid, tid=ev.tid, sock=ev.sk, seq=ev.nl_seq,
                        lock_wait_ns=ev.lock_wait_ns, lock_holder_pid=ev.holder_pid,
-                       lock_holder_comm=_str(ev.holder_comm) if ev.holder_pid else "")
+                       lock_holder_comm=_str(ev.holder_comm) if ev.holder_pid else "",
+                       lock_holder_work=_work(ev))
     if kind == EV_MSG:
         if data is None:
             data = ct.string_at(ct.addressof(ev.data), _cap(ev))
@@ -215,7 +224,7 @@ def convert(ev, data=None):
             bool(flags & EVF_IN_HANDLER) if ev.syscall == SC_KERNEL and direction == NOTIFY
             else None,
             ev.start_slack_ns, not flags & EVF_NO_START, peer, ev.peer_pid,
-            overlong)
+            overlong, _work(ev) if ev.holder_pid else "")
     if kind == EV_CHUNK:
         raise ValueError("EV_CHUNK holds many messages: split_chunk() it")
     if kind == EV_EXTACK:
@@ -236,7 +245,7 @@ def convert(ev, data=None):
                     holder_pid=ev.holder_pid,
                     holder_comm=_str(ev.holder_comm) if ev.holder_pid else "",
                     start_slack_ns=ev.start_slack_ns, in_progress=bool(ev.flags & EVF_IN_PROGRESS),
-                    netns=ev.netns, cgroup=ev.cgroup)
+                    netns=ev.netns, cgroup=ev.cgroup, holder_work=_work(ev))
     return None
 
 

@@ -3,9 +3,20 @@ Capture a command makes (and into trace --spool's child, which forks)."""
 from dataclasses import dataclass
 
 # bytes of each message kept (--snaplen): the most is what the probes' per-CPU event
-# buffer holds; the default keeps whole the messages people read most (a link
-# message with its stats is ~1.1-1.5 KB)
-MIN_SNAPLEN, MAX_SNAPLEN, DEFAULT_SNAPLEN = 16, 4096, 1024
+# buffer holds.
+MIN_SNAPLEN, MAX_SNAPLEN = 16, 4096
+# trace and record keep each message whole up to that most: a link message with its
+# stats is ~1.1-1.5 KB, an nftables rule dump part more, and a message costs what it
+# holds, not the snap length (bench/RESULTS.md: 4096 costs what 1024 did, within the
+# runs' spread). errors and slow hold each request in the kernel until its reply, in
+# slots of the snap length (16,384 of them, PENDING_MAX): requests are small, 1 KB.
+TRACE_SNAPLEN, HELD_SNAPLEN = MAX_SNAPLEN, 1024
+SNAPLEN_HELP = f"{TRACE_SNAPLEN} for trace and record, {HELD_SNAPLEN} for the others"
+
+
+def default_snaplen(mode):
+    """--snaplen when not given: the capture mode's (record captures as trace does)."""
+    return TRACE_SNAPLEN if mode == "trace" else HELD_SNAPLEN
 
 
 @dataclass(frozen=True)

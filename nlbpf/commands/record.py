@@ -14,6 +14,7 @@ from ..secrets import SECRET_PROTOCOLS, scrub_live
 from .live import DRAIN_S, Outcome, OutputError, output_closed, run, wall_offset_ns
 from .common import capture_args
 from ..capture import environment
+from ..capture.settings import default_snaplen
 from ..decode import GenlFamilies
 from ..places import live_context
 
@@ -74,7 +75,8 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=N
     try:
         families = _families()
         try:
-            writer = CaptureWriter(out, fmt=fmt, snaplen=snaplen, offset_ns=wall_offset_ns(),
+            writer = CaptureWriter(out, fmt=fmt, snaplen=snaplen or default_snaplen("trace"),
+                                   offset_ns=wall_offset_ns(),
                                    families=families, filters=filters.describe(),
                                    describe=live_context().describe,
                                    secrets="shown" if show_secrets else "redacted")

@@ -9,6 +9,7 @@ import bisect
 import dataclasses
 import sys
 
+from ..capture.abi import DEFINES
 from ..capture.records import Span
 from ..model import protocol_name
 from ..output.records import (fmt_us, latency_text, transaction_record, wall_ts, where,
@@ -18,6 +19,10 @@ from .common import Pipeline, capture_args
 
 SPAN_KEEP_NS = 120 * 1_000_000_000
 SPANS_MAX = 200_000     # calls kept for "meanwhile": memory stays flat under any load
+# after a slow request, the same thread's next ones are shown too if they come this soon
+# (the probes hand them over by the same rule, bpf/nlbpf.h)
+AFTER_SLOW_NS, AFTER_SLOW_COUNT = DEFINES["AFTER_SLOW_NS"], DEFINES["AFTER_SLOW_COUNT"]
+AFTER_MAX = 4096        # threads waiting to show their next request
 
 
 class BusyCalls:
@@ -102,13 +107,36 @@ class BusyCalls:
         return sorted(busy.values(), key=lambda e: -e["overlap_us"])
 
 
+def holder(pid, comm, work):
+    """Who held the mutex waited for longest; work: the function a kworker ran."""
+    return {"pid": pid, "comm": comm, "work": work or None}
+
+
+def holder_text(h):
+    """`mutex held by kworker/u8:2 37, running cleanup_net`"""
+    text = f"mutex held by {h['comm']} {h['pid']}"
+    return text + (f", running {h['work']}" if h.get("work") else "")
+
+
+def next_record(txn, pipe):
+    """One of the same thread's next requests after a slow one (AFTER_SLOW_*), whatever
+    it took: iproute2's feature probe is often the one that waited for rtnl, and the
+    request the user made comes next."""
+    rec = transaction_record(txn, pipe.decoder, pipe.offset_ns, pipe.context)
+    rec["after_slow"] = True
+    rec["summary"] += " — after the slow one, the same thread's next"
+    return rec
+
+
 def slow_record(txn, pipe, spans):
     rec = transaction_record(txn, pipe.decoder, pipe.offset_ns, pipe.context)
+    rec["after_slow"] = False
     done = txn.done             # the final reply, or (socket layer) the end of its call
     wait = done.lock_wait_ns if done is not None else 0
     rec["lock_wait_us"] = round(wait / 1000, 1)
     rec["work_us"] = round(max(0, (txn.latency_ns or 0) - wait) / 1000, 1)
-    rec["holder"] = ({"pid": done.lock_holder_pid, "comm": done.lock_holder_comm}
+    rec["holder"] = (holder(done.lock_holder_pid, done.lock_holder_comm,
+                            done.lock_holder_work)
                      if done is not None and done.lock_holder_pid else None)
     # its certain span: from its latest possible start on
     req = txn.request
@@ -116,7 +144,7 @@ def slow_record(txn, pipe, spans):
     rec["concurrent"] = spans.overlapping(req.ts_ns + req.start_slack_ns, end, req.tid)
     why = f"lock wait {fmt_us(rec['lock_wait_us'])}"
     if rec["holder"]:
-        why += f" (mutex held by {rec['holder']['comm']} {rec['holder']['pid']})"
+        why += f" ({holder_text(rec['holder'])})"
     why += f", other {fmt_us(rec['work_us'])}"
     # the kernel layer sees the handler run (rtnl is taken inside it: its time holds
     # the lock wait too) and a dump being filled
@@ -155,11 +183,12 @@ def running_record(span, pipe):
         "running_min_us": round(running_min / 1000, 1),
         "start_slack_us": round(span.start_slack_ns / 1000, 1),
         "lock_wait_us": round(span.lock_wait_ns / 1000, 1),
-        "holder": {"pid": span.holder_pid, "comm": span.holder_comm} if span.holder_pid else None,
+        "holder": (holder(span.holder_pid, span.holder_comm, span.holder_work)
+                   if span.holder_pid else None),
     }
     why = f"lock wait {fmt_us(rec['lock_wait_us'])} so far"
     if rec["holder"]:
-        why += f" (mutex held by {span.holder_comm} {span.holder_pid})"
+        why += f" ({holder_text(rec['holder'])})"
     running = latency_text({"latency_us": rec["running_us"],
                             "latency_min_us": rec["running_min_us"]})
     rec["summary"] = (f"{span.comm} {span.pid}{where_tag(rec)} {rec['protocol']} in a netlink "
@@ -172,13 +201,21 @@ def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=N
     spans = BusyCalls()
     pipe = None
     told = {}                   # tid -> start of the running call already printed
+    after = {}                  # tid -> until when its next request is shown too
     unsure = [0, 0]             # calls that may or may not have crossed it; their widest window
 
     def on_txn(txn):
         done = txn.done
-        spans.ended(txn.request.tid, done.ts_ns if done is not None else None)
-        told.pop(txn.request.tid, None)
+        tid = txn.request.tid
+        spans.ended(tid, done.ts_ns if done is not None else None)
+        told.pop(tid, None)
+        waiting = after.pop(tid, None)            # [until, how many more]
         if (txn.latency_ns or 0) < threshold_ns:
+            if waiting is not None and txn.request.ts_ns <= waiting[0]:
+                rec = next_record(txn, pipe)
+                pipe.printer(rec, detail=detail_lines(rec["request"]) if verbose else ())
+                if waiting[1] > 1:
+                    after[tid] = [waiting[0], waiting[1] - 1]
             return
         if txn.latency_min_ns < threshold_ns:
             # its start is known within a window that straddles the threshold: it is
@@ -189,6 +226,10 @@ def run_slow(threshold_ns, as_json, duration, filters, snaplen, capture, drain=N
         rec = slow_record(txn, pipe, spans)
         pipe.printer(rec, detail=slow_details(rec) + (detail_lines(rec["request"])
                                                       if verbose else []))
+        if done is not None:
+            after[tid] = [done.ts_ns + AFTER_SLOW_NS, AFTER_SLOW_COUNT]
+            while len(after) > AFTER_MAX:
+                after.pop(next(iter(after)))
 
     def on_other(rec):
         if not isinstance(rec, Span) or not filters.match(rec, request_type=filters.type):

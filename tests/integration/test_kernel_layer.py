@@ -151,7 +151,7 @@ def test_request_waiting_for_rtnl_names_the_holder(nlbpf, netns):
     if w is None or w["lock_wait_us"] < 10_000:
         pytest.skip(f"the waiter did not overlap the holder's rtnl hold this time: {w}")
     assert w["lock_wait_us"] > 0.5 * w["latency_us"], w
-    assert w["holder"] == {"pid": holder.pid, "comm": "ip"}, w
+    assert w["holder"] == {"pid": holder.pid, "comm": "ip", "work": None}, w
     assert "mutex held by ip" in w["summary"]
 
 

@@ -206,11 +206,12 @@ def test_slow_names_the_rtnl_holder_and_reports_both_while_they_run(sock_layer, 
         pytest.skip(f"the waiter did not overlap the holder's rtnl hold this time: {recs}")
     w = done[waiter.pid]
     assert w["lock_wait_us"] > 0.5 * w["latency_min_us"], w
-    assert w["holder"] == {"pid": holder.pid, "comm": "ip"}, w
+    assert w["holder"] == {"pid": holder.pid, "comm": "ip", "work": None}, w
     assert "mutex held by ip" in w["summary"]
     assert any(c["pid"] == holder.pid for c in w["concurrent"]), w
     r = running[waiter.pid]
-    assert r["running_min_us"] >= 200_000 and r["holder"] == {"pid": holder.pid, "comm": "ip"}
+    assert r["running_min_us"] >= 200_000 and r["holder"] == {"pid": holder.pid, "comm": "ip",
+                                                  "work": None}
     assert "so far" in r["summary"]
 
 

@@ -115,15 +115,18 @@ def test_verbose_shows_each_message_in_full_by_name(netns):
     """trace -v: under each line the header's fields and every attribute by name,
     nested ones indented; errors shows the failed request with the same renderer."""
     skip_in_vm()
-    proc = run_nlbpf("trace", "-v", "--snaplen", "4096", "--", "ip", "-n", netns.name, "link",
-                     "show", "lo")
+    # (the default snap length: trace keeps link messages, stats and all, whole)
+    netns.ip("link", "add", "nlv0", "type", "veth", "peer", "name", "nlv1")
+    proc = run_nlbpf("trace", "-v", "--", "sh", "-c", f"ip -n {netns.name} link show lo; "
+                     f"ip -n {netns.name} link show")
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     # iproute2's request, its flags by name (strace -X verbose writes them so)
     assert "    IFLA_EXT_MASK=RTEXT_FILTER_VF|RTEXT_FILTER_SKIP_STATS" in lines, lines[:20]
     assert any(line.startswith("    header: family=AF_UNSPEC ifi_type=ARPHRD_LOOPBACK index=1 "
                                "flags=IFF_UP|IFF_LOOPBACK") for line in lines), lines[:30]
-    # nested attributes indented under their parent; nothing cut at this snap length
+    # nested attributes indented under their parent; nothing cut, a veth's ~1.5 KB neither
+    assert any("dev nlv0" in line and "kind veth" in line for line in lines)
     i = lines.index("    IFLA_AF_SPEC:")
     assert lines[i + 1].startswith("      AF_INET")
     assert not any("[truncated" in line or "truncated:" in line for line in lines)

@@ -8,6 +8,7 @@ import pytest
 
 from tests.helpers.nlevent import nl_event_class
 
+from nlbpf.capture.ksyms import SYMBOLS
 from nlbpf.capture.records import (DIR_RECV, DIR_SEND, EV_EXTACK, EV_MSG, EV_SPAN, EV_SYSERR,
                                    EVF_CALL_END, EVF_IN_HANDLER, EVF_NO_START, EVF_SKIPPED_INTR,
                                    EVF_OVERLONG, EVF_SPLIT, MESSAGE_FIELDS, SC_KERNEL, SYSCALLS, CtypesReader,
@@ -112,7 +113,9 @@ def keyword_message(ev, data):
                     if ev.syscall == SC_KERNEL and direction == "notify" else None),
         start_slack_ns=ev.start_slack_ns, start_known=not ev.flags & EVF_NO_START,
         peer_portid=ev.peer_portid, peer_pid=ev.peer_pid,
-        overlong=bool(ev.flags & EVF_OVERLONG) and not uevent)
+        overlong=bool(ev.flags & EVF_OVERLONG) and not uevent,
+        # a kworker holder's work function, named from kallsyms (an address where unknown)
+        lock_holder_work=SYMBOLS.name(ev.holder_work) if ev.holder_pid else "")
 
 
 def test_convert_puts_every_field_where_it_belongs():

@@ -208,7 +208,7 @@ def test_a_call_still_running_is_reported_with_its_wait_so_far():
     assert rec["direction"] == "in_progress"
     assert rec["running_us"] == 480_000 and rec["running_min_us"] == 460_000
     assert rec["start_slack_us"] == 20_000
-    assert rec["holder"] == {"pid": 9, "comm": "ip"}
+    assert rec["holder"] == {"pid": 9, "comm": "ip", "work": None}
     assert "in a netlink sendmsg for 460.00ms–480.00ms so far" in rec["summary"]
     assert "lock wait 450.00ms so far (mutex held by ip 9)" in rec["summary"]
 
