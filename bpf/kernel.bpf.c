@@ -248,12 +248,63 @@ static __always_inline void charge(struct call *c, u64 sk, u32 seq, u64 dur, int
     pend_add_locks(p, &c->lk);
 }
 
-static __always_inline int on_handler_exit(void)
+#ifdef MODE_SLOW
+/* slow's "meanwhile": a request handler that ran SPAN_MIN_NS or more, handed over as
+ * the syscall layer hands over each long netlink call (rtnl is taken inside handlers:
+ * these are the calls that hold it, or wait for it). */
+static __always_inline void handler_span(void *ctx, struct call *c, u64 dur)
+{
+    u32 zero = 0;
+    struct nl_event *e = (struct nl_event *)scratch.lookup(&zero);
+    if (!e)
+        return;
+    e->kind = EV_SPAN;
+    e->dir = DIR_SEND;
+    e->ts_ns = c->ts;
+    e->dur_ns = dur;
+    e->sk = c->sk;
+    e->cgroup = c->cgroup;
+    e->pid = c->pid;
+    e->tid = (u32)bpf_get_current_pid_tgid();
+    e->netns = c->netns;
+    e->proto = c->proto;
+    e->syscall = SC_KERNEL;
+    e->portid = 0;
+    e->groups = 0;
+    e->ret = 0;
+    e->flags = 0;
+    e->skipped_parts = 0;
+    e->skipped_bytes = 0;
+    e->handler_ns = 0;
+    e->dump_ns = 0;
+    e->start_slack_ns = 0;
+    e->peer_portid = 0;
+    e->peer_pid = 0;
+    e->nl_len = 0;
+    e->nl_seq = (u32)c->arg_len;
+    e->nl_type = 0;
+    e->nl_flags = 0;
+    e->cap_len = 0;
+    e->lock_wait_ns = c->lk.lock_wait;
+    e->holder_pid = c->lk.holder_pid;
+    e->holder_work = c->lk.holder_work;
+    __builtin_memcpy(e->holder_comm, c->lk.holder_comm, sizeof(e->holder_comm));
+    __builtin_memcpy(e->comm, c->comm, sizeof(e->comm));
+    emit_event(ctx, e);
+}
+#endif
+
+static __always_inline int on_handler_exit(void *ctx)
 {
     struct call *c = call_get();
     if (!c || c->arg_ptr != MARK_HANDLER)
         return 0;
-    charge(c, c->sk, (u32)c->arg_len, bpf_ktime_get_ns() - c->ts, 0);
+    u64 dur = bpf_ktime_get_ns() - c->ts;
+    charge(c, c->sk, (u32)c->arg_len, dur, 0);
+#ifdef MODE_SLOW
+    if (dur >= SPAN_MIN_NS)             /* (the call is there only if the filters keep it) */
+        handler_span(ctx, c, dur);
+#endif
     call_end(c);
     return 0;
 }
@@ -365,7 +416,7 @@ KFUNC_PROBE(rtnetlink_rcv_msg, void *skb, void *nlh, void *extack)
 }
 KRETFUNC_PROBE(rtnetlink_rcv_msg, void *skb, void *nlh, void *extack, int ret)
 {
-    return on_handler_exit();
+    return on_handler_exit(ctx);
 }
 #endif
 #ifdef HOOK_GENL_RCV
@@ -375,7 +426,7 @@ KFUNC_PROBE(genl_rcv_msg, void *skb, void *nlh, void *extack)
 }
 KRETFUNC_PROBE(genl_rcv_msg, void *skb, void *nlh, void *extack, int ret)
 {
-    return on_handler_exit();
+    return on_handler_exit(ctx);
 }
 #endif
 #ifdef HOOK_DUMP
@@ -415,7 +466,7 @@ int kp_handler(struct pt_regs *ctx)
 }
 int kr_handler(struct pt_regs *ctx)
 {
-    return on_handler_exit();
+    return on_handler_exit(ctx);
 }
 int kp_dump(struct pt_regs *ctx)
 {
