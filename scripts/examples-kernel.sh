@@ -49,7 +49,22 @@ ip -n $ns link set lo mtu 65536
 wait $holder
 stop
 
-for f in trace.txt slow.txt; do
+# who interrupted a dump: the kernel itself, tearing down netns whose veth peers live
+# in ours, while a Go program dumps our links (tests/clients, built on the host)
+ip -n $ns -batch <(for i in $(seq 0 59); do echo "link add st$i type veth peer name su$i"; done)
+for i in $(seq 0 7); do
+    ip netns add gone$i
+    ip -n $ns link add vk$i type veth peer name vo$i netns gone$i
+done
+start errors.txt errors --netns $ns
+ip netns exec $ns tests/clients/bin/linkdump -n 100000 -until 1000 >/dev/null &
+dumper=$!
+for i in $(seq 0 7); do ip netns del gone$i; sleep 1; done
+sleep 2
+kill $dumper
+stop
+
+for f in trace.txt slow.txt errors.txt; do
     cat "$out/$f"
     echo
 done

@@ -81,6 +81,19 @@ ip -n demo route del 198.51.100.0/24 via 127.0.0.1'
 run errors-fold.txt errors -- sh -c "$five_links"
 run errors-ignore.txt errors --ignore RTM_NEWLINK:ENODEV -- sh -c "$five_links"
 
+echo "examples: who interrupted a dump (Go netlink dumping links while ip churns veths)" >&2
+bash "$root/tests/clients/build.sh"
+ip -n $ns -batch <(for i in $(seq 0 59); do echo "link add st$i type veth peer name su$i"; done)
+start errors-intr.txt errors --netns $ns
+( for i in $(seq 1 400); do ip -n $ns link add sqa$i type veth peer name sqb$i
+                            ip -n $ns link del sqa$i; done ) 2>/dev/null &
+churn=$!
+ip netns exec $ns "$root/tests/clients/bin/linkdump" -n 3000 -until 2 >/dev/null
+kill $churn 2>/dev/null || true
+wait $churn 2>/dev/null || true
+stop 1
+ip -n $ns -batch <(for i in $(seq 0 59); do echo "link del st$i"; done)
+
 echo "examples: slow (400 bridges deleted in one request)" >&2
 bridges() {
     ip -n $ns -batch <(for i in $(seq 0 399); do echo "link add nlb$i group 7 type bridge"; done)
@@ -105,6 +118,15 @@ sleep 0.15
 ip -n $ns link set lo mtu 65536 &
 waiter=$!
 wait $holder $waiter
+stop 1
+
+echo "examples: slow (a netns torn down by a kworker)" >&2
+ip netns add demo-gone
+ip -n demo-gone -batch <(for i in $(seq 0 399); do echo "link add nlk$i type bridge"; done)
+start slow-kworker.txt slow --threshold 200ms
+ip netns del demo-gone
+end=$((SECONDS + 3))
+while [ $SECONDS -lt $end ]; do ip -n $ns link set lo mtu 65536; done
 stop 1
 
 echo "examples: top" >&2
