@@ -225,10 +225,28 @@ def change_record(change, decoder, offset_ns):
     """One change named beside an interrupted dump (interrupts.Change), as JSON."""
     msg = change.msg
     d = decoder(msg)
-    what = d.summary().replace("[truncated]", "").strip()
     return {"ts": wall_ts(msg.ts_ns, offset_ns), "by": "kernel" if change.kernel else "process",
             "pid": msg.pid, "comm": msg.comm, "netns": msg.netns, "type": d.type_name,
-            "seq": None if change.kernel else msg.seq, "what": what}
+            "seq": None if change.kernel else msg.seq, "what": change_object(d)}
+
+
+def change_object(d, most=60):
+    """What a change was made to, in few words: a link by its name and kind (`dev sqa5
+    kind veth`; a notification's flags, mtu and address left out) or its index; other
+    objects by their summary, cut."""
+    text = d.summary().replace("[truncated]", "").strip()
+    if d.protocol == 0 and (d.type_name or "").endswith("LINK"):
+        words = text.split()
+        keep = []
+        for key in ("dev", "kind"):
+            if key in words[:-1]:
+                i = words.index(key)
+                keep += words[i:i + 2]
+        if not keep and "index" in words[:-1]:
+            i = words.index("index")
+            keep = words[i:i + 2]
+        return " ".join(keep) or text
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def interrupted_line(changes, most=TEXT_MAX):

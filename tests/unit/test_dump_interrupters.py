@@ -6,8 +6,8 @@ import pyroute2.netlink.nfnetlink.nftsocket as nft
 from pyroute2.netlink.rtnl import RTM_VALUES
 
 from nlbpf.correlate import Correlator
-from nlbpf.interrupts import (HOLD_NS, QUIET_NS, UNKNOWN_START_NS, ChangeLog, InterruptHold,
-                              reads)
+from nlbpf.interrupts import (HOLD_NS, QUIET_NS, UNKNOWN_START_NS, Change, ChangeLog,
+                              InterruptHold, reads)
 from nlbpf.model import NOTIFY, REPLY, REQUEST, Message
 from nlbpf.netlink import is_change
 from nlbpf.output.fold import fold_key, outcome
@@ -177,3 +177,19 @@ def test_an_interrupted_dump_folds_as_DUMP_INTR_not_None():
     assert outcome(rec) == "DUMP_INTR"
     assert fold_key(rec)[4] == "DUMP_INTR"
     assert outcome({"error": "ENODEV"}) == "ENODEV"
+
+
+def test_a_link_change_is_named_by_its_name_and_kind_not_its_state():
+    kind = b"veth\0"
+    info = struct.pack("=HH", 4 + len(kind), 1) + kind + bytes(-len(kind) % 4)
+    attrs = (ifname_attr("vk3") + struct.pack("=HHI", 8, 4, 1500)            # IFLA_MTU
+             + struct.pack("=HH", 4 + len(info), 18) + info)                   # IFLA_LINKINFO
+    ifinfo = struct.pack("=BxHiII", 0, 1, 326, 0x1002, 0)
+    note = message(NOTIFY, RTM_DELLINK, 0, 0, 105 * MS, ifinfo + attrs, in_handler=False,
+                   groups=1)
+    rec = change_record(Change(note, kernel=True), Decoder(live_families=False), 0)
+    assert rec["what"] == "dev vk3 kind veth", rec
+    by_index = message(REQUEST, RTM_DELLINK, REQ | ACK, 9, 0,
+                       struct.pack("=BxHiII", 0, 0, 855, 0, 0))
+    rec = change_record(Change(by_index), Decoder(live_families=False), 0)
+    assert rec["what"] == "index 855", rec
