@@ -3,6 +3,20 @@
 #ifndef NLBPF_EMIT_BPF_H
 #define NLBPF_EMIT_BPF_H
 
+/* The fields only some events carry, cleared: the per-CPU scratch event is reused. */
+static __always_inline void clear_extras(struct nl_event *e)
+{
+    e->flags = 0;
+    e->lock_wait_ns = 0;
+    e->holder_pid = 0;
+    e->holder_work = 0;
+    e->skipped_parts = 0;
+    e->skipped_bytes = 0;
+    e->handler_ns = 0;
+    e->dump_ns = 0;
+    e->start_slack_ns = 0;
+}
+
 static __always_inline void fill_common(struct nl_event *e, struct walk_state *w, u8 kind)
 {
     e->kind = kind;
@@ -18,15 +32,7 @@ static __always_inline void fill_common(struct nl_event *e, struct walk_state *w
     e->proto = w->c.proto;
     e->syscall = w->c.syscall;
     e->dir = w->c.dir;
-    e->lock_wait_ns = 0;
-    e->holder_pid = 0;
-    e->holder_work = 0;
-    e->skipped_parts = 0;
-    e->skipped_bytes = 0;
-    e->handler_ns = 0;
-    e->dump_ns = 0;
-    e->start_slack_ns = 0;
-    e->flags = 0;
+    clear_extras(e);
     e->peer_portid = w->peer_portid;
     e->peer_pid = w->peer_pid;
     __builtin_memcpy(e->comm, w->c.comm, sizeof(e->comm));

@@ -272,12 +272,7 @@ static __always_inline void handler_span(void *ctx, struct call *c, u64 dur)
     e->portid = 0;
     e->groups = 0;
     e->ret = 0;
-    e->flags = 0;
-    e->skipped_parts = 0;
-    e->skipped_bytes = 0;
-    e->handler_ns = 0;
-    e->dump_ns = 0;
-    e->start_slack_ns = 0;
+    clear_extras(e);
     e->peer_portid = 0;
     e->peer_pid = 0;
     e->nl_len = 0;

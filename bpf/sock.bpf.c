@@ -121,15 +121,7 @@ static __always_inline void sock_event(struct nl_event *e, u64 sk, u8 kind, u8 d
     e->groups = 0;
     e->ret = 0;
     e->syscall = SC_KERNEL;
-    e->flags = 0;
-    e->lock_wait_ns = 0;
-    e->holder_pid = 0;
-    e->holder_work = 0;
-    e->skipped_parts = 0;
-    e->skipped_bytes = 0;
-    e->handler_ns = 0;
-    e->dump_ns = 0;
-    e->start_slack_ns = 0;
+    clear_extras(e);
     e->peer_portid = 0;
     e->peer_pid = 0;
     e->cap_len = 0;
