@@ -29,8 +29,12 @@ def layers():
 
 @pytest.mark.parametrize("layer", layers())
 def test_a_kworker_holding_rtnl_is_named_with_its_work_function(netns, layer):
-    if os.environ.get("NLBPF_KERNEL_PROBE") == "fentry":
-        pytest.skip("the kprobe run covers the kernel layer (the fentry run's time budget)")
+    if VM and os.environ.get("NLBPF_TEST_HOOKS") == "kernel":
+        # the holder's work and the next requests are read by code every layer shares
+        # (bpf/waits.bpf.h, message.bpf.h): the VM's syscall run covers it within CI's
+        # time for each layer; scripts/examples-kernel.sh shows it on fentry
+        pytest.skip("waits.bpf.h's and message.bpf.h's, the same on the syscall layer: "
+                    "the VM's syscall run covers it")
     if layer:
         require_sock_layer()
     doomed = Netns()
