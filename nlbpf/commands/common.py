@@ -3,6 +3,7 @@ import sys
 import time
 
 from ..capture.records import Extack
+from ..capture.settings import default_snaplen
 from ..correlate import Correlator
 from ..model import CallEnd, Message, SyscallError, protocol_name
 from ..decode import errno_name
@@ -168,5 +169,7 @@ class LiveSource:
 
 
 def capture_args(mode, filters, snaplen, capture, **extra):
-    """Capture()'s arguments; capture: the CLI's CaptureSettings."""
+    """Capture()'s arguments; capture: the CLI's CaptureSettings; snaplen None: the
+    mode's default (settings.default_snaplen)."""
+    snaplen = default_snaplen(mode) if snaplen is None else snaplen
     return dict(mode=mode, filters=filters, snaplen=snaplen, settings=capture, **extra)

@@ -14,7 +14,6 @@ from ..secrets import SECRET_PROTOCOLS, scrub_live
 from .live import DRAIN_S, Outcome, OutputError, output_closed, run, wall_offset_ns
 from .common import capture_args
 from ..capture import environment
-from ..capture.settings import default_snaplen
 from ..decode import GenlFamilies
 from ..places import live_context
 
@@ -65,6 +64,7 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=N
         raise NlbpfError("record writes a capture file; --json does not apply "
                          "(read it back with: nlbpf read FILE --json)", exit_code=2)
     environment.require_root()      # before the file is created
+    args = capture_args("trace", filters, snaplen, capture)
     out, name, created = _open_output(write)
     writer = None
     def write_failed(e):
@@ -75,7 +75,7 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=N
     try:
         families = _families()
         try:
-            writer = CaptureWriter(out, fmt=fmt, snaplen=snaplen or default_snaplen("trace"),
+            writer = CaptureWriter(out, fmt=fmt, snaplen=args["snaplen"],
                                    offset_ns=wall_offset_ns(),
                                    families=families, filters=filters.describe(),
                                    describe=live_context().describe,
@@ -120,7 +120,7 @@ def run_record(write, fmt, as_json, duration, filters, snaplen, capture, drain=N
                 print(outcome.closing_line(_made(writer.counts, name), verb="written"),
                       file=sys.stderr, flush=True)
 
-        run(capture_args("trace", filters, snaplen, capture), on_record, duration=duration,
+        run(args, on_record, duration=duration,
             on_tick=on_tick, on_end=on_end, drain_s=DRAIN_S if drain is None else drain,
             command=command)
     except NlbpfError as e:

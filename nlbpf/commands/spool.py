@@ -26,7 +26,6 @@ import tempfile
 import time
 
 from ..capture.loader import POLL_BATCH, POLL_BYTES, RAW_EVENT, RAW_RING
-from ..capture.settings import default_snaplen
 from ..capture.records import EventReader, records_of
 from ..capture.ringbuf import RingBacklog, ring_records
 from ..errors import NlbpfError
@@ -191,7 +190,7 @@ class SpoolCapture:
     def __init__(self, capture_args, spool_dir=None, spool=None):
         self.capture_args = capture_args
         self.spool = spool          # open_spool()'s, or made by start()
-        self.snaplen = capture_args.get("snaplen") or default_snaplen("trace")
+        self.snaplen = capture_args["snaplen"]      # (the child's HELLO says it again)
         self.spool_dir = spool_dir
         self.layer = None
         self.layer_reasons = []
