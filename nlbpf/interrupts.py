@@ -16,7 +16,7 @@ netns torn down deletes its veth peers from a kworker), named as the kernel's.
 from collections import deque
 
 from .model import NOTIFY
-from .netlink import NETLINK_ROUTE, is_change
+from .netlink import NETLINK_ROUTE, is_change, rtm_table
 
 # Changes are kept this long for dumps still running (a dump read slowly lasts long).
 KEEP_NS = 30 * 1_000_000_000
@@ -35,11 +35,6 @@ QUIET_NS = 2 * 1_000_000_000
 TEXT_MAX = 3
 
 
-def _rtm_table(nl_type):
-    """rtnetlink's table of a message type: 0 links, 1 addresses, 2 routes, 3 neighbours..."""
-    return (nl_type - 16) // 4
-
-
 def reads(dump, change):
     """Can this change move the generation of the table this dump request walks?
     rtnetlink: a change to the same table, or to a link (addresses, routes and
@@ -50,8 +45,8 @@ def reads(dump, change):
     if dump.netns and change.netns and dump.netns != change.netns:
         return False
     if dump.protocol == NETLINK_ROUTE:
-        table = _rtm_table(change.nl_type)
-        return table == _rtm_table(dump.nl_type) or table == 0
+        table = rtm_table(change.nl_type)
+        return table == rtm_table(dump.nl_type) or table == 0
     return True
 
 

@@ -79,6 +79,12 @@ def is_change(protocol, nl_type):
     return False
 
 
+def rtm_table(nl_type):
+    """rtnetlink's table of a message type, by the same rule (types from RTM_BASE come in
+    fours): 0 links, 1 addresses, 2 routes, 3 neighbours..."""
+    return (nl_type - _CHANGE["RTM_BASE"]) // 4
+
+
 def _change_rule():
     from .capture.abi import DEFINES
     return {k: DEFINES[k] for k in ("RTM_BASE", "RTM_GET_OFFSET", "NFNL_SUBSYS_NFTABLES",

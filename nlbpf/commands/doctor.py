@@ -130,12 +130,6 @@ NAMES = {"fentry": "kernel layer, fentry", "kprobe": "kernel layer, kprobes",
          "sock": "socket layer", "syscall": "syscall layer"}
 
 
-def checks():
-    """Every check, in order."""
-    basics, bcc = basic_checks()
-    return basics + hook_checks(bcc)
-
-
 def layer_report(basics):
     """Which layers load here, tried side by side (the socket layer: errors' and slow's
     probes, which between them load all of its kinds of program): collect() gives

@@ -43,15 +43,17 @@ def run_trace(as_json, duration, filters, snaplen, capture, drain=None, source=N
             show(msg, txn, completed)
         if hold.held and msg.direction == "request":
             release(msg.ts_ns)
-        if interrupted.held:
-            for held, txn in interrupted.due(records_ns=pipe.correlator.now):
-                show(held, txn, True)
+        elif interrupted.held:
+            show_interrupted()
+
+    def show_interrupted(wall_ns=None, everything=False):
+        for final, done in interrupted.due(pipe.correlator.now, wall_ns, everything):
+            show(final, done, True)
 
     def release(now_ns, everything=False):
         for note in hold.release(now_ns, everything):
             show(note, None, False)
-        for msg, txn in interrupted.due(pipe.correlator.now, now_ns, everything):
-            show(msg, txn, True)
+        show_interrupted(now_ns, everything)
 
     def on_syscall_error(err):
         pipe.printer(syscall_error_record(err, pipe.offset_ns, pipe.context))
